@@ -1,0 +1,135 @@
+# busgate build. `make` builds everything; `make test` installs what is missing,
+# then builds and runs the whole suite twice (plain and ASan+UBSan).
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+SANITIZE ?= 0
+CC       ?= cc
+
+ifeq ($(SANITIZE),1)
+BUILD    ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD    ?= build
+SANFLAGS :=
+endif
+
+PKGS      := hiredis hiredis_ssl jansson inih libbsd libseccomp
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lssl -lcrypto -lpthread
+CRIT_LIBS  = $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -MMD -MP \
+            -Iinclude -Ishared -Itests/harness $(PKG_CFLAGS) $(SANFLAGS)
+LDFLAGS  += $(SANFLAGS)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+SHARED_SRC  := $(wildcard shared/*.c)
+WORKER_SRC  := $(wildcard workers/*.c)
+MASTER_SRC  := $(filter-out master/main.c,$(wildcard master/*.c))
+SDK_SRC     := $(wildcard sdk/*.c)
+CTL_SRC     := $(wildcard ctl/*.c)
+HARNESS_SRC := $(wildcard tests/harness/*.c)
+TEST_SRC    := $(wildcard tests/test_*.c)
+EXAMPLE_SRC := $(wildcard examples/*.c)
+BENCH_SRC   := $(wildcard bench/*.c)
+
+LIB_SHARED  := $(BUILD)/libbusgate.a
+LIB_WORKER  := $(BUILD)/libbgworker.a
+LIB_MASTER  := $(BUILD)/libbgmaster.a
+LIB_SDK     := $(BUILD)/libbusgate-service.a
+SO_SDK      := $(BUILD)/libbusgate-service.so
+ALL_LIBS    := $(LIB_MASTER) $(LIB_WORKER) $(LIB_SDK) $(LIB_SHARED)
+LINK_LIBS    = -Wl,--start-group $(ALL_LIBS) -Wl,--end-group $(PKG_LIBS)
+
+BINS     := $(BUILD)/busgated $(if $(CTL_SRC),$(BUILD)/busgatectl)
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/%,$(EXAMPLE_SRC))
+TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+.SECONDARY:
+.PHONY: all deps test check tests demo bench install clean format fuzz deb rpm
+all: $(ALL_LIBS) $(SO_SDK) $(BINS) $(EXAMPLES)
+
+deps:
+	@sh scripts/setup-deps.sh
+
+# The README's test command: dependencies, then both builds of the suite.
+test:
+	@sh scripts/setup-deps.sh
+	@rm -f .test-results
+	$(MAKE) --no-print-directory check
+	$(MAKE) --no-print-directory SANITIZE=1 check
+	@sh tests/summary.sh .test-results
+
+check: all tests
+	@sh tests/run.sh $(BUILD) .test-results
+
+tests: $(TESTS)
+
+demo:
+	@sh scripts/setup-deps.sh
+	$(MAKE) --no-print-directory all
+	@sh scripts/demo.sh $(BUILD)
+
+bench: all $(BENCHES)
+	@sh bench/run.sh $(BUILD)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+define mklib
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(if $^,ar rcs $@ $^,ar rcs $@)
+endef
+
+$(LIB_SHARED): $(call obj,$(SHARED_SRC)) ; $(mklib)
+$(LIB_WORKER): $(call obj,$(WORKER_SRC)) ; $(mklib)
+$(LIB_MASTER): $(call obj,$(MASTER_SRC)) ; $(mklib)
+$(LIB_SDK):    $(call obj,$(SDK_SRC)) ; $(mklib)
+
+$(SO_SDK): $(call obj,$(SDK_SRC)) $(call obj,$(SHARED_SRC))
+	$(CC) -shared -Wl,-soname,libbusgate-service.so.0 $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/busgated: $(call obj,master/main.c) $(ALL_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(LINK_LIBS)
+
+$(BUILD)/busgatectl: $(call obj,$(CTL_SRC)) $(ALL_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(call obj,$(CTL_SRC)) $(LINK_LIBS)
+
+$(BUILD)/%: $(BUILD)/obj/examples/%.o $(ALL_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(LINK_LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(call obj,$(HARNESS_SRC)) $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(call obj,$(HARNESS_SRC)) $(LINK_LIBS) $(CRIT_LIBS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LINK_LIBS)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/busgate \
+	    $(DESTDIR)/etc/busgate $(DESTDIR)$(PREFIX)/share/doc/busgate
+	install -m 755 $(BUILD)/busgated $(DESTDIR)$(PREFIX)/sbin/
+	$(if $(CTL_SRC),install -m 755 $(BUILD)/busgatectl $(DESTDIR)$(PREFIX)/bin/)
+	install -m 644 $(LIB_SDK) $(LIB_SHARED) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SO_SDK) $(DESTDIR)$(PREFIX)/lib/libbusgate-service.so.0
+	ln -sf libbusgate-service.so.0 $(DESTDIR)$(PREFIX)/lib/libbusgate-service.so
+	install -m 644 include/busgate/*.h $(DESTDIR)$(PREFIX)/include/busgate/
+	sed 's|@PREFIX@|$(PREFIX)|g' sdk/busgate-service.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/busgate-service.pc
+	install -m 644 etc/busgate.ini $(DESTDIR)/etc/busgate/busgate.ini
+	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/busgate/
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-san .test-results
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
