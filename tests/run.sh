@@ -22,6 +22,11 @@ for t in "$build"/tests/test_*; do
     elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && [ "$c" -eq 0 ]; then
         f=1
     fi
+    # Criterion counts a test as passed even when a sanitizer reported on its exit.
+    if grep -qE 'SUMMARY: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' "$out"; then
+        echo "run.sh: $t: sanitizer report (see above)"
+        f=$((f + 1))
+    fi
     passed=$((passed + p))
     failed=$((failed + f + c))
     rm -f "$out"
