@@ -104,7 +104,8 @@ $(BUILD)/busgatectl: $(call obj,$(CTL_SRC)) $(ALL_LIBS)
 $(BUILD)/%: $(BUILD)/obj/examples/%.o $(ALL_LIBS)
 	$(CC) $(LDFLAGS) -o $@ $< $(LINK_LIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(call obj,$(HARNESS_SRC)) $(ALL_LIBS)
+# Tests run the binaries (busgated -t, examples), so those come first.
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(call obj,$(HARNESS_SRC)) $(ALL_LIBS) | $(BINS) $(EXAMPLES)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(call obj,$(HARNESS_SRC)) $(LINK_LIBS) $(CRIT_LIBS)
 

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define BUSGATE_VERSION "0.1.0"
+
 #define BG_OK 0
 #define BG_ERR -1
 

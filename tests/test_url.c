@@ -1,0 +1,200 @@
+/* test_url.c: Valkey URL parsing: every scheme, credentials, percent-escapes, db, IPv6, and
+ * bad URLs rejected with their reason. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "busgate/url.h"
+
+static bg_valkey_addr parse_ok(const char *url)
+{
+    bg_valkey_addr a;
+    char err[BG_ERR_LEN] = "";
+
+    cr_assert_eq(bg_valkey_url_parse(url, &a, err), BG_OK, "'%s' rejected: %s", url, err);
+    return a;
+}
+
+static void parse_bad(const char *url, const char *reason)
+{
+    bg_valkey_addr a;
+    char err[BG_ERR_LEN] = "";
+
+    cr_assert_eq(bg_valkey_url_parse(url, &a, err), BG_ERR, "'%s' accepted", url);
+    cr_assert(strstr(err, reason) != NULL, "'%s': reason '%s' lacks '%s'", url, err, reason);
+}
+
+Test(url, valkey_host_port)
+{
+    bg_valkey_addr a = parse_ok("valkey://10.0.0.5:6380");
+
+    cr_assert_eq(a.tls, 0);
+    cr_assert_eq(a.is_unix, 0);
+    cr_assert_str_eq(a.host, "10.0.0.5");
+    cr_assert_eq(a.port, 6380);
+    cr_assert_str_eq(a.user, "");
+    cr_assert_str_eq(a.password, "");
+    cr_assert_eq(a.db, 0);
+}
+
+Test(url, default_port_and_trailing_slash)
+{
+    bg_valkey_addr a = parse_ok("valkey://cache.internal/");
+
+    cr_assert_str_eq(a.host, "cache.internal");
+    cr_assert_eq(a.port, 6379);
+    cr_assert_eq(a.db, 0);
+}
+
+Test(url, redis_scheme_is_plain)
+{
+    bg_valkey_addr a = parse_ok("redis://localhost:7000/3");
+
+    cr_assert_eq(a.tls, 0);
+    cr_assert_str_eq(a.host, "localhost");
+    cr_assert_eq(a.port, 7000);
+    cr_assert_eq(a.db, 3);
+}
+
+Test(url, tls_schemes)
+{
+    bg_valkey_addr a = parse_ok("valkeys://secure.example:6390");
+    bg_valkey_addr b = parse_ok("rediss://secure.example");
+    bg_valkey_addr c = parse_ok("VALKEYS://Secure.Example");
+
+    cr_assert_eq(a.tls, 1);
+    cr_assert_eq(a.port, 6390);
+    cr_assert_eq(b.tls, 1);
+    cr_assert_eq(b.port, 6379);
+    cr_assert_eq(c.tls, 1, "scheme is case-insensitive");
+}
+
+Test(url, user_and_password)
+{
+    bg_valkey_addr a = parse_ok("valkey://gateway:s3cret@db:6379/2");
+
+    cr_assert_str_eq(a.user, "gateway");
+    cr_assert_str_eq(a.password, "s3cret");
+    cr_assert_str_eq(a.host, "db");
+    cr_assert_eq(a.db, 2);
+}
+
+Test(url, password_only_forms)
+{
+    bg_valkey_addr a = parse_ok("redis://:onlypass@db");
+    bg_valkey_addr b = parse_ok("redis://legacypass@db");
+
+    cr_assert_str_eq(a.user, "");
+    cr_assert_str_eq(a.password, "onlypass");
+    cr_assert_str_eq(b.user, "", "no ':' means a password alone, as valkey-cli reads it");
+    cr_assert_str_eq(b.password, "legacypass");
+}
+
+Test(url, percent_encoding)
+{
+    bg_valkey_addr a = parse_ok("valkey://us%65r%3Ax:p%40ss%2Fw%3a%25rd@db");
+
+    cr_assert_str_eq(a.user, "user:x");
+    cr_assert_str_eq(a.password, "p@ss/w:%rd");
+}
+
+Test(url, unescaped_at_and_colon_in_password)
+{
+    bg_valkey_addr a = parse_ok("valkey://u:pa:ss@word@db:1234");
+
+    cr_assert_str_eq(a.user, "u");
+    cr_assert_str_eq(a.password, "pa:ss@word");
+    cr_assert_str_eq(a.host, "db");
+    cr_assert_eq(a.port, 1234);
+}
+
+Test(url, ipv6)
+{
+    bg_valkey_addr a = parse_ok("valkey://[::1]:6379");
+    bg_valkey_addr b = parse_ok("valkeys://u:p@[2001:db8::7]/5");
+
+    cr_assert_str_eq(a.host, "::1");
+    cr_assert_eq(a.port, 6379);
+    cr_assert_str_eq(b.host, "2001:db8::7");
+    cr_assert_eq(b.port, 6379);
+    cr_assert_eq(b.db, 5);
+    cr_assert_eq(b.tls, 1);
+}
+
+Test(url, unix_socket)
+{
+    bg_valkey_addr a = parse_ok("unix:///run/valkey/valkey.sock");
+    bg_valkey_addr b = parse_ok("unix://app:pw%21@/tmp/my%20dir/v.sock?db=4");
+
+    cr_assert_eq(a.is_unix, 1);
+    cr_assert_eq(a.tls, 0);
+    cr_assert_str_eq(a.unix_path, "/run/valkey/valkey.sock");
+    cr_assert_eq(a.db, 0);
+    cr_assert_str_eq(b.user, "app");
+    cr_assert_str_eq(b.password, "pw!");
+    cr_assert_str_eq(b.unix_path, "/tmp/my dir/v.sock");
+    cr_assert_eq(b.db, 4);
+}
+
+Test(url, bad_scheme)
+{
+    parse_bad("http://host:6379", "unknown scheme 'http'");
+    parse_bad("host:6379", "missing scheme");
+    parse_bad("", "missing scheme");
+}
+
+Test(url, bad_host_and_port)
+{
+    parse_bad("valkey://", "missing host");
+    parse_bad("valkey://:6379", "missing host");
+    parse_bad("valkey://host:", "missing port");
+    parse_bad("valkey://host:0", "port '0' is not 1..65535");
+    parse_bad("valkey://host:65536", "port '65536' is not 1..65535");
+    parse_bad("valkey://host:12ab", "port '12ab'");
+    parse_bad("valkey://ho$t:1", "bad host name");
+    parse_bad("valkey://::1:6379", "IPv6 address needs brackets");
+    parse_bad("valkey://[::1:6379", "missing ']'");
+    parse_bad("valkey://[]:6379", "missing host");
+    parse_bad("valkey://[::1]x", "unexpected text after the IPv6 address");
+    parse_bad("valkey://[zz::1]", "bad IPv6 address");
+}
+
+Test(url, bad_db_query_and_spaces)
+{
+    parse_bad("valkey://host/abc", "database 'abc' is not a number");
+    parse_bad("valkey://host/1/2", "is not a number");
+    parse_bad("valkey://host/99999999999", "is not a number");
+    parse_bad("valkey://host?db=1", "query or fragment not supported");
+    parse_bad("valkey://host#x", "query or fragment not supported");
+    parse_bad("valkey://ho st", "whitespace");
+}
+
+Test(url, bad_escapes)
+{
+    parse_bad("valkey://u:p%zz@host", "bad percent-escape in password");
+    parse_bad("valkey://u%4:p@host", "bad percent-escape in user");
+    parse_bad("valkey://u:p%@host", "bad percent-escape in password");
+    parse_bad("valkey://u:p%00@host", "password contains a NUL byte");
+}
+
+Test(url, bad_unix)
+{
+    parse_bad("unix://run/valkey.sock", "absolute socket path");
+    parse_bad("unix:///", "missing socket path");
+    parse_bad("unix:///tmp/v.sock?database=1", "unknown query parameter");
+    parse_bad("unix:///tmp/v.sock?db=x", "is not a number");
+}
+
+Test(url, too_long_parts)
+{
+    char url[1200], path[200];
+
+    memset(path, 'a', sizeof(path) - 1);
+    path[sizeof(path) - 1] = '\0';
+    snprintf(url, sizeof(url), "unix:///%s", path);
+    parse_bad(url, "socket path is too long");
+    memset(path, 'h', 150);
+    path[150] = '\0';
+    snprintf(url, sizeof(url), "valkey://%s:%s@host", path, "p");
+    parse_bad(url, "user is too long");
+}
