@@ -444,6 +444,11 @@ void bg_bus_set_command_timeout(bg_bus *bus, int64_t ms)
         redisSetTimeout(bus->ctx, bus_timeval(ms > 0 ? ms : 0)); /* 0: wait forever */
 }
 
+int64_t bg_bus_command_timeout(const bg_bus *bus)
+{
+    return bus->opts.command_timeout_ms;
+}
+
 /* Sleep on the monotonic clock until the backoff allows an attempt. A signal
  * cuts the wait short so that a shutdown request is not held up by it. */
 static int bus_wait_backoff(bg_bus *bus, char *err)

@@ -25,22 +25,12 @@ static void sleep_until_ms(int64_t deadline)
     }
 }
 
-/* The connection's command timeout in ms, or 0 for none or not known yet. */
-static int64_t bus_timeout_ms(bg_bus *bus)
-{
-    redisContext *c = bg_bus_context(bus);
-
-    if (c == NULL || c->command_timeout == NULL)
-        return 0;
-    return (int64_t)c->command_timeout->tv_sec * 1000 + c->command_timeout->tv_usec / 1000;
-}
-
 static redisReply *read_send(bg_queue *q, int count, int64_t block_ms, char *err)
 {
     char cnt[24], blk[24];
     const char *argv[12];
     int argc = 0;
-    int64_t saved = block_ms > 0 ? bus_timeout_ms(q->bus) : 0;
+    int64_t saved = block_ms > 0 ? bg_bus_command_timeout(q->bus) : 0;
     int raise = saved > 0 && saved < block_ms + QUEUE_BLOCK_MARGIN_MS;
     redisReply *r;
 

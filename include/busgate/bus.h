@@ -36,6 +36,7 @@ void bg_bus_free(bg_bus *bus);
 void bg_bus_set_reconnect_hook(bg_bus *bus, bg_bus_reconnect_fn *fn, void *arg);
 /* E.g. longer than a BLOCK read; applies now and to later reconnects. */
 void bg_bus_set_command_timeout(bg_bus *bus, int64_t ms);
+int64_t bg_bus_command_timeout(const bg_bus *bus); /* 0 = none */
 
 /* Run one command. On an I/O error (a command timeout is one) or a
  * "-UNBLOCKED"/"-READONLY"/"-LOADING" error it reconnects (exponential backoff
