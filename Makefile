@@ -21,7 +21,7 @@ CRIT_LIBS  = $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion
 
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -MMD -MP \
-            -Iinclude -Ishared -Itests/harness $(PKG_CFLAGS) $(SANFLAGS)
+            -Iinclude -Ishared -Iworkers -Itests/harness $(PKG_CFLAGS) $(SANFLAGS)
 LDFLAGS  += $(SANFLAGS)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -134,3 +134,5 @@ clean:
 	rm -rf build build-san .test-results
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+include mk/fuzz.mk

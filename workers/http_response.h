@@ -1,0 +1,54 @@
+/* http_response.h: growable output buffers and HTTP/1.1 response rendering (sized, chunked,
+ * HEAD, 100-continue, keep-alive or close, problem+json errors). */
+#ifndef BUSGATE_HTTP_RESPONSE_H
+#define BUSGATE_HTTP_RESPONSE_H
+
+#include <stddef.h>
+
+#include "busgate/common.h"
+
+/* A growable byte buffer; zero-initialised is empty. */
+typedef struct bg_buf {
+    char *p;
+    size_t len, cap;
+} bg_buf;
+
+int bg_buf_reserve(bg_buf *b, size_t extra);
+int bg_buf_append(bg_buf *b, const void *p, size_t n);
+int bg_buf_puts(bg_buf *b, const char *s);
+int bg_buf_printf(bg_buf *b, const char *fmt, ...) BG_PRINTF(2, 3);
+void bg_buf_free(bg_buf *b);
+
+/* How a response is framed; filled by the connection from the request it answers. */
+typedef struct bg_resp_ctx {
+    int version;            /* of the request: 10 or 11 */
+    int keep_alive;         /* 0: "Connection: close" (and the connection closes) */
+    int head;               /* HEAD request: headers as for GET, no body */
+    const char *request_id; /* X-Request-Id, NULL = none */
+} bg_resp_ctx;
+
+/* Status line, e.g. "HTTP/1.1 404 Not Found\r\n". */
+int bg_resp_status(bg_buf *out, int status);
+/* One header line; the caller has checked name and value. */
+int bg_resp_header(bg_buf *out, const char *name, size_t nlen, const char *value, size_t vlen);
+/* Content-Length, Connection, X-Request-Id, the empty line, then the body (not for HEAD). */
+int bg_resp_finish_sized(bg_buf *out, const bg_resp_ctx *rc, const void *body, size_t len);
+/* Same, but the body goes as one chunk of a chunked body (HTTP/1.1 only; an HTTP/1.0
+ * client gets the sized form), for bodies built without a length known up front. */
+int bg_resp_finish_chunked(bg_buf *out, const bg_resp_ctx *rc, const void *body, size_t len);
+
+/* A whole error response with an application/problem+json body
+ * {"type":"about:blank","title":..,"status":..,"detail":..,"requestId":..}. extra: more
+ * header lines, each ending in CRLF ("Allow: GET\r\n"), or NULL. */
+int bg_resp_problem(bg_buf *out, const bg_resp_ctx *rc, int status, const char *detail,
+                    const char *extra);
+
+/* The interim response to "Expect: 100-continue". */
+extern const char bg_resp_continue[];
+#define BG_RESP_CONTINUE_LEN 25
+
+/* A response written straight to a socket when no connection state exists (connection
+ * cap reached): 503, Retry-After, close. */
+extern const char bg_resp_overload[];
+
+#endif
