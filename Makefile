@@ -109,9 +109,9 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(call obj,$(HARNESS_SRC)) $(ALL_LIBS) 
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(call obj,$(HARNESS_SRC)) $(LINK_LIBS) $(CRIT_LIBS)
 
-$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(ALL_LIBS)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(call obj,$(HARNESS_SRC)) $(ALL_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(LINK_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(call obj,$(HARNESS_SRC)) $(LINK_LIBS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
