@@ -1,0 +1,93 @@
+#!/bin/sh
+# demo.sh BUILD: start a private Valkey, the gateway (2 workers) and the example
+# services in the foreground; print requests to try; Ctrl-C stops everything.
+set -eu
+
+build=${1:-build}
+port=${DEMO_PORT:-8080}
+vport=${DEMO_VALKEY_PORT:-6399}
+token=demo-admin-token-0123456789
+dir=$(mktemp -d /tmp/busgate-demo-XXXXXX)
+pids=""
+
+server=valkey-server cli=valkey-cli
+command -v valkey-server >/dev/null 2>&1 || { server=redis-server; cli=redis-cli; }
+
+cleanup() {
+    trap - INT TERM EXIT
+    for p in $pids; do kill "$p" 2>/dev/null || true; done
+    sleep 0.5
+    for p in $pids; do kill -9 "$p" 2>/dev/null || true; done
+    rm -rf "$dir"
+    echo "demo: stopped"
+}
+trap cleanup INT TERM EXIT
+
+start() { # name, command...
+    name=$1; shift
+    "$@" >"$dir/$name.log" 2>&1 &
+    pids="$pids $!"
+}
+
+wait_for() { # what, command...
+    what=$1; shift
+    i=0
+    until "$@" >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -lt 100 ] || { echo "demo: $what did not come up; logs in $dir"; cat "$dir"/*.log; exit 1; }
+        sleep 0.1
+    done
+}
+
+start valkey "$server" --port "$vport" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no
+wait_for "$server" "$cli" -p "$vport" ping
+
+cat >"$dir/busgate.ini" <<INI
+[gateway]
+listen = 127.0.0.1:$port
+workers = 2
+pid_file = $dir/busgated.pid
+error_log = stderr
+access_log = $dir/access.log
+
+[valkey]
+url = valkey://127.0.0.1:$vport
+
+[messaging]
+heartbeat_interval = 2s
+heartbeat_expiry = 6s
+
+[admin]
+token = $token
+
+[sandbox]
+seccomp = on
+INI
+
+"$build/busgated" -t -c "$dir/busgate.ini"
+start busgated "$build/busgated" -g -c "$dir/busgate.ini"
+start echo "$build/echo-service" -u "valkey://127.0.0.1:$vport" -n echo-1
+start orders "$build/orders-service" -u "valkey://127.0.0.1:$vport" -n orders-1
+wait_for "the gateway" curl -sf "http://127.0.0.1:$port/healthz"
+wait_for "the echo service route" curl -sf "http://127.0.0.1:$port/echo/hello"
+
+cat <<MSG
+
+busgate demo is running (logs and config in $dir). Try:
+
+  curl -i http://127.0.0.1:$port/echo/42?x=1
+  curl -i -X PUT -d '{"item":"book","qty":2}' http://127.0.0.1:$port/orders/7
+  curl -i http://127.0.0.1:$port/orders/7
+  curl -i http://127.0.0.1:$port/nowhere                      # 404
+  curl -s http://127.0.0.1:$port/metrics | head
+  curl -i -X POST -H 'Authorization: Bearer $token' \\
+       http://127.0.0.1:$port/api/v1/gateway/administration/router/resync
+  $build/busgatectl -u valkey://127.0.0.1:$vport state
+
+Press Ctrl-C to stop.
+MSG
+if [ -n "${DEMO_EXIT_AFTER_START:-}" ]; then
+    curl -s "http://127.0.0.1:$port/echo/42?x=1"; echo
+    exit 0
+fi
+wait
