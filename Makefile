@@ -2,6 +2,7 @@
 # then builds and runs the whole suite twice (plain and ASan+UBSan).
 
 PREFIX   ?= /usr/local
+LIBDIR   ?= $(PREFIX)/lib
 DESTDIR  ?=
 SANITIZE ?= 0
 CC       ?= cc
@@ -79,7 +80,7 @@ bench: all $(BENCHES)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 define mklib
 	@mkdir -p $(dir $@)
@@ -114,16 +115,16 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(call obj,$(HARNESS_SRC)) $(ALL_LIBS)
 	$(CC) $(LDFLAGS) -o $@ $< $(call obj,$(HARNESS_SRC)) $(LINK_LIBS)
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
-	    $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/busgate \
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR) \
+	    $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include/busgate \
 	    $(DESTDIR)/etc/busgate $(DESTDIR)$(PREFIX)/share/doc/busgate
 	install -m 755 $(BUILD)/busgated $(DESTDIR)$(PREFIX)/sbin/
 	$(if $(CTL_SRC),install -m 755 $(BUILD)/busgatectl $(DESTDIR)$(PREFIX)/bin/)
-	install -m 644 $(LIB_SDK) $(LIB_SHARED) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(SO_SDK) $(DESTDIR)$(PREFIX)/lib/libbusgate-service.so.0
-	ln -sf libbusgate-service.so.0 $(DESTDIR)$(PREFIX)/lib/libbusgate-service.so
+	install -m 644 $(LIB_SDK) $(LIB_SHARED) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SO_SDK) $(DESTDIR)$(LIBDIR)/libbusgate-service.so.0
+	ln -sf libbusgate-service.so.0 $(DESTDIR)$(LIBDIR)/libbusgate-service.so
 	install -m 644 include/busgate/*.h $(DESTDIR)$(PREFIX)/include/busgate/
-	sed 's|@PREFIX@|$(PREFIX)|g' sdk/busgate-service.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/busgate-service.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' sdk/busgate-service.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/busgate-service.pc
 	install -m 644 etc/busgate.ini $(DESTDIR)/etc/busgate/busgate.ini
 	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/busgate/
 
@@ -136,3 +137,4 @@ clean:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 include mk/fuzz.mk
+include mk/packaging.mk
