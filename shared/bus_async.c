@@ -1,7 +1,6 @@
 /* bus_async.c: asynchronous Valkey connection: connect, handshake, reconnect, in-flight cap. */
 #include "busgate/bus_async.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,8 +12,8 @@
 #include <hiredis/hiredis_ssl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
+#include "bus_tls.h"
 #include "busgate/log.h"
 
 #define ABUS_BACKOFF_MIN_MS 100
@@ -98,89 +97,13 @@ static int abus_copy_opts(bg_abus *b, const bg_bus_opts *o)
     return oom ? BG_ERR : BG_OK;
 }
 
-static const char *abus_tls_reason(char *buf, size_t len)
-{
-    unsigned long e = ERR_get_error();
-
-    if (e == 0)
-        return "unknown TLS error";
-    while (ERR_peek_error() != 0)
-        e = ERR_get_error();
-    ERR_error_string_n(e, buf, len);
-    return buf;
-}
-
-static int abus_tls_load(SSL_CTX *ctx, const bg_bus_opts *o, char *err)
-{
-    const char *key = abus_set(o->tls_key_file) ? o->tls_key_file : o->tls_cert_file;
-    char reason[160];
-
-    if (o->tls_verify &&
-        (abus_set(o->tls_ca_file) ? SSL_CTX_load_verify_locations(ctx, o->tls_ca_file, NULL) != 1
-                                  : SSL_CTX_set_default_verify_paths(ctx) != 1)) {
-        bg_set_error(err, "TLS CA %s: %s", abus_set(o->tls_ca_file) ? o->tls_ca_file : "store",
-                     abus_tls_reason(reason, sizeof(reason)));
-        return BG_ERR;
-    }
-    if (abus_set(o->tls_cert_file) &&
-        (SSL_CTX_use_certificate_chain_file(ctx, o->tls_cert_file) != 1 ||
-         SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
-         SSL_CTX_check_private_key(ctx) != 1)) {
-        bg_set_error(err, "TLS client certificate %s / key %s: %s", o->tls_cert_file, key,
-                     abus_tls_reason(reason, sizeof(reason)));
-        return BG_ERR;
-    }
-    return BG_OK;
-}
-
-/* Our own SSL_CTX rather than redisCreateSSLContext, which checks the chain
- * but not that the certificate names the server we dialled. */
-static int abus_tls_init(bg_abus *b, char *err)
-{
-    char reason[160];
-
-    b->ssl_ctx = SSL_CTX_new(TLS_client_method());
-    if (b->ssl_ctx == NULL) {
-        bg_set_error(err, "SSL_CTX_new: %s", abus_tls_reason(reason, sizeof(reason)));
-        return BG_ERR;
-    }
-    SSL_CTX_set_min_proto_version(b->ssl_ctx, TLS1_2_VERSION);
-    SSL_CTX_set_verify(b->ssl_ctx, b->opts.tls_verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
-    return abus_tls_load(b->ssl_ctx, &b->opts, err);
-}
-
-/* SNI and the name to verify: tls_server_name, else the host we dial. */
-static int abus_tls_set_name(const bg_abus *b, SSL *ssl)
-{
-    const char *name = b->opts.tls_server_name;
-    unsigned char ip[sizeof(struct in6_addr)];
-
-    if (!abus_set(name))
-        name = b->opts.addr.is_unix ? NULL : b->opts.addr.host;
-    if (name == NULL)
-        return 1;
-    if (inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1) {
-        /* SNI must not carry an IP address (RFC 6066); check the IP SAN instead. */
-        return !b->opts.tls_verify || X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1;
-    }
-    if (SSL_set_tlsext_host_name(ssl, name) != 1)
-        return 0;
-    return !b->opts.tls_verify || SSL_set1_host(ssl, name) == 1;
-}
-
 /* Starts TLS on a connecting socket; the handshake completes in the loop. */
 static int abus_tls_start(bg_abus *b, redisAsyncContext *ac)
 {
-    char reason[160];
-    SSL *ssl = SSL_new(b->ssl_ctx);
+    SSL *ssl = bg_bus_tls_ssl_new(b->ssl_ctx, &b->opts, b->where, b->last_error);
 
-    if (ssl == NULL || !abus_tls_set_name(b, ssl)) {
-        bg_set_error(b->last_error, "TLS setup for %s: %s", b->where,
-                     abus_tls_reason(reason, sizeof(reason)));
-        SSL_free(ssl);
+    if (ssl == NULL)
         return BG_ERR;
-    }
-    ERR_clear_error();
     if (redisInitiateSSL(&ac->c, ssl) != REDIS_OK) {
         bg_set_error(b->last_error, "TLS with %s: %s", b->where, ac->c.errstr);
         SSL_free(ssl); /* hiredis owns it only on success */
@@ -243,14 +166,11 @@ static void abus_went_up(bg_abus *b)
 /* Why the context died, in words an operator can act on. */
 static void abus_record_failure(bg_abus *b, const redisAsyncContext *ac)
 {
-    long verify = b->ssl != NULL ? SSL_get_verify_result(b->ssl) : X509_V_OK;
-
     if (ac->c.err == 0)
         return; /* closed on purpose; the reason, if any, is already recorded */
-    if (verify != X509_V_OK)
-        bg_set_error(b->last_error, "TLS handshake with %s failed: certificate verify failed (%s)",
-                     b->where, X509_verify_cert_error_string(verify));
-    else if (ac->c.err == REDIS_ERR_TIMEOUT)
+    if (b->ssl != NULL && bg_bus_tls_cert_failed(b->ssl, b->where, b->last_error))
+        return; /* says more than hiredis's errstr for the same failure */
+    if (ac->c.err == REDIS_ERR_TIMEOUT)
         bg_set_error(b->last_error, "%s: timed out (%s)", b->where,
                      b->state == ABUS_UP ? "command" : "connect or handshake");
     else
@@ -476,7 +396,7 @@ bg_abus *bg_abus_new(bg_ev *loop, const bg_bus_opts *o, char *err)
         bg_set_error(err, "bg_abus_new: out of memory");
         goto fail;
     }
-    if (b->opts.addr.tls && abus_tls_init(b, err) != BG_OK)
+    if (b->opts.addr.tls && (b->ssl_ctx = bg_bus_tls_ctx_new(&b->opts, err)) == NULL)
         goto fail;
     abus_connect(b);
     return b;

@@ -2,7 +2,6 @@
  */
 #include "busgate/bus.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -14,7 +13,8 @@
 #include <hiredis/hiredis_ssl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
+
+#include "bus_tls.h"
 
 #define BUS_BACKOFF_MIN_MS 100
 #define BUS_BACKOFF_MAX_MS 5000
@@ -113,120 +113,14 @@ static struct timeval bus_timeval(int64_t ms)
     return tv;
 }
 
-static int bus_is_ip(const char *name)
-{
-    unsigned char buf[sizeof(struct in6_addr)];
-
-    return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
-}
-
-/* The newest OpenSSL error as text; drains the thread's error queue. */
-static const char *bus_tls_reason(char *buf, size_t len)
-{
-    unsigned long e = ERR_get_error();
-
-    if (e == 0)
-        return "unknown TLS error";
-    while (ERR_peek_error() != 0)
-        e = ERR_get_error();
-    ERR_error_string_n(e, buf, len);
-    return buf;
-}
-
-static int bus_tls_load_files(SSL_CTX *ctx, const bg_bus_opts *o, char *err)
-{
-    char reason[160];
-    const char *key = bus_set(o->tls_key_file) ? o->tls_key_file : o->tls_cert_file;
-
-    if (o->tls_verify && bus_set(o->tls_ca_file) &&
-        SSL_CTX_load_verify_locations(ctx, o->tls_ca_file, NULL) != 1) {
-        bg_set_error(err, "TLS CA file %s: %s", o->tls_ca_file,
-                     bus_tls_reason(reason, sizeof(reason)));
-        return BG_ERR;
-    }
-    if (o->tls_verify && !bus_set(o->tls_ca_file) && SSL_CTX_set_default_verify_paths(ctx) != 1) {
-        bg_set_error(err, "TLS system CA store: %s", bus_tls_reason(reason, sizeof(reason)));
-        return BG_ERR;
-    }
-    if (!bus_set(o->tls_cert_file))
-        return BG_OK;
-    if (SSL_CTX_use_certificate_chain_file(ctx, o->tls_cert_file) != 1 ||
-        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-        bg_set_error(err, "TLS client certificate %s / key %s: %s", o->tls_cert_file, key,
-                     bus_tls_reason(reason, sizeof(reason)));
-        return BG_ERR;
-    }
-    return BG_OK;
-}
-
-/* Our own SSL_CTX rather than redisCreateSSLContext: hiredis only checks the
- * chain, and we also want the server's name checked against its certificate. */
-static SSL_CTX *bus_tls_ctx_new(const bg_bus_opts *o, char *err)
-{
-    char reason[160];
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-
-    if (ctx == NULL) {
-        bg_set_error(err, "SSL_CTX_new: %s", bus_tls_reason(reason, sizeof(reason)));
-        return NULL;
-    }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_verify(ctx, o->tls_verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
-    if (bus_tls_load_files(ctx, o, err) != BG_OK) {
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
-/* SNI and the name to verify: tls_server_name, else the host we dial. */
-static int bus_tls_set_name(bg_bus *bus, SSL *ssl)
-{
-    const char *name = bus->opts.tls_server_name;
-
-    if (!bus_set(name))
-        name = bus->opts.addr.is_unix ? NULL : bus->opts.addr.host;
-    if (name == NULL)
-        return 1;
-    if (bus_is_ip(name)) {
-        /* SNI must not carry an IP address (RFC 6066); check the IP SAN instead. */
-        return !bus->opts.tls_verify ||
-               X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1;
-    }
-    if (SSL_set_tlsext_host_name(ssl, name) != 1)
-        return 0;
-    return !bus->opts.tls_verify || SSL_set1_host(ssl, name) == 1;
-}
-
-static void bus_tls_failure(bg_bus *bus, redisContext *c, SSL *ssl, char *err)
-{
-    long verify = SSL_get_verify_result(ssl);
-    const char *why = c->errstr;
-
-    if (strncmp(why, "SSL_connect failed: ", 20) == 0)
-        why += 20;
-    if (verify != X509_V_OK)
-        bg_set_error(err, "TLS handshake with %s failed: certificate verify failed (%s)",
-                     bus->where, X509_verify_cert_error_string(verify));
-    else
-        bg_set_error(err, "TLS handshake with %s failed: %s", bus->where, why);
-}
-
 static int bus_tls_start(bg_bus *bus, redisContext *c, char *err)
 {
-    char reason[160];
-    SSL *ssl = SSL_new(bus->ssl_ctx);
+    SSL *ssl = bg_bus_tls_ssl_new(bus->ssl_ctx, &bus->opts, bus->where, err);
 
-    if (ssl == NULL || !bus_tls_set_name(bus, ssl)) {
-        bg_set_error(err, "TLS setup for %s: %s", bus->where,
-                     bus_tls_reason(reason, sizeof(reason)));
-        SSL_free(ssl);
+    if (ssl == NULL)
         return BG_ERR;
-    }
-    ERR_clear_error();
     if (redisInitiateSSL(c, ssl) != REDIS_OK) {
-        bus_tls_failure(bus, c, ssl, err);
+        bg_bus_tls_handshake_error(ssl, bus->where, c->errstr, err);
         SSL_free(ssl); /* redisInitiateSSL owns it only on success */
         ERR_clear_error();
         return BG_ERR;
@@ -409,7 +303,7 @@ bg_bus *bg_bus_connect(const bg_bus_opts *o, char *err)
         goto fail;
     }
     bus_format_where(bus);
-    if (bus->opts.addr.tls && (bus->ssl_ctx = bus_tls_ctx_new(&bus->opts, err)) == NULL)
+    if (bus->opts.addr.tls && (bus->ssl_ctx = bg_bus_tls_ctx_new(&bus->opts, err)) == NULL)
         goto fail;
     if (bus_attempt(bus, err) != BG_OK)
         goto fail;
