@@ -1,0 +1,77 @@
+/* child.c: the worker side of fork(): drop what belongs to the master, then run bg_worker_main. */
+#include <bsd/unistd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "busgate/log.h"
+#include "busgate/worker.h"
+#include "master.h"
+
+static int fd_cmp(const void *a, const void *b)
+{
+    return *(const int *)a - *(const int *)b;
+}
+
+/* Closes every fd except keep[0..n): the master's epoll, signal and Valkey
+ * sockets, other workers' channels, the pid file. hiredis sockets are not
+ * close-on-exec, and this child never execs anyway. */
+static void child_close_fds(int *keep, int n)
+{
+    unsigned first = 0;
+
+    qsort(keep, (size_t)n, sizeof(int), fd_cmp);
+    for (int i = 0; i < n; i++) {
+        if (keep[i] < 0 || (unsigned)keep[i] < first)
+            continue;
+        if ((unsigned)keep[i] > first)
+            close_range(first, (unsigned)keep[i] - 1, 0);
+        first = (unsigned)keep[i] + 1;
+    }
+    close_range(first, ~0U, 0);
+}
+
+static void child_set_parent_death(pid_t master)
+{
+    /* The worker must not outlive the master. If the master died before
+     * prctl() ran, the signal never comes: check the parent ourselves. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
+        bg_error("prctl(PR_SET_PDEATHSIG) failed in a worker");
+        _exit(BG_WORKER_EXIT_RUNTIME);
+    }
+    if (getppid() != master)
+        _exit(BG_WORKER_EXIT_RUNTIME);
+}
+
+void bg_child_run(bg_master *m, int slot, int worker_chan)
+{
+    int keep[BG_MAX_LISTEN + 8], nkeep = 0, fds[BG_MAX_LISTEN], nfds;
+    char ident[32];
+    bg_worker_ctx ctx;
+
+    bg_signals_reset();
+    child_set_parent_death(m->pid);
+    setproctitle("-%s", "busgate: worker process");
+    snprintf(ident, sizeof(ident), "worker %d", slot);
+    bg_log_set_ident(ident);
+    nfds = bg_listen_fds(&m->listen, fds);
+    for (int i = 0; i < nfds; i++)
+        keep[nkeep++] = fds[i];
+    keep[nkeep++] = STDIN_FILENO;
+    keep[nkeep++] = STDOUT_FILENO;
+    keep[nkeep++] = STDERR_FILENO;
+    keep[nkeep++] = bg_log_fd();
+    keep[nkeep++] = worker_chan;
+    child_close_fds(keep, nkeep);
+    ctx = (bg_worker_ctx){.cfg = m->cfg,
+                          .rt = m->rt,
+                          .metrics = m->metrics,
+                          .listen_fds = fds,
+                          .nlisten = nfds,
+                          .channel_fd = worker_chan,
+                          .slot = slot,
+                          .generation = m->generation};
+    _exit(bg_worker_main(&ctx));
+}
