@@ -1,0 +1,238 @@
+/* echo-service.c: example busgate service that answers every request with a JSON echo of it.
+ *
+ * Endpoints (service "echo"), for every method GET HEAD POST PUT PATCH DELETE OPTIONS:
+ *   /echo   /echo/{id}   /echo/files/{path*}
+ * and GET /echo/slow?ms=N, which waits N milliseconds (at most 10 minutes) before
+ * answering and stops early when the gateway cancels the request.
+ *
+ * The answer is 200 with Content-Type application/json:
+ *   {"method":"POST","path":"/echo/42","endpoint":"/echo/{id}","query":"a=1",
+ *    "params":{"id":"42"},"headers":[["Host","x"],...],"request_id":"...",
+ *    "instance":"...","body_length":5,"body":"hello"}
+ * "body" holds the body when it is valid UTF-8; otherwise "body_base64" holds it
+ * base64-encoded. A request with Content-Type application/octet-stream is
+ * echoed raw instead: the response body is the request body, byte for byte,
+ * with Content-Type application/octet-stream (for binary round-trip tests).
+ *
+ * Usage: echo-service [-c busgate.ini] [-u valkey://host:port] [-n instance] [-w threads]
+ * It prints one line on stdout once it has registered with the bus.
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "busgate/log.h"
+#include "busgate/service.h"
+
+#define SLOW_MAX_MS (10 * 60 * 1000)
+
+static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+static const char *const paths[] = {"/echo", "/echo/{id}", "/echo/files/{path*}"};
+
+static char *base64_encode(const unsigned char *in, size_t len)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = malloc(4 * ((len + 2) / 3) + 1), *o = out;
+
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < len; i += 3) {
+        unsigned v = (unsigned)in[i] << 16;
+        if (i + 1 < len)
+            v |= (unsigned)in[i + 1] << 8;
+        if (i + 2 < len)
+            v |= in[i + 2];
+        *o++ = tbl[(v >> 18) & 63];
+        *o++ = tbl[(v >> 12) & 63];
+        *o++ = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
+        *o++ = i + 2 < len ? tbl[v & 63] : '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+static json_t *echo_params(const busgate_request *req)
+{
+    json_t *o = json_object();
+    const char *name, *value;
+
+    for (size_t i = 0; o != NULL && i < busgate_request_param_count(req); i++)
+        if (busgate_request_param_at(req, i, &name, &value) == BG_OK)
+            json_object_set_new(o, name, json_string(value));
+    return o;
+}
+
+static json_t *echo_headers(const busgate_request *req)
+{
+    json_t *a = json_array();
+    const char *name, *value;
+
+    for (size_t i = 0; a != NULL && i < busgate_request_header_count(req); i++)
+        if (busgate_request_header_at(req, i, &name, &value) == BG_OK)
+            json_array_append_new(a, json_pack("[s,s]", name, value));
+    return a;
+}
+
+/* UTF-8 bodies as a string, anything else in base64 (JSON cannot carry raw bytes). */
+static int echo_body(json_t *o, const busgate_request *req)
+{
+    json_t *text = json_stringn(req->body != NULL ? req->body : "", req->body_len);
+    char *b64;
+
+    json_object_set_new(o, "body_length", json_integer((json_int_t)req->body_len));
+    if (text != NULL)
+        return json_object_set_new(o, "body", text);
+    if ((b64 = base64_encode(req->body, req->body_len)) == NULL)
+        return -1;
+    json_object_set_new(o, "body_base64", json_string(b64));
+    free(b64);
+    return 0;
+}
+
+static int send_json(busgate_response *res, int status, json_t *o)
+{
+    char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    int rc;
+
+    json_decref(o);
+    if (text == NULL)
+        return BG_ERR;
+    rc = busgate_response_set(res, status, "application/json", text, strlen(text));
+    free(text);
+    return rc;
+}
+
+static int is_octet_stream(const busgate_request *req)
+{
+    const char *ct = busgate_request_header(req, "Content-Type");
+    static const char want[] = "application/octet-stream";
+
+    return ct != NULL && strncasecmp(ct, want, sizeof(want) - 1) == 0;
+}
+
+static int handle_echo(const busgate_request *req, busgate_response *res, void *arg)
+{
+    busgate_service *s = arg;
+    json_t *o;
+
+    if (is_octet_stream(req))
+        return busgate_response_set(res, 200, "application/octet-stream", req->body, req->body_len);
+    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "method", req->method, "path", req->path,
+                  "endpoint", req->endpoint, "query", req->query, "request_id", req->id, "instance",
+                  busgate_service_instance(s));
+    if (o == NULL)
+        return BG_ERR;
+    json_object_set_new(o, "params", echo_params(req));
+    json_object_set_new(o, "headers", echo_headers(req));
+    if (echo_body(o, req) != 0) {
+        json_decref(o);
+        return BG_ERR;
+    }
+    return send_json(res, 200, o);
+}
+
+/* Sleeps in 10 ms steps so a CANCEL (client gone, deadline) ends it early. */
+static int handle_slow(const busgate_request *req, busgate_response *res, void *arg)
+{
+    struct timespec step = {0, 10 * 1000000L};
+    char value[32];
+    long ms = 0, slept = 0;
+
+    (void)arg;
+    if (busgate_request_query_param(req, "ms", value, sizeof(value)) == BG_OK)
+        ms = strtol(value, NULL, 10);
+    if (ms < 0 || ms > SLOW_MAX_MS)
+        return send_json(res, 400, json_pack("{s:s}", "error", "ms must be 0..600000"));
+    while (slept < ms && !busgate_request_cancelled(req)) {
+        nanosleep(&step, NULL);
+        slept += 10;
+    }
+    return send_json(res, 200,
+                     json_pack("{s:i, s:b}", "slept_ms", (int)slept, "cancelled",
+                               busgate_request_cancelled(req)));
+}
+
+static int add_endpoints(busgate_service *s, char *err)
+{
+    for (size_t p = 0; p < sizeof(paths) / sizeof(paths[0]); p++)
+        for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++)
+            if (busgate_service_add_endpoint(s, methods[m], paths[p], handle_echo, s, NULL, err))
+                return BG_ERR;
+    return busgate_service_add_endpoint(s, "GET", "/echo/slow", handle_slow, NULL, NULL, err);
+}
+
+static void on_ready(busgate_service *s, void *arg)
+{
+    (void)arg;
+    printf("echo-service: registered as %s/%s with %zu endpoints on %s\n", busgate_service_name(s),
+           busgate_service_instance(s), busgate_service_endpoint_count(s),
+           busgate_service_request_stream(s));
+    fflush(stdout);
+}
+
+static void usage(FILE *to)
+{
+    fprintf(to,
+            "usage: echo-service [-c busgate.ini] [-u valkey-url] [-n instance] [-w threads]\n");
+}
+
+/* Options apply in a fixed order: the ini first, then what the command line overrides. */
+static int configure(busgate_service *s, int argc, char **argv, char *err)
+{
+    const char *ini = NULL, *url = NULL, *inst = NULL, *threads = NULL;
+    int opt;
+
+    while ((opt = getopt(argc, argv, "c:u:n:w:h")) != -1) {
+        switch (opt) {
+        case 'c':
+            ini = optarg;
+            break;
+        case 'u':
+            url = optarg;
+            break;
+        case 'n':
+            inst = optarg;
+            break;
+        case 'w':
+            threads = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            exit(2);
+        }
+    }
+    if ((ini != NULL && busgate_service_load_config(s, ini, err) != BG_OK) ||
+        (url != NULL && busgate_service_set_url(s, url, err) != BG_OK) ||
+        (inst != NULL && busgate_service_set_instance(s, inst, err) != BG_OK) ||
+        (threads != NULL && busgate_service_set_threads(s, atoi(threads), err) != BG_OK))
+        return BG_ERR;
+    return BG_OK;
+}
+
+int main(int argc, char **argv)
+{
+    char err[BG_ERR_LEN];
+    busgate_service *s;
+    int rc;
+
+    bg_log_set_ident("echo-service");
+    s = busgate_service_new("echo", "1.0.0", err);
+    if (s == NULL || configure(s, argc, argv, err) != BG_OK || add_endpoints(s, err) != BG_OK) {
+        fprintf(stderr, "echo-service: %s\n", err);
+        busgate_service_free(s);
+        return 2;
+    }
+    busgate_service_on_ready(s, on_ready, NULL);
+    rc = busgate_service_run(s, err);
+    if (rc != BG_OK)
+        fprintf(stderr, "echo-service: %s\n", err);
+    busgate_service_free(s);
+    return rc == BG_OK ? 0 : 1;
+}

@@ -1,0 +1,219 @@
+/* service_int.h: SDK internals shared by the sdk/ files: the service object, jobs, pool, threads.
+ */
+#ifndef BUSGATE_SERVICE_INT_H
+#define BUSGATE_SERVICE_INT_H
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <jansson.h>
+
+#include "busgate/bus.h"
+#include "busgate/bus_queue.h"
+#include "busgate/config.h"
+#include "busgate/frame.h"
+#include "busgate/keys.h"
+#include "busgate/service.h"
+
+/* Longest blocking read: bounds how long a stop or a timer waits. */
+#define BGS_BLOCK_MS 1000
+/* Shortest blocking read, so a timer that is due never turns a loop hot. */
+#define BGS_BLOCK_MIN_MS 10
+/* RESPONSE: XADD <reply_to> NOMKSTREAM MAXLEN ~ this (docs/protocol.md section 9). */
+#define BGS_RESPONSE_MAXLEN "10000"
+/* Recently cancelled request ids remembered for requests read after their CANCEL. */
+#define BGS_CANCEL_RING 256
+/* Broadcast resyncs waiting for their random delay (0..1000 ms). */
+#define BGS_RESYNC_PENDING 16
+#define BGS_RESYNC_SPREAD_MS 1000
+/* Pause after a read error that neither backed off nor reconnected (e.g. WRONGTYPE). */
+#define BGS_ERROR_PAUSE_MS 200
+
+typedef struct bgs_endpoint {
+    bg_method method;
+    char *path;  /* as declared */
+    char *shape; /* path with parameter names removed: "/a/{}" "/f/{*}" */
+    int64_t timeout_ms;
+    char **claims;
+    size_t nclaims;
+    json_t *request_schema, *response_schema, *openapi; /* owned, NULL = absent */
+    busgate_handler_fn *fn;
+    void *arg;
+} bgs_endpoint;
+
+/* One request held by this instance: read (pending on us) until acked. */
+typedef struct bgs_job {
+    busgate_request req; /* what the handler sees; req.priv_ = &frame */
+    bg_frame frame;      /* decoded REQUEST: owns strings, meta and body */
+    char entry_id[BG_QUEUE_ID_LEN];
+    const bgs_endpoint *ep; /* NULL: no handler for (method, endpoint) -> 404 */
+    int64_t lease_start_ms; /* monotonic: read, reclaimed or last extended */
+    int running;
+    struct bgs_job *next; /* FIFO of jobs waiting for a thread */
+} bgs_job;
+
+/* What a handler thread owns: its connection and a queue handle for acks. */
+typedef struct bgs_worker {
+    struct busgate_service *svc;
+    bg_bus *bus;
+    bg_queue *queue;
+    pthread_t thread;
+    int started;
+    int index;
+} bgs_worker;
+
+typedef struct bgs_pool {
+    struct busgate_service *svc;
+    pthread_mutex_t mu;
+    pthread_cond_t work; /* a job was queued, or the pool is closing */
+    pthread_cond_t idle; /* a slot became free */
+    bgs_job **slots;     /* every held job, queued or running: threads + batch_size */
+    int nslots, used;
+    bgs_job *head, *tail;
+    int closing;
+    char ring[BGS_CANCEL_RING][BG_FRAME_ID_MAX + 1];
+    int ring_next;
+    bgs_worker *workers;
+    int nworkers;
+    int ready; /* mutex and conds initialised */
+} bgs_pool;
+
+/* The response a handler fills: a RESPONSE frame under construction. */
+struct busgate_response {
+    bg_frame frame; /* status and meta.headers; body set when sending */
+    char *body;
+    size_t body_len;
+    int failed; /* a setter failed: the handler's response becomes a 500 */
+    char why[BG_ERR_LEN];
+};
+
+typedef enum { BGS_SUBMIT_OK = 0, BGS_SUBMIT_DUPLICATE, BGS_SUBMIT_CANCELLED } bgs_submit_rc;
+
+typedef struct bgs_resync {
+    char id[BG_FRAME_ID_MAX + 1];
+    int64_t due_ms; /* monotonic */
+} bgs_resync;
+
+typedef struct bgs_control {
+    struct busgate_service *svc;
+    bg_bus *bus;
+    const char *keys[3]; /* instance stream, broadcast stream, cancel stream */
+    char last[3][BG_QUEUE_ID_LEN];
+    bgs_resync pending[BGS_RESYNC_PENDING];
+    int npending;
+    atomic_int need_hello; /* set by the reconnect hook */
+    int hello_done;        /* the first HELLO of this run went out */
+    int64_t next_heartbeat_ms;
+    pthread_t thread;
+    int started;
+} bgs_control;
+
+typedef struct bgs_reader {
+    struct busgate_service *svc;
+    bg_bus *bus;
+    bg_queue *queue;
+    bg_queue_batch batch;
+    int64_t next_reclaim_ms, next_extend_ms, period_ms;
+} bgs_reader;
+
+struct busgate_service {
+    char name[BG_NAME_MAX + 1];
+    char version[BG_FRAME_SVC_VERSION_MAX + 1];
+    char instance[BG_NAME_MAX + 1];
+    int instance_set; /* chosen by the application; else "<host>-<pid>" at run */
+    char host[256];
+    bg_config cfg;           /* [valkey] and [messaging]; other sections unused */
+    char file_password[256]; /* from [valkey] password_file: beats a URL password */
+    int threads;
+    int handle_signals;
+    bgs_endpoint *eps;
+    size_t neps, cap;
+    json_t *openapi;
+    busgate_ready_fn *ready_fn;
+    void *ready_arg;
+
+    /* Derived at run. */
+    char k_requests[BG_KEY_MAX + 1], k_cancel[BG_KEY_MAX + 1], k_instance[BG_KEY_MAX + 1];
+    char k_broadcast[BG_KEY_MAX + 1], k_control[BG_KEY_MAX + 1], group[BG_KEY_MAX + 1];
+    char *endpoints_meta; /* serialised ENDPOINTS_UPDATE meta */
+    size_t endpoints_meta_len;
+    char maxlen[24]; /* stream_maxlen as text; "0" = no trim */
+
+    atomic_int stop;         /* stop taking work (busgate_service_stop, signals) */
+    atomic_int control_stop; /* everything drained: GOODBYE and end the control thread */
+    atomic_int running;
+    atomic_long inflight;
+    bgs_pool pool;
+    bgs_control control;
+    bgs_reader reader;
+};
+
+/* service.c */
+int bgs_stopping(const busgate_service *s);
+void bgs_sleep_ms(const busgate_service *s, int64_t ms); /* cut short by a stop */
+
+/* service_bus.c: connections and key names. */
+bg_bus *bgs_bus_open(busgate_service *s, const char *role, char *err);
+int bgs_keys_derive(busgate_service *s, char *err);
+void bgs_default_instance(busgate_service *s);
+/* XADD to the control stream (MAXLEN ~ stream_maxlen) of a frame with id/ts/service
+ * /instance filled in here. */
+int bgs_control_send(busgate_service *s, bg_bus *bus, bg_frame *f, char *err);
+/* Newest id of a stream, "0-0" when empty or missing. */
+int bgs_stream_last_id(bg_bus *bus, const char *key, char *out, char *err);
+
+/* service_registry.c: endpoints. */
+int bgs_registry_add(busgate_service *s, bg_method method, const char *path, busgate_handler_fn *fn,
+                     void *arg, const busgate_endpoint_opts *o, char *err);
+void bgs_registry_free(busgate_service *s);
+/* Builds s->endpoints_meta from the endpoints (validated like the gateway does). */
+int bgs_registry_build_meta(busgate_service *s, char *err);
+/* The handler for (method, template); templates compare by shape. NULL = none. */
+const bgs_endpoint *bgs_registry_find(const busgate_service *s, bg_method method, const char *tpl,
+                                      size_t len);
+int bgs_template_shape(const char *tpl, size_t len, char *out, size_t outlen);
+
+/* service_pool.c: handler threads and the table of held jobs. */
+int bgs_pool_init(bgs_pool *p, busgate_service *s, char *err);
+/* Starts the threads; each worker must have its bus and queue set. */
+int bgs_pool_start(bgs_pool *p, char *err);
+int bgs_pool_free_slots(bgs_pool *p);
+/* Waits up to ms for a free slot (or a stop); returns the free slots. */
+int bgs_pool_wait_slot(bgs_pool *p, int64_t ms);
+/* Waits up to ms for a job to finish; returns the jobs still held. */
+int bgs_pool_wait_idle(bgs_pool *p, int64_t ms);
+bgs_submit_rc bgs_pool_submit(bgs_pool *p, bgs_job *job);
+/* Sets the cancelled flag of the held request with this id, else remembers the id. */
+int bgs_pool_cancel(bgs_pool *p, const char *request_id);
+/* Copies up to max entry ids held longer than min_age_ms into ids. */
+size_t bgs_pool_lease_due(bgs_pool *p, int64_t min_age_ms, char (*ids)[BG_QUEUE_ID_LEN],
+                          size_t max);
+void bgs_pool_lease_renewed(bgs_pool *p, const char *entry_id, int64_t now_ms);
+int bgs_pool_held(bgs_pool *p);
+/* Closes the pool: threads finish every queued job, then exit; joined here. */
+void bgs_pool_shutdown(bgs_pool *p);
+void bgs_pool_destroy(bgs_pool *p);
+void bgs_job_free(bgs_job *job);
+
+/* service_respond.c: run one job on a worker thread and answer it. */
+void bgs_job_run(bgs_worker *w, bgs_job *job);
+
+/* service_requests.c: the request reader (calling thread of run). */
+int bgs_reader_init(bgs_reader *r, busgate_service *s, bg_bus *bus, char *err);
+void bgs_reader_loop(bgs_reader *r);
+/* Keeps leases of held jobs alive until the pool is empty. */
+void bgs_reader_drain(bgs_reader *r);
+void bgs_reader_destroy(bgs_reader *r);
+
+/* service_control.c: HELLO, HEARTBEAT, RESYNC, CANCEL, GOODBYE on their own thread. */
+int bgs_control_init(bgs_control *c, busgate_service *s, bg_bus *bus, char *err);
+int bgs_control_start(bgs_control *c, char *err);
+/* Tells the thread to send GOODBYE and end, and joins it. */
+void bgs_control_finish(bgs_control *c);
+
+/* Converts entries of an XREAD/XRANGE reply entry [id, [f, v, ...]] to fields:
+ * BG_ERR when the shape is wrong or there are more than max fields. */
+int bgs_entry_fields(const struct redisReply *entry, bg_field *fields, size_t max, size_t *n,
+                     const char **id);
+
+#endif

@@ -1,0 +1,282 @@
+/* service_requests.c: the request reader: group reads, reclaim, leases, dead letters, deadline
+ * skip. */
+#include "service_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "busgate/log.h"
+
+int bgs_reader_init(bgs_reader *r, busgate_service *s, bg_bus *bus, char *err)
+{
+    const bg_config *c = &s->cfg;
+    bg_queue_opts o;
+
+    r->svc = s;
+    r->bus = bus;
+    bg_queue_opts_init(&o);
+    o.stream = s->k_requests;
+    o.group = s->group;
+    o.consumer = s->instance;
+    o.lease_ms = c->messaging.lease_duration_ms;
+    o.max_deliveries = c->messaging.max_deliveries;
+    o.maxlen = c->messaging.stream_maxlen; /* for the dead-letter stream */
+    o.start_id = "0";
+    if ((r->queue = bg_queue_new(bus, &o, err)) == NULL)
+        return BG_ERR;
+    bg_bus_set_reconnect_hook(bus, bg_queue_reconnect_hook, r->queue);
+    /* Reclaim and check leases every quarter lease, so a lease is extended well
+     * before it runs out and a dead instance's requests wait at most ~1.25 leases. */
+    r->period_ms = c->messaging.lease_duration_ms / 4;
+    if (r->period_ms < BGS_BLOCK_MIN_MS)
+        r->period_ms = BGS_BLOCK_MIN_MS;
+    r->next_reclaim_ms = bg_mono_ms(); /* at start: requests of crashed instances */
+    r->next_extend_ms = bg_mono_ms() + r->period_ms;
+    /* The group must exist before HELLO (docs/protocol.md section 5). */
+    while (bg_queue_ensure_group(r->queue, err) != BG_OK) {
+        if (bgs_stopping(s))
+            return BG_ERR;
+        bg_warn("%s/%s: %s (retrying)", s->name, s->instance, err);
+        bgs_sleep_ms(s, BGS_ERROR_PAUSE_MS);
+    }
+    return BG_OK;
+}
+
+void bgs_reader_destroy(bgs_reader *r)
+{
+    bg_queue_batch_free(&r->batch);
+    bg_queue_free(r->queue);
+    bg_bus_free(r->bus);
+    memset(r, 0, sizeof(*r));
+}
+
+static void reader_dead_letter(bgs_reader *r, const bg_queue_entry *e, const char *why)
+{
+    busgate_service *s = r->svc;
+    char err[BG_ERR_LEN];
+
+    if (bg_queue_dead_letter(r->queue, e, why, err) != BG_OK) {
+        bg_error("%s/%s: entry %s: cannot dead-letter (%s): %s", s->name, s->instance, e->id, why,
+                 err);
+        return;
+    }
+    bg_warn("%s/%s: entry %s moved to %s: %s", s->name, s->instance, e->id,
+            bg_queue_dead_stream(r->queue), why);
+}
+
+static void reader_ack(bgs_reader *r, const char *entry_id, const char *request_id)
+{
+    char err[BG_ERR_LEN];
+
+    if (bg_queue_ack(r->queue, entry_id, err) != BG_OK)
+        bg_error("%s/%s: request %s: ack failed: %s", r->svc->name, r->svc->instance, request_id,
+                 err);
+}
+
+/* The handler's view points into the decoded frame, which the job owns. */
+static void reader_fill_request(bgs_job *job, const bg_queue_entry *e)
+{
+    busgate_request *q = &job->req;
+    bg_frame *f = &job->frame;
+
+    q->id = f->id;
+    q->method = f->method;
+    q->path = f->path.ptr;
+    q->query = f->query.ptr != NULL ? f->query.ptr : "";
+    q->endpoint = f->endpoint.ptr;
+    q->gateway = f->gateway;
+    q->client = bg_frame_client(f);
+    q->body = f->body.len > 0 ? f->body.ptr : NULL;
+    q->body_len = f->body.len;
+    q->deadline_ms = f->deadline_ms;
+    q->deliveries = e->deliveries;
+    atomic_init(&q->cancelled, 0);
+    q->priv_ = f;
+    snprintf(job->entry_id, sizeof(job->entry_id), "%s", e->id);
+}
+
+/* Decoded and checked, or NULL when the entry was dead-lettered. */
+static bgs_job *reader_decode(bgs_reader *r, const bg_queue_entry *e)
+{
+    busgate_service *s = r->svc;
+    char why[BG_ERR_LEN + 64];
+    bgs_job *job = calloc(1, sizeof(*job));
+
+    if (job == NULL) {
+        bg_error("%s/%s: entry %s: out of memory; it is delivered again later", s->name,
+                 s->instance, e->id);
+        return NULL;
+    }
+    /* Decoding copies, so the job outlives the batch; copies are NUL-terminated. */
+    if (bg_frame_decode(e->fields, e->nfields, &job->frame, why) != BG_OK)
+        goto dead;
+    if (job->frame.type != BG_FRAME_REQUEST) {
+        snprintf(why, sizeof(why), "unexpected %s frame on a request stream",
+                 bg_frame_type_name(job->frame.type));
+        goto dead;
+    }
+    if (strcmp(job->frame.service, s->name) != 0) {
+        snprintf(why, sizeof(why), "REQUEST for service '%s' on the stream of '%s'",
+                 job->frame.service, s->name);
+        goto dead;
+    }
+    reader_fill_request(job, e);
+    return job;
+dead:
+    reader_dead_letter(r, e, why);
+    bgs_job_free(job);
+    return NULL;
+}
+
+static void reader_take(bgs_reader *r, const bg_queue_entry *e)
+{
+    busgate_service *s = r->svc;
+    bgs_job *job = reader_decode(r, e);
+    bg_method m;
+    int64_t late;
+
+    if (job == NULL)
+        return;
+    late = bg_wall_ms() - job->req.deadline_ms;
+    if (late > 0) {
+        bg_notice("%s/%s: request %s (%s %s) skipped: deadline passed %" PRId64 " ms ago", s->name,
+                  s->instance, job->req.id, job->req.method, job->req.path, late);
+        reader_ack(r, e->id, job->req.id);
+        bgs_job_free(job);
+        return;
+    }
+    if (bg_method_parse(job->frame.method, strlen(job->frame.method), &m) == BG_OK)
+        job->ep = bgs_registry_find(s, m, job->frame.endpoint.ptr, job->frame.endpoint.len);
+    switch (bgs_pool_submit(&s->pool, job)) {
+    case BGS_SUBMIT_OK:
+        return;
+    case BGS_SUBMIT_CANCELLED:
+        bg_info("%s/%s: request %s was cancelled before it arrived: skipped", s->name, s->instance,
+                job->req.id);
+        reader_ack(r, e->id, job->req.id);
+        break;
+    case BGS_SUBMIT_DUPLICATE:
+        bg_debug("%s/%s: entry %s is already being handled here", s->name, s->instance, e->id);
+        break;
+    }
+    bgs_job_free(job);
+}
+
+static void reader_take_batch(bgs_reader *r)
+{
+    for (size_t i = 0; i < r->batch.count; i++)
+        reader_take(r, &r->batch.entries[i]);
+    bg_queue_batch_free(&r->batch);
+}
+
+/* Entries idle past the lease (a dead instance's, or our own after a crash). */
+static void reader_reclaim(bgs_reader *r, int count)
+{
+    busgate_service *s = r->svc;
+    char err[BG_ERR_LEN];
+    size_t dead = 0;
+
+    if (bg_queue_reclaim(r->queue, count, &r->batch, &dead, err) != BG_OK) {
+        bg_warn("%s/%s: reclaim: %s", s->name, s->instance, err);
+        return;
+    }
+    if (dead > 0)
+        bg_warn("%s/%s: %zu request(s) moved to %s after %d deliveries", s->name, s->instance, dead,
+                bg_queue_dead_stream(r->queue), s->cfg.messaging.max_deliveries);
+    if (r->batch.deleted > 0)
+        bg_warn("%s/%s: %zu pending request(s) were trimmed from %s before anyone served them",
+                s->name, s->instance, r->batch.deleted, s->k_requests);
+    if (r->batch.count > 0)
+        bg_info("%s/%s: reclaimed %zu request(s) idle past the lease", s->name, s->instance,
+                r->batch.count);
+    reader_take_batch(r);
+}
+
+/* Keep the lease of every request held longer than half of it. */
+static void reader_extend(bgs_reader *r)
+{
+    busgate_service *s = r->svc;
+    char(*ids)[BG_QUEUE_ID_LEN] = calloc((size_t)s->pool.nslots, BG_QUEUE_ID_LEN);
+    char err[BG_ERR_LEN];
+    size_t n;
+
+    if (ids == NULL)
+        return;
+    n = bgs_pool_lease_due(&s->pool, s->cfg.messaging.lease_duration_ms / 2, ids,
+                           (size_t)s->pool.nslots);
+    for (size_t i = 0; i < n; i++) {
+        int64_t now = bg_mono_ms();
+        if (bg_queue_extend(r->queue, ids[i], err) == BG_OK)
+            bgs_pool_lease_renewed(&s->pool, ids[i], now);
+        else
+            bg_warn("%s/%s: entry %s: lease not extended: %s", s->name, s->instance, ids[i], err);
+    }
+    free(ids);
+}
+
+/* Runs the timers that are due; returns ms until the next one. */
+static int64_t reader_timers(bgs_reader *r, int reclaim)
+{
+    int64_t now = bg_mono_ms(), next;
+    int free_slots;
+
+    if (now >= r->next_extend_ms) {
+        reader_extend(r);
+        r->next_extend_ms = now + r->period_ms;
+    }
+    if (reclaim && now >= r->next_reclaim_ms) {
+        /* With every thread busy a reclaim could take nothing: try next period. */
+        free_slots = bgs_pool_free_slots(&r->svc->pool);
+        if (free_slots > 0)
+            reader_reclaim(r, free_slots);
+        r->next_reclaim_ms = now + r->period_ms;
+    }
+    next =
+        r->next_extend_ms < r->next_reclaim_ms || !reclaim ? r->next_extend_ms : r->next_reclaim_ms;
+    now = bg_mono_ms();
+    return next > now ? next - now : 0;
+}
+
+static int64_t clamp_block(int64_t ms)
+{
+    if (ms > BGS_BLOCK_MS)
+        return BGS_BLOCK_MS;
+    return ms < BGS_BLOCK_MIN_MS ? BGS_BLOCK_MIN_MS : ms;
+}
+
+void bgs_reader_loop(bgs_reader *r)
+{
+    busgate_service *s = r->svc;
+    char err[BG_ERR_LEN];
+    int free_slots, count;
+    int64_t wait;
+
+    while (!bgs_stopping(s)) {
+        wait = clamp_block(reader_timers(r, 1));
+        /* Read only what a thread can start now: held requests age toward their lease. */
+        free_slots = bgs_pool_free_slots(&s->pool);
+        if (free_slots == 0) {
+            bgs_pool_wait_slot(&s->pool, wait);
+            continue;
+        }
+        count = free_slots < s->cfg.messaging.batch_size ? free_slots : s->cfg.messaging.batch_size;
+        if (bg_queue_read(r->queue, count, wait, &r->batch, err) != BG_OK) {
+            bg_warn("%s/%s: reading %s: %s", s->name, s->instance, s->k_requests, err);
+            bgs_sleep_ms(s, BGS_ERROR_PAUSE_MS);
+            continue;
+        }
+        reader_take_batch(r);
+    }
+}
+
+void bgs_reader_drain(bgs_reader *r)
+{
+    busgate_service *s = r->svc;
+
+    if (r->queue == NULL || !s->pool.ready)
+        return;
+    while (bgs_pool_held(&s->pool) > 0)
+        bgs_pool_wait_idle(&s->pool, clamp_block(reader_timers(r, 0)));
+}
