@@ -19,6 +19,9 @@ step() {
 # Pipelined XADD through our async bus vs valkey-benchmark -P 16, one private server.
 step "$build/bench/bench_bus"
 
+# ENDPOINTS_UPDATE on the bus until the route is visible in shared memory.
+step "$build/bench/bench_control"
+
 # Route lookup and publish cost of the shared routing table.
 step "$build/bench/bench_routes"
 

@@ -1,0 +1,40 @@
+/* ctl.h: busgatectl internals: the shared context and one function per command. */
+#ifndef BUSGATE_CTL_H
+#define BUSGATE_CTL_H
+
+#include <jansson.h>
+
+#include "busgate/bus.h"
+#include "busgate/config.h"
+#include "busgate/keys.h"
+
+/* Exit codes (busgatectl(1)). */
+#define BGCTL_EXIT_OK 0
+#define BGCTL_EXIT_FAIL 1
+#define BGCTL_EXIT_USAGE 2
+
+typedef struct bgctl {
+    bg_config cfg;
+    bg_messaging_names names; /* points into cfg */
+    bg_bus *bus;              /* connected by bgctl_connect */
+} bgctl;
+
+/* Prints "busgatectl: <message>" on stderr (one line). */
+void bgctl_fail(const char *fmt, ...) BG_PRINTF(1, 2);
+
+/* One blocking connection to the configured Valkey; on failure the reason
+ * is printed ("cannot reach Valkey: ...") and BG_ERR returned. Commands
+ * call it after parsing their options. */
+int bgctl_connect(bgctl *x);
+/* The gateway's state document; NULL with err "no running gateway 'X' found
+ * (state key K missing or expired)" when it does not exist. */
+json_t *bgctl_state_load(bgctl *x, char *err);
+/* One command whose reply must not be an error; NULL with err set. */
+redisReply *bgctl_command(bgctl *x, char *err, const char *fmt, ...);
+
+/* Commands: argv[0] is the command name; they return the exit code. */
+int bgctl_cmd_state(bgctl *x, int argc, char **argv);
+int bgctl_cmd_resync(bgctl *x, int argc, char **argv);
+int bgctl_cmd_queues(bgctl *x, int argc, char **argv);
+
+#endif

@@ -1,0 +1,55 @@
+/* control.h: the master's control plane: control-stream consumer, liveness timers, resync. */
+#ifndef BUSGATE_CONTROL_H
+#define BUSGATE_CONTROL_H
+
+#include "busgate/common.h"
+#include "busgate/config.h"
+#include "busgate/ev.h"
+#include "busgate/keys.h"
+#include "busgate/route_table.h"
+
+/*
+ * One bg_control lives in the master. It owns its own Valkey connections
+ * (never shared with workers), a consumer group per
+ * gateway instance on the control stream, and a private registry of
+ * services/connections/endpoints that it publishes into rt after each batch
+ * of frames it read. Everything runs on loop. The sockets are close-on-exec
+ * but survive fork(): a child closes every fd it does not own.
+ *
+ * Target kinds of bg_control_resync (the same values as bg_chan_msg). */
+#define BG_CONTROL_TARGET_FLEET 0
+#define BG_CONTROL_TARGET_SERVICE 1
+#define BG_CONTROL_TARGET_CONNECTION 2
+
+typedef struct bg_control bg_control;
+
+/* Connects (own connections), creates the group, broadcasts a startup
+ * RESYNC_REQUEST, installs its handlers and timers on loop. cfg is copied.
+ * Returns NULL with err set when the arguments are unusable; an unreachable
+ * Valkey is not an error: bg_control keeps retrying with backoff. */
+bg_control *bg_control_new(const bg_config *cfg, bg_rt *rt, bg_ev *loop, char *err);
+/* Removes handlers/timers from the loop, closes the connections. NULL is a no-op. */
+void bg_control_free(bg_control *c);
+
+/* Sends a RESYNC_REQUEST: kind FLEET (target ignored) to the broadcast stream,
+ * SERVICE to every known instance of service target, CONNECTION to the one
+ * connection target ("<service>/<instance>"). BG_ERR when the target is not
+ * known or the bus is down. */
+int bg_control_resync(bg_control *c, int target_kind, const char *target, char *err);
+
+/* On reload: takes the new timers/intervals and bus settings from cfg. The
+ * routing table capacity cannot change (the mapping is fixed at start). If the
+ * Valkey address or control stream changed, the connections are re-made and a
+ * fleet-wide resync follows. */
+int bg_control_reconfigure(bg_control *c, const bg_config *cfg, char *err);
+
+/* "<key_prefix>:gateway:<instance_id>:state": a JSON document the master
+ * rewrites after each routing change (debounced) and every heartbeat
+ * interval, with a TTL of a few intervals (busgatectl state reads it):
+ * {"gateway", "pid", "version", "started_ms", "time_ms", "ttl_ms", the route
+ * table snapshot members ("generation", "services", "connections"; see
+ * docs/routing.md), "registry" (per connection: liveness, resync state) and
+ * "stats" (frame counters)}. Deleted when the master stops. */
+int bg_control_state_key(const bg_messaging_names *m, char *out, size_t outlen, char *err);
+
+#endif

@@ -1,0 +1,133 @@
+/* control_int.h: control-plane internals shared by the shared/control*.c files. */
+#ifndef BUSGATE_CONTROL_INT_H
+#define BUSGATE_CONTROL_INT_H
+
+#include <stdint.h>
+
+#include "busgate/bus.h"
+#include "busgate/bus_async.h"
+#include "busgate/bus_queue.h"
+#include "busgate/control.h"
+#include "busgate/frame.h"
+#include "busgate/keys.h"
+#include "busgate/registry.h"
+
+/* Entries per XREADGROUP: a batch is applied with one publish, so a burst
+ * (a fleet answering a resync) costs few table rebuilds. */
+#define BG_CTL_READ_COUNT 256
+/* BLOCK of the control read: only bounds how long a dead connection goes
+ * unnoticed; frames wake the read at once. */
+#define BG_CTL_BLOCK_MS 2000
+/* Heartbeat-only changes reach the table at most this often (a publish
+ * rebuilds the whole table: ~7 ms at 10k endpoints). */
+#define BG_CTL_HB_PUBLISH_MS 1000
+/* RESYNC_REQUESTs to one connection without an answer before giving up. */
+#define BG_CTL_RESYNC_MAX_ATTEMPTS 6
+/* Instance streams: trimmed to about this many entries, and expire after
+ * this many heartbeat_expiry periods without a write (protocol section 5). */
+#define BG_CTL_INSTANCE_MAXLEN "100"
+#define BG_CTL_BROADCAST_MAXLEN "1000"
+#define BG_CTL_INSTANCE_TTL_EXPIRIES 10
+/* Entries a reclaim takes over per run. */
+#define BG_CTL_RECLAIM_COUNT 64
+/* Deliveries of one control entry before it is dead-lettered unapplied. */
+#define BG_CTL_MAX_DELIVERIES 5
+/* The state key is written at most once per this long, or per 20 times
+ * what the last write cost, whichever is longer (a snapshot of 10k
+ * endpoints takes ~100 ms). */
+#define BG_CTL_STATE_MIN_MS 200
+
+#define BG_CTL_STR_(x) #x
+#define BG_CTL_STR(x) BG_CTL_STR_(x)
+
+typedef struct bg_ctl_stats {
+    unsigned long frames, hello, heartbeat, endpoints, goodbye;
+    unsigned long malformed, rejected, dead_lettered, reclaimed;
+    unsigned long publishes, publish_errors, resyncs_sent, resyncs_given_up;
+    unsigned long state_writes;
+} bg_ctl_stats;
+
+struct bg_control {
+    bg_config cfg; /* our copy */
+    bg_rt *rt;     /* not owned */
+    bg_ev *loop;   /* not owned */
+    bg_registry *reg;
+    bg_messaging_names names; /* points into cfg */
+    const char *gateway;      /* cfg.gateway.instance_id */
+    char control_key[BG_KEY_MAX + 1], dead_key[BG_KEY_MAX + 1], group[BG_KEY_MAX + 1];
+    char broadcast_key[BG_KEY_MAX + 1], state_key[BG_KEY_MAX + 1];
+
+    /* rd: the blocking XREADGROUP, then XACK and group setup between reads.
+     * wr: RESYNC_REQUESTs and the state key. Both async on loop. */
+    bg_abus *rd, *wr;
+    int started;        /* the first group setup was sent: later ones are reconnects */
+    int reading;        /* an XREADGROUP is in flight on rd */
+    int need_setup;     /* the group must be made again (NOGROUP) before reading */
+    int stopping;       /* ctl_stop runs: callbacks issue nothing new */
+    int64_t backoff_ms; /* after read errors and NOGROUP */
+    bg_ev_timer *read_retry;
+
+    /* sync: a blocking connection for the queue scripts (dead letter,
+     * reclaim); used only while rd is up, made on first use */
+    bg_bus *sync;
+    bg_queue *queue;
+
+    bg_ev_timer *tick, *reclaim, *state_timer;
+    int64_t tick_ms;
+    int64_t last_publish_ms, last_state_ms, state_cost_ms;
+    int64_t started_wall_ms;
+    char publish_err[BG_ERR_LEN]; /* last publish failure, logged once */
+    unsigned long resync_seq;
+    bg_ctl_stats stats;
+};
+
+/* control_read.c: the reader on rd */
+void bg_ctl_on_rd_state(bg_abus *b, int connected, void *arg);
+/* Stops reading (reconfigure/free): the in-flight read gets NULL. */
+void bg_ctl_read_stop(bg_control *c);
+
+/* control_apply.c: one stream entry, read or reclaimed. Returns 1 when the
+ * caller must ack it, 0 when it was dead-lettered (acked by the script), -1
+ * when it must stay pending (dead letter failed: a reclaim tries again). */
+int bg_ctl_entry(bg_control *c, const char *id, bg_field *fields, size_t nfields, long deliveries);
+/* After a batch: publish if routing changed (heartbeat-only changes at most
+ * every BG_CTL_HB_PUBLISH_MS unless force), then schedule a state write. */
+void bg_ctl_publish(bg_control *c, int force);
+/* The blocking connection and queue, connected on first use. NULL + err. */
+bg_queue *bg_ctl_sync_queue(bg_control *c, char *err);
+void bg_ctl_sync_close(bg_control *c);
+
+/* control_resync.c */
+/* Sends RESYNC_REQUEST to one connection's instance stream and arms retries. */
+void bg_ctl_resync_conn(bg_control *c, bg_reg_conn *conn, const char *reason);
+/* To the broadcast stream, on b (rd during group setup, so that it follows
+ * the group creation; NULL = whichever connection is free); service NULL =
+ * every instance. */
+int bg_ctl_resync_broadcast(bg_control *c, bg_abus *b, const char *reason, const char *service,
+                            char *err);
+/* Retries of unanswered resyncs that are due. */
+void bg_ctl_resync_retry(bg_control *c, int64_t now_ms);
+/* An ENDPOINTS_UPDATE answered: no more retries. */
+void bg_ctl_resync_done(bg_reg_conn *conn);
+
+/* control_reclaim.c: entries left pending (a crash between read and ack,
+ * a failed dead letter) are taken over and applied. */
+int64_t bg_ctl_on_reclaim(bg_ev *loop, bg_ev_timer *t, void *arg);
+int64_t bg_ctl_reclaim_period_ms(const bg_control *c);
+
+/* control_state.c: the JSON document busgatectl reads */
+void bg_ctl_state_request(bg_control *c);
+int64_t bg_ctl_state_ttl_ms(const bg_control *c);
+void bg_ctl_state_write(bg_control *c);
+/* Best effort on shutdown: the gateway is no longer running. */
+void bg_ctl_state_delete(bg_control *c);
+/* Builds the document (malloc'd) from the table snapshot and the registry. */
+char *bg_ctl_state_json(bg_control *c, char *err);
+
+/* control.c: options of our connections, named "busgate-master-<role>-<gateway>" in
+ * CLIENT LIST (name: BG_CTL_CLIENT_NAME_MAX bytes, copied by the connect calls). */
+#define BG_CTL_CLIENT_NAME_MAX (BG_NAME_MAX + 32)
+void bg_ctl_bus_opts(const bg_control *c, const char *role, char *name, size_t namelen,
+                     bg_bus_opts *o);
+
+#endif

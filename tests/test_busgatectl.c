@@ -1,0 +1,566 @@
+/* test_busgatectl.c: the control plane end to end with real processes (valkey-server, busgated,
+ * echo-service, a simulated instance) observed through busgatectl. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "busgate/bus.h"
+#include "busgate/frame.h"
+#include "busgate/log.h"
+#include "proc_harness.h"
+#include "valkey_harness.h"
+
+static bgt_valkey server;
+static bgt_gw gw;
+
+static void server_up(void)
+{
+    bg_log_set_level(BG_LOG_CRIT);
+    signal(SIGPIPE, SIG_IGN);
+    memset(&gw, 0, sizeof(gw));
+    cr_assert_eq(bgt_valkey_start(&server, NULL), 0, "valkey-server did not start");
+}
+
+static void server_down(void)
+{
+    bgt_gw_stop(&gw);
+    bgt_valkey_stop(&server);
+}
+
+TestSuite(busgatectl, .init = server_up, .fini = server_down, .timeout = 60);
+
+/* ---- running busgatectl ---- */
+
+typedef struct ctl_out {
+    int rc;
+    char out[1 << 16], err[4096];
+} ctl_out;
+
+static void read_fds(int ofd, int efd, ctl_out *o, long long until)
+{
+    size_t olen = 0, elen = 0;
+    struct pollfd p[2] = {{.fd = ofd, .events = POLLIN}, {.fd = efd, .events = POLLIN}};
+
+    while ((p[0].fd >= 0 || p[1].fd >= 0) && bgt_now_ms() < until) {
+        if (poll(p, 2, 100) <= 0)
+            continue;
+        for (int i = 0; i < 2; i++) {
+            char *buf = i == 0 ? o->out : o->err;
+            size_t *len = i == 0 ? &olen : &elen, cap = i == 0 ? sizeof(o->out) : sizeof(o->err);
+            ssize_t n;
+            if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP)))
+                continue;
+            n = read(p[i].fd, buf + *len, cap - 1 - *len);
+            if (n <= 0) {
+                close(p[i].fd);
+                p[i].fd = -1;
+                continue;
+            }
+            *len += (size_t)n;
+            buf[*len] = '\0';
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        if (p[i].fd >= 0)
+            close(p[i].fd);
+}
+
+/* busgatectl ARGS... (NULL-terminated), bounded to 15 s. */
+static void ctl(ctl_out *o, ...)
+{
+    const char *argv[16];
+    char bin[4096];
+    int ofd[2], efd[2], status, argc = 1;
+    va_list ap;
+    pid_t pid;
+
+    memset(o, 0, sizeof(*o));
+    cr_assert_eq(bgt_build_path("busgatectl", bin, sizeof(bin)), 0, "busgatectl not built");
+    argv[0] = bin;
+    va_start(ap, o);
+    while (argc < 15 && (argv[argc] = va_arg(ap, const char *)) != NULL)
+        argc++;
+    va_end(ap);
+    argv[argc] = NULL;
+    cr_assert_eq(pipe2(ofd, O_CLOEXEC), 0);
+    cr_assert_eq(pipe2(efd, O_CLOEXEC), 0);
+    pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(ofd[1], 1);
+        dup2(efd[1], 2);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    close(ofd[1]);
+    close(efd[1]);
+    read_fds(ofd[0], efd[0], o, bgt_now_ms() + 15000);
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) {
+        kill(pid, SIGKILL);
+        o->rc = -1;
+        return;
+    }
+    o->rc = WEXITSTATUS(status);
+}
+
+/* The gateway state through `busgatectl state --json`; NULL while there is none. */
+static json_t *state(void)
+{
+    ctl_out o;
+
+    ctl(&o, "-c", gw.ini, "state", "--json", NULL);
+    return o.rc == 0 ? json_loads(o.out, 0, NULL) : NULL;
+}
+
+static json_t *conn_of(json_t *doc, const char *id)
+{
+    size_t i;
+    json_t *c;
+
+    json_array_foreach(json_object_get(doc, "connections"), i, c)
+    {
+        if (strcmp(json_string_value(json_object_get(c, "id")), id) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+/* -1: not in the state; else its number of endpoints; *up its liveness. */
+static int conn_endpoints(const char *id, int *up)
+{
+    json_t *doc = state(), *c;
+    int n = -1;
+
+    c = doc != NULL ? conn_of(doc, id) : NULL;
+    if (c != NULL) {
+        n = (int)json_array_size(json_object_get(c, "endpoints"));
+        if (up != NULL)
+            *up = json_is_true(json_object_get(c, "up"));
+    }
+    json_decref(doc);
+    return n;
+}
+
+#define WAIT_UNTIL(cond, ms)                                                                       \
+    do {                                                                                           \
+        long long end_ = bgt_now_ms() + (ms);                                                      \
+        while (!(cond) && bgt_now_ms() < end_)                                                     \
+            usleep(50 * 1000);                                                                     \
+    } while (0)
+
+/* ---- the gateway and instances ---- */
+
+static void gw_start(const char *messaging)
+{
+    char extra[512];
+
+    snprintf(extra, sizeof(extra), "[messaging]\n%s", messaging);
+    bgt_gw_opts o = {.valkey_url = server.url,
+                     .workers = 1,
+                     .extra_gateway = "instance_id = gw-ctl\n",
+                     .extra = extra};
+    cr_assert_eq(bgt_gw_init(&gw, &o), 0);
+    cr_assert_eq(bgt_gw_start(&gw), 0, "busgated did not start (see %s)", gw.log);
+    /* the group skips what came before it: instances start after it exists */
+    cr_assert_eq(bgt_gw_wait_log(&gw, "fleet-wide RESYNC_REQUEST (startup)", 1, 10000), 0);
+}
+
+static void gw_restart(void)
+{
+    int n = bgt_gw_log_count(&gw, "fleet-wide RESYNC_REQUEST (startup)");
+
+    cr_assert_eq(bgt_gw_signal(&gw, SIGTERM), 0);
+    cr_assert_eq(bgt_gw_wait_exit(&gw, 15000), 0, "busgated did not stop cleanly");
+    cr_assert_eq(bgt_gw_start(&gw), 0, "busgated did not start again");
+    cr_assert_eq(bgt_gw_wait_log(&gw, "fleet-wide RESYNC_REQUEST (startup)", n + 1, 10000), 0);
+}
+
+static pid_t echo_start(const char *name)
+{
+    char log[400];
+    pid_t pid;
+
+    snprintf(log, sizeof(log), "%s/%s.log", gw.dir, name);
+    pid = bgt_spawn_built("echo-service", (const char *[]){"-c", gw.ini, "-n", name, NULL}, log);
+    cr_assert_gt(pid, 0, "echo-service not built");
+    return pid;
+}
+
+static redisContext *valkey(void)
+{
+    redisContext *c = redisConnect("127.0.0.1", server.port);
+
+    cr_assert(c != NULL && c->err == 0, "cannot connect to the test valkey");
+    return c;
+}
+
+/* Endpoints in the newest ENDPOINTS_UPDATE of instance on the control stream (-1: none). */
+static int declared_endpoints(const char *instance)
+{
+    redisContext *c = valkey();
+    redisReply *r = redisCommand(c, "XREVRANGE router:control + - COUNT 200");
+    int n = -1;
+
+    for (size_t i = 0; r != NULL && i < r->elements && n < 0; i++) {
+        const redisReply *kv = r->element[i]->element[1];
+        const char *type = "", *inst = "", *meta = NULL;
+        for (size_t k = 0; k + 1 < kv->elements; k += 2) {
+            if (strcmp(kv->element[k]->str, "type") == 0)
+                type = kv->element[k + 1]->str;
+            else if (strcmp(kv->element[k]->str, "instance") == 0)
+                inst = kv->element[k + 1]->str;
+            else if (strcmp(kv->element[k]->str, "meta") == 0)
+                meta = kv->element[k + 1]->str;
+        }
+        if (strcmp(type, "ENDPOINTS_UPDATE") == 0 && strcmp(inst, instance) == 0 && meta) {
+            json_t *m = json_loads(meta, 0, NULL);
+            n = (int)json_array_size(json_object_get(m, "endpoints"));
+            json_decref(m);
+        }
+    }
+    freeReplyObject(r);
+    redisFree(c);
+    return n;
+}
+
+/* ---- tests ---- */
+
+Test(busgatectl, unreachable_valkey_is_one_line_and_nonzero)
+{
+    const char *cmds[] = {"state", "queues", "resync"};
+    ctl_out o;
+
+    for (size_t i = 0; i < 3; i++) {
+        ctl(&o, "-u", "valkey://127.0.0.1:1", cmds[i], NULL);
+        cr_assert_eq(o.rc, 1, "%s: exit %d", cmds[i], o.rc);
+        cr_assert_str_empty(o.out);
+        cr_assert(strstr(o.err, "cannot reach Valkey") != NULL, "%s: '%s'", cmds[i], o.err);
+        cr_assert_eq(strchr(o.err, '\n'), o.err + strlen(o.err) - 1, "one line: '%s'", o.err);
+    }
+    ctl(&o, "-u", server.url, "state", "--bogus", NULL);
+    cr_assert_eq(o.rc, 2, "a usage error exits 2");
+    ctl(&o, "-c", "/nonexistent/busgate.ini", "state", NULL);
+    cr_assert_eq(o.rc, 1);
+}
+
+Test(busgatectl, no_running_gateway)
+{
+    ctl_out o;
+
+    ctl(&o, "-u", server.url, "-g", "gw-none", "state", NULL);
+    cr_assert_eq(o.rc, 1);
+    cr_assert(strstr(o.err, "no running gateway 'gw-none' found") != NULL, "'%s'", o.err);
+    ctl(&o, "-u", server.url, "-g", "gw-none", "resync", "--connection", "echo/e1", NULL);
+    cr_assert_eq(o.rc, 1);
+    cr_assert(strstr(o.err, "no running gateway") != NULL, "'%s'", o.err);
+}
+
+Test(busgatectl, registration_within_one_heartbeat_interval)
+{
+    int n = -1, up = 0, declared;
+    long long t0;
+    ctl_out o;
+
+    gw_start("heartbeat_interval = 2s\nheartbeat_expiry = 6s\n");
+    t0 = bgt_now_ms();
+    echo_start("e1");
+    WAIT_UNTIL((declared = declared_endpoints("e1")) > 0 &&
+                   (n = conn_endpoints("echo/e1", &up)) == declared,
+               6000);
+    long long took = bgt_now_ms() - t0;
+    cr_assert_gt(declared, 0, "echo-service sent no ENDPOINTS_UPDATE");
+    cr_assert_eq(n, declared, "state shows %d endpoints, the instance declared %d", n, declared);
+    cr_assert(up);
+    cr_assert_lt(took, 2000, "registered after %lld ms, heartbeat interval is 2000 ms", took);
+
+    /* the human form says the same */
+    ctl(&o, "-c", gw.ini, "state", NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.err);
+    cr_assert(strstr(o.out, "gateway gw-ctl") != NULL, "%s", o.out);
+    cr_assert(strstr(o.out, "echo/e1") != NULL && strstr(o.out, "/echo/{id}") != NULL, "%s", o.out);
+}
+
+Test(busgatectl, kill9_marks_down_then_removes)
+{
+    int up = 1, n = 0;
+    pid_t e1;
+
+    gw_start("heartbeat_interval = 300ms\nheartbeat_expiry = 1500ms\n"
+             "connection_remove_after = 1s\n");
+    e1 = echo_start("e1");
+    WAIT_UNTIL(conn_endpoints("echo/e1", NULL) > 0, 10000);
+    cr_assert_gt(conn_endpoints("echo/e1", NULL), 0, "echo/e1 never registered");
+    cr_assert_eq(kill(e1, SIGKILL), 0);
+    waitpid(e1, NULL, 0);
+    WAIT_UNTIL((n = conn_endpoints("echo/e1", &up)) < 0 || !up, 10000);
+    cr_assert_gt(n, 0, "removed without being marked down first");
+    cr_assert_not(up, "never marked down");
+    WAIT_UNTIL(conn_endpoints("echo/e1", NULL) < 0, 10000);
+    cr_assert_lt(conn_endpoints("echo/e1", NULL), 0, "never removed");
+}
+
+Test(busgatectl, sigterm_goodbye_removes_at_once)
+{
+    pid_t e1;
+
+    gw_start("heartbeat_interval = 300ms\nheartbeat_expiry = 30s\n"
+             "connection_remove_after = 30s\n");
+    e1 = echo_start("e1");
+    WAIT_UNTIL(conn_endpoints("echo/e1", NULL) > 0, 10000);
+    cr_assert_gt(conn_endpoints("echo/e1", NULL), 0, "echo/e1 never registered");
+    long long t0 = bgt_now_ms();
+    cr_assert_eq(bgt_stop_pid(e1, 10000), 0, "echo-service did not exit cleanly on SIGTERM");
+    WAIT_UNTIL(conn_endpoints("echo/e1", NULL) < 0, 10000);
+    cr_assert_lt(conn_endpoints("echo/e1", NULL), 0, "not removed");
+    cr_assert_lt(bgt_now_ms() - t0, 10000, "removed by GOODBYE, long before the 30 s expiry");
+    cr_assert_geq(bgt_gw_log_count(&gw, "said goodbye"), 1);
+}
+
+Test(busgatectl, startup_resync_brings_back_running_instances)
+{
+    int d1, d2;
+    pid_t e1, e2;
+
+    gw_start("heartbeat_interval = 1s\nheartbeat_expiry = 5s\n");
+    e1 = echo_start("e1");
+    e2 = echo_start("e2");
+    WAIT_UNTIL(conn_endpoints("echo/e1", NULL) > 0 && conn_endpoints("echo/e2", NULL) > 0, 10000);
+    d1 = declared_endpoints("e1");
+    d2 = declared_endpoints("e2");
+    cr_assert_gt(d1, 0);
+    gw_restart();
+    WAIT_UNTIL(conn_endpoints("echo/e1", NULL) == d1 && conn_endpoints("echo/e2", NULL) == d2,
+               10000);
+    cr_assert_eq(conn_endpoints("echo/e1", NULL), d1);
+    cr_assert_eq(conn_endpoints("echo/e2", NULL), d2);
+    cr_assert_eq(kill(e1, 0), 0, "the instances were not restarted");
+    cr_assert_eq(kill(e2, 0), 0);
+    cr_assert_eq(waitpid(e1, NULL, WNOHANG), 0);
+    cr_assert_eq(waitpid(e2, NULL, WNOHANG), 0);
+    bgt_stop_pid(e1, 5000);
+    bgt_stop_pid(e2, 5000);
+}
+
+/* ---- a simulated instance that ignores broadcasts: only its heartbeats can
+ * tell a restarted gateway about it ---- */
+
+typedef struct sim {
+    pthread_t thread;
+    atomic_int stop;
+    int port;
+    int64_t hb_ms;
+    int unknown_heartbeat_resyncs; /* RESYNC_REQUESTs it got with that reason */
+} sim;
+
+static void sim_xadd(redisContext *c, bg_frame *f)
+{
+    const char *head[] = {"XADD", "router:control", "*"};
+    const char **argv;
+    const size_t *lens;
+    bg_frame_wire w;
+    int argc;
+
+    snprintf(f->service, sizeof(f->service), "sim");
+    snprintf(f->instance, sizeof(f->instance), "s1");
+    snprintf(f->svc_version, sizeof(f->svc_version), "2.0");
+    bg_random_id(f->id);
+    if (bg_frame_encode(f, &w, NULL) == BG_OK &&
+        bg_frame_wire_command(&w, head, NULL, 3, &argc, &argv, &lens) == BG_OK)
+        freeReplyObject(redisCommandArgv(c, argc, argv, lens));
+    bg_frame_wire_free(&w);
+    bg_frame_free(f);
+}
+
+static void sim_send(redisContext *c, bg_frame_type t, const char *resync_id, int64_t hb)
+{
+    bg_frame f;
+
+    bg_frame_init(&f, t);
+    f.interval_ms = hb;
+    if (t == BG_FRAME_ENDPOINTS_UPDATE) {
+        f.meta = json_loads("{\"endpoints\":[{\"method\":\"GET\",\"path\":\"/sim\"},"
+                            "{\"method\":\"GET\",\"path\":\"/sim/{id}\"}]}",
+                            0, NULL);
+        snprintf(f.resync_id, sizeof(f.resync_id), "%s", resync_id);
+    }
+    sim_xadd(c, &f);
+}
+
+/* Answers RESYNC_REQUESTs on its own instance stream read after *last. */
+static void sim_answer(sim *s, redisContext *c, char *last)
+{
+    redisReply *r =
+        redisCommand(c, "XREAD COUNT 10 BLOCK 100 STREAMS router:instance:{sim}:s1 %s", last);
+
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY) {
+        const redisReply *list = r->element[0]->element[1];
+        for (size_t i = 0; i < list->elements; i++) {
+            const redisReply *kv = list->element[i]->element[1];
+            const char *id = "";
+            snprintf(last, 64, "%s", list->element[i]->element[0]->str);
+            for (size_t k = 0; k + 1 < kv->elements; k += 2) {
+                if (strcmp(kv->element[k]->str, "id") == 0)
+                    id = kv->element[k + 1]->str;
+                if (strcmp(kv->element[k]->str, "reason") == 0 &&
+                    strcmp(kv->element[k + 1]->str, "unknown heartbeat") == 0)
+                    s->unknown_heartbeat_resyncs++;
+            }
+            sim_send(c, BG_FRAME_ENDPOINTS_UPDATE, id, 0);
+        }
+    }
+    if (r != NULL)
+        freeReplyObject(r);
+}
+
+static void *sim_main(void *arg)
+{
+    sim *s = arg;
+    redisContext *c = redisConnect("127.0.0.1", s->port);
+    char last[64] = "0-0";
+    long long next_hb = 0;
+
+    sim_send(c, BG_FRAME_HELLO, NULL, 0);
+    while (!atomic_load(&s->stop)) {
+        if (bgt_now_ms() >= next_hb) {
+            sim_send(c, BG_FRAME_HEARTBEAT, NULL, s->hb_ms);
+            next_hb = bgt_now_ms() + s->hb_ms;
+        }
+        sim_answer(s, c, last);
+    }
+    redisFree(c);
+    return NULL;
+}
+
+Test(busgatectl, state_miss_heartbeat_brings_instance_back)
+{
+    sim s = {.port = server.port, .hb_ms = 300};
+    redisContext *c;
+
+    gw_start("heartbeat_interval = 300ms\nheartbeat_expiry = 3s\n");
+    cr_assert_eq(pthread_create(&s.thread, NULL, sim_main, &s), 0);
+    WAIT_UNTIL(conn_endpoints("sim/s1", NULL) == 2, 10000);
+    cr_assert_eq(conn_endpoints("sim/s1", NULL), 2, "the simulated instance never registered");
+
+    cr_assert_eq(bgt_gw_signal(&gw, SIGTERM), 0);
+    cr_assert_eq(bgt_gw_wait_exit(&gw, 15000), 0);
+    c = valkey();
+    freeReplyObject(redisCommand(c, "XTRIM router:control MAXLEN 0"));
+    redisFree(c);
+    cr_assert_eq(bgt_gw_start(&gw), 0);
+    WAIT_UNTIL(conn_endpoints("sim/s1", NULL) == 2, 10000);
+    atomic_store(&s.stop, 1);
+    pthread_join(s.thread, NULL);
+    cr_assert_eq(conn_endpoints("sim/s1", NULL), 2, "not back after the gateway restart");
+    cr_assert_geq(s.unknown_heartbeat_resyncs, 1, "it came back, but not by its heartbeat");
+}
+
+Test(busgatectl, malformed_frames_dead_lettered_gateway_keeps_working)
+{
+    size_t big = 2u << 20;
+    char *meta = malloc(big + 16);
+    redisContext *c;
+    ctl_out o;
+
+    gw_start("heartbeat_interval = 1s\nheartbeat_expiry = 5s\n");
+    c = valkey();
+    freeReplyObject(redisCommand(c, "XADD router:control * \x01\x02 garbage"));
+    freeReplyObject(redisCommand(
+        c, "XADD router:control * v 9 type HELLO id a service s instance i version 1"));
+    memset(meta, ' ', big);
+    memcpy(meta, "{}", 2);
+    meta[big] = '\0';
+    freeReplyObject(redisCommand(
+        c, "XADD router:control * v 1 type HELLO id b service s instance i version 1 meta %s",
+        meta));
+    free(meta);
+    redisFree(c);
+    echo_start("e1");
+    WAIT_UNTIL(conn_endpoints("echo/e1", NULL) > 0, 10000);
+    cr_assert_gt(conn_endpoints("echo/e1", NULL), 0, "the gateway stopped working");
+    ctl(&o, "-c", gw.ini, "queues", "--json", NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.err);
+    json_t *q = json_loads(o.out, 0, NULL);
+    json_t *control = json_object_get(q, "control");
+    cr_assert_eq(json_integer_value(json_object_get(control, "dead")), 3, "%s", o.out);
+    cr_assert_eq(json_integer_value(json_object_get(control, "pending")), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(control, "group")), "router-gateway:gw-ctl");
+    json_t *svc = json_array_get(json_object_get(q, "services"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(svc, "service")), "echo");
+    cr_assert_geq(json_integer_value(json_object_get(svc, "consumers")), 1);
+    json_decref(q);
+    cr_assert_eq(bgt_gw_log_count(&gw, "is malformed"), 3);
+    ctl(&o, "-c", gw.ini, "queues", NULL);
+    cr_assert_eq(o.rc, 0);
+    cr_assert(strstr(o.out, "router:requests:{echo}") != NULL, "%s", o.out);
+}
+
+/* The id printed by `busgatectl resync` ("resync ID sent to ..."). */
+static void printed_id(const ctl_out *o, char *id, size_t len)
+{
+    cr_assert_eq(sscanf(o->out, "resync %127s", id), 1, "'%s'", o->out);
+    cr_assert_lt(strlen(id), len);
+}
+
+/* 1 once an ENDPOINTS_UPDATE answering resync_id is on the control stream. */
+static int answered(const char *resync_id)
+{
+    redisContext *c = valkey();
+    redisReply *r = redisCommand(c, "XREVRANGE router:control + - COUNT 200");
+    int found = 0;
+
+    for (size_t i = 0; r != NULL && i < r->elements; i++) {
+        const redisReply *kv = r->element[i]->element[1];
+        for (size_t k = 0; k + 1 < kv->elements; k += 2)
+            if (strcmp(kv->element[k]->str, "resync_id") == 0 &&
+                strcmp(kv->element[k + 1]->str, resync_id) == 0)
+                found = 1;
+    }
+    freeReplyObject(r);
+    redisFree(c);
+    return found;
+}
+
+Test(busgatectl, resync_through_the_bus)
+{
+    char id[128];
+    ctl_out o;
+
+    gw_start("heartbeat_interval = 1s\nheartbeat_expiry = 5s\n");
+    echo_start("e1");
+    WAIT_UNTIL(conn_endpoints("echo/e1", NULL) > 0, 10000);
+
+    ctl(&o, "-c", gw.ini, "resync", "--connection", "echo/e1", NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.err);
+    printed_id(&o, id, sizeof(id));
+    WAIT_UNTIL(answered(id), 5000);
+    cr_assert(answered(id), "echo/e1 did not answer %s", id);
+
+    ctl(&o, "-c", gw.ini, "resync", "--service", "echo", NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.err);
+    printed_id(&o, id, sizeof(id));
+    WAIT_UNTIL(answered(id), 5000);
+    cr_assert(answered(id), "no answer to the service-wide resync");
+
+    ctl(&o, "-c", gw.ini, "resync", NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.err);
+    printed_id(&o, id, sizeof(id));
+    WAIT_UNTIL(answered(id), 5000);
+    cr_assert(answered(id), "no answer to the fleet-wide resync");
+
+    ctl(&o, "-c", gw.ini, "resync", "--connection", "echo/nope", NULL);
+    cr_assert_eq(o.rc, 1);
+    cr_assert(strstr(o.err, "unknown connection 'echo/nope'") != NULL, "'%s'", o.err);
+    ctl(&o, "-c", gw.ini, "resync", "--connection", "x", "--service", "y", NULL);
+    cr_assert_eq(o.rc, 2);
+}
