@@ -38,18 +38,19 @@ typedef struct bg_xchg {
     char *auth; /* Authorization value (admin endpoints only), NUL-terminated */
     char client[64];
     bg_xchg_kind kind;
-    bg_rt_match match;   /* BG_XK_ROUTE */
-    bg_buf meta;         /* BG_XK_ROUTE: REQUEST meta JSON */
-    bg_buf body;         /* request body */
-    int64_t t_start_us;  /* head complete */
-    int64_t t_bus_us;    /* REQUEST sent; 0 = never */
-    int64_t t_reply_us;  /* RESPONSE received */
+    bg_rt_match match;       /* BG_XK_ROUTE */
+    bg_buf meta;             /* BG_XK_ROUTE: REQUEST meta JSON */
+    bg_buf body;             /* request body */
+    int64_t t_start_us;      /* head complete */
+    int64_t t_start_wall_ms; /* the same, wall clock (access log) */
+    int64_t t_bus_us;        /* REQUEST sent; 0 = never */
+    int64_t t_reply_us;      /* RESPONSE received */
 
     /* error answer (BG_XK_ERROR) */
     int err_status;
     int err_close; /* answer with "Connection: close" and close */
     char err_detail[160];
-    char err_extra[96]; /* header lines, each ending in CRLF */
+    char err_extra[160]; /* header lines, each ending in CRLF */
 
     /* dispatch state */
     bg_ev_timer *deadline;
@@ -60,14 +61,14 @@ typedef struct bg_xchg {
     /* response */
     int answered;
     int status;
-    size_t resp_body_len;
     char instance[BG_RT_ID_MAX + 1];
     bg_buf out;
     size_t out_off;
 } bg_xchg;
 
-/* Takes ownership of fd (non-blocking) and starts serving it. NULL with err set. */
-bg_conn *bg_conn_new(bg_wk *wk, int fd, const char *client, char *err);
+/* Takes ownership of fd (non-blocking) and starts serving it; BG_ERR (fd closed) with
+ * err set when out of memory. */
+int bg_conn_new(bg_wk *wk, int fd, const char *client, const char *peer, char *err);
 /* Closes every connection now: pending exchanges are abandoned (CANCEL). */
 void bg_conn_close_all(bg_wk *wk);
 /* Graceful quit: close idle connections now, the others after their queued responses. */
@@ -82,5 +83,9 @@ void bg_xchg_done(bg_xchg *x, int status);
 void bg_xchg_problem(bg_xchg *x, int status, const char *detail, const char *extra);
 /* Frees x unless its XADD reply is still pending (then the reply callback frees it). */
 void bg_xchg_release(bg_xchg *x);
+
+/* http_plan.c: decides what answers a request whose head just arrived: normalises the
+ * path, then an admin endpoint, a route (x->match, x->meta) or an error (x->err_*). */
+void bg_http_plan(bg_wk *wk, bg_xchg *x, const bg_http_request *req);
 
 #endif

@@ -117,11 +117,19 @@ int bg_resp_finish_sized(bg_buf *out, const bg_resp_ctx *rc, const void *body, s
     return rc->head ? BG_OK : bg_buf_append(out, body, len);
 }
 
+int bg_resp_finish_empty(bg_buf *out, const bg_resp_ctx *rc)
+{
+    if (resp_common(out, rc) != BG_OK)
+        return BG_ERR;
+    return bg_buf_puts(out, "\r\n");
+}
+
 int bg_resp_finish_chunked(bg_buf *out, const bg_resp_ctx *rc, const void *body, size_t len)
 {
     if (rc->version == 10 || rc->head)
         return bg_resp_finish_sized(out, rc, body, len);
-    if (resp_common(out, rc) != BG_OK || bg_buf_puts(out, "Transfer-Encoding: chunked\r\n\r\n") != BG_OK)
+    if (resp_common(out, rc) != BG_OK ||
+        bg_buf_puts(out, "Transfer-Encoding: chunked\r\n\r\n") != BG_OK)
         return BG_ERR;
     if (len > 0 && (bg_buf_printf(out, "%zx\r\n", len) != BG_OK ||
                     bg_buf_append(out, body, len) != BG_OK || bg_buf_puts(out, "\r\n") != BG_OK))

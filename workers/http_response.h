@@ -33,7 +33,9 @@ int bg_resp_status(bg_buf *out, int status);
 int bg_resp_header(bg_buf *out, const char *name, size_t nlen, const char *value, size_t vlen);
 /* Content-Length, Connection, X-Request-Id, the empty line, then the body (not for HEAD). */
 int bg_resp_finish_sized(bg_buf *out, const bg_resp_ctx *rc, const void *body, size_t len);
-/* Same, but the body goes as one chunk of a chunked body (HTTP/1.1 only; an HTTP/1.0
+/* Connection, X-Request-Id and the empty line, without Content-Length (204, 304). */
+int bg_resp_finish_empty(bg_buf *out, const bg_resp_ctx *rc);
+/* Same as sized, but the body goes as one chunk of a chunked body (HTTP/1.1 only; an HTTP/1.0
  * client gets the sized form), for bodies built without a length known up front. */
 int bg_resp_finish_chunked(bg_buf *out, const bg_resp_ctx *rc, const void *body, size_t len);
 

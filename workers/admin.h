@@ -1,0 +1,20 @@
+/* admin.h: the endpoints the gateway answers itself: /healthz, /readyz, /metrics and the
+ * token-protected router administration API. */
+#ifndef BUSGATE_ADMIN_H
+#define BUSGATE_ADMIN_H
+
+#include <stddef.h>
+
+#include "http_conn.h"
+#include "worker_int.h"
+
+#define BG_ADMIN_PREFIX "/api/v1/gateway/administration/"
+
+/* 1 when the gateway answers this path itself (services can never claim it). */
+int bg_admin_match(const char *path, size_t len);
+/* Answers x (body complete): completes it with bg_xchg_done or bg_xchg_problem. */
+void bg_admin_handle(bg_wk *wk, bg_xchg *x);
+/* admin_resync.c: POST .../router/resync (token already checked). */
+void bg_admin_resync(bg_wk *wk, bg_xchg *x);
+
+#endif

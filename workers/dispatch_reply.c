@@ -1,0 +1,159 @@
+/* dispatch_reply.c: a RESPONSE from the reply stream -> checked -> the client's HTTP response. */
+#include "dispatch_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "busgate/frame.h"
+#include "busgate/log.h"
+
+static const bg_field *reply_field(const bg_field *fields, size_t n, const char *name)
+{
+    size_t i, len = strlen(name);
+
+    for (i = 0; i < n; i++)
+        if (fields[i].name.len == len && memcmp(fields[i].name.ptr, name, len) == 0)
+            return &fields[i];
+    return NULL;
+}
+
+static int reply_token_ok(const char *p, size_t len)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    size_t i;
+
+    if (len == 0)
+        return 0;
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c != '\0' && strchr(extra, c) != NULL)))
+            return 0;
+    }
+    return 1;
+}
+
+static int reply_value_ok(const char *p, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+/* Headers the gateway writes itself: a service's copy is dropped, not an error. */
+static int reply_gateway_owned(const bg_pair *h)
+{
+    return bg_http_token_eq(h->name, h->name_len, "content-length") ||
+           bg_http_token_eq(h->name, h->name_len, "x-request-id");
+}
+
+/* Copies the service's headers after checking each; BG_ERR (why set) means 502. */
+static int reply_headers(const bg_frame *f, bg_buf *out, char *why, size_t wlen)
+{
+    size_t i, n = bg_frame_header_count(f);
+    bg_pair h;
+
+    for (i = 0; i < n; i++) {
+        if (bg_frame_header_at(f, i, &h) != BG_OK)
+            return BG_ERR;
+        if (!reply_token_ok(h.name, h.name_len) || !reply_value_ok(h.value, h.value_len)) {
+            snprintf(why, wlen, "invalid header name or value (header %zu)", i);
+            return BG_ERR;
+        }
+        if (bg_http_is_hop_by_hop(NULL, h.name, h.name_len)) {
+            snprintf(why, wlen, "hop-by-hop header '%.*s'",
+                     (int)(h.name_len > 64 ? 64 : h.name_len), h.name);
+            return BG_ERR;
+        }
+        if (!reply_gateway_owned(&h) &&
+            bg_resp_header(out, h.name, h.name_len, h.value, h.value_len) != BG_OK)
+            return BG_ERR;
+    }
+    return BG_OK;
+}
+
+/* 1xx is not a final answer; 204 and 304 carry no body (RFC 9110 6.4.1). */
+static int reply_render(bg_xchg *x, const bg_frame *f, char *why, size_t wlen)
+{
+    bg_resp_ctx rc;
+    size_t blen = f->body.ptr != NULL ? f->body.len : 0;
+
+    if (f->status < 200) {
+        snprintf(why, wlen, "status %d is not a final status", f->status);
+        return BG_ERR;
+    }
+    bg_xchg_resp_ctx(x, &rc);
+    if (bg_buf_reserve(&x->out, 512 + blen) != BG_OK || bg_resp_status(&x->out, f->status) != BG_OK)
+        goto oom;
+    if (reply_headers(f, &x->out, why, wlen) != BG_OK) {
+        if (why[0] == '\0')
+            goto oom;
+        return BG_ERR;
+    }
+    if (f->status == 204 || f->status == 304) {
+        if (bg_resp_finish_empty(&x->out, &rc) != BG_OK)
+            goto oom;
+        return BG_OK;
+    }
+    if (bg_resp_finish_sized(&x->out, &rc, f->body.ptr, blen) != BG_OK)
+        goto oom;
+    return BG_OK;
+oom:
+    snprintf(why, wlen, "out of memory");
+    return BG_ERR;
+}
+
+static void reply_answer(bg_xchg *x, const bg_field *fields, size_t n)
+{
+    char err[BG_ERR_LEN], why[160] = "";
+    bg_frame f;
+    int rc = bg_frame_decode_borrow(fields, n, &f, err);
+
+    if (rc != BG_OK || f.type != BG_FRAME_RESPONSE) {
+        bg_warn("request %s: bad RESPONSE from service '%s': %s", x->id, x->match.service,
+                rc != BG_OK ? err : "not a RESPONSE frame");
+        bg_frame_free(&f);
+        bg_xchg_problem(x, 502, "the service sent an invalid response", NULL);
+        return;
+    }
+    snprintf(x->instance, sizeof(x->instance), "%s", f.instance);
+    x->out.len = 0;
+    if (reply_render(x, &f, why, sizeof(why)) != BG_OK) {
+        bg_warn("request %s: RESPONSE from '%s' instance '%s' refused: %s", x->id, x->match.service,
+                f.instance, why);
+        x->out.len = 0;
+        bg_frame_free(&f);
+        bg_xchg_problem(x, 502, "the service sent an invalid response", NULL);
+        return;
+    }
+    bg_xchg_done(x, f.status);
+    bg_frame_free(&f);
+}
+
+int bg_dispatch_on_reply(void *arg, const char *entry_id, const bg_field *fields, size_t n)
+{
+    bg_dispatch *d = arg;
+    const bg_field *id = reply_field(fields, n, "id");
+    bg_xchg *x;
+
+    if (id == NULL || id->value.len != 32) {
+        bg_debug("reply stream: entry %s without a request id of ours, left", entry_id);
+        return 0;
+    }
+    x = bg_inflight_get(&d->table, id->value.ptr, id->value.len);
+    if (x == NULL) {
+        /* Late (after a 504 or a client that left) or a duplicate: already answered. */
+        bg_debug("reply stream: entry %s for request %.32s dropped (not waiting)", entry_id,
+                 id->value.ptr);
+        return 0;
+    }
+    bg_dispatch_untrack(d, x);
+    x->t_reply_us = bg_mono_us();
+    reply_answer(x, fields, n);
+    return 1;
+}

@@ -1,0 +1,279 @@
+/* http_conn.c: one client connection: lifecycle, the exchange queue (answered in request
+ * order, so pipelining works), and what happens after every event. */
+#include "http_conn_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "busgate/log.h"
+#include "dispatch.h"
+
+/* ---- exchanges ---- */
+
+bg_xchg *bg_conn_xchg_new(bg_conn *c)
+{
+    bg_xchg *x = calloc(1, sizeof(*x));
+
+    if (x == NULL)
+        return NULL;
+    x->wk = c->wk;
+    x->conn = c;
+    x->version = 11;
+    x->t_start_us = bg_mono_us();
+    x->t_start_wall_ms = bg_wall_ms();
+    snprintf(x->client, sizeof(x->client), "%s", c->client);
+    bg_wk_request_id(c->wk, x->id);
+    if (c->qtail != NULL)
+        c->qtail->next = x;
+    else
+        c->qhead = x;
+    c->qtail = x;
+    c->qlen++;
+    return x;
+}
+
+void bg_xchg_release(bg_xchg *x)
+{
+    x->detached = 1;
+    x->conn = NULL;
+    if (x->xadd_pending)
+        return; /* dispatch_on_xadd frees it */
+    free(x->path);
+    free(x->query);
+    free(x->auth);
+    bg_buf_free(&x->meta);
+    bg_buf_free(&x->body);
+    bg_buf_free(&x->out);
+    free(x);
+}
+
+void bg_xchg_resp_ctx(const bg_xchg *x, bg_resp_ctx *rc)
+{
+    const bg_wk *wk = x->wk;
+
+    rc->version = x->version;
+    rc->keep_alive = x->keep_alive && !x->err_close && !wk->draining &&
+                     wk->cfg->gateway.keepalive_timeout_ms > 0;
+    rc->head = x->m == BG_HTTP_M_HEAD;
+    rc->request_id = x->id;
+}
+
+void bg_xchg_done(bg_xchg *x, int status)
+{
+    bg_conn *c = x->conn;
+
+    x->answered = 1;
+    x->status = status;
+    if (c == NULL) {
+        bg_xchg_release(x); /* the client left; nobody to tell */
+        return;
+    }
+    if (x->err_close)
+        c->closing = 1;
+    bg_conn_enter(c);
+    bg_conn_flush(c);
+    bg_conn_leave(c);
+}
+
+void bg_xchg_problem(bg_xchg *x, int status, const char *detail, const char *extra)
+{
+    bg_resp_ctx rc;
+
+    bg_xchg_resp_ctx(x, &rc);
+    x->out.len = 0;
+    if (bg_resp_problem(&x->out, &rc, status, detail, extra) != BG_OK) {
+        x->out.len = 0; /* nothing sensible to send: close instead */
+        x->err_close = 1;
+    }
+    bg_xchg_done(x, status);
+}
+
+void bg_conn_xchg_ready(bg_conn *c, bg_xchg *x)
+{
+    switch (x->kind) {
+    case BG_XK_ROUTE:
+        bg_dispatch_send(c->wk->dispatch, x);
+        return;
+    case BG_XK_ADMIN:
+        bg_admin_handle(c->wk, x);
+        return;
+    case BG_XK_ERROR:
+    default:
+        bg_xchg_problem(x, x->err_status, x->err_detail, x->err_extra[0] ? x->err_extra : NULL);
+        return;
+    }
+}
+
+/* An answer of the gateway's own that ends the connection (parse errors, 408).
+ */
+void bg_conn_fail(bg_conn *c, bg_xchg *x, int status, const char *detail)
+{
+    if (x == NULL) {
+        bg_conn_kill(c); /* no memory even for the answer */
+        return;
+    }
+    x->kind = BG_XK_ERROR;
+    x->err_status = status;
+    x->err_close = 1;
+    snprintf(x->err_detail, sizeof(x->err_detail), "%s", detail);
+    c->closing = 1;
+    c->rstate = BG_RS_STOP;
+    bg_conn_xchg_ready(c, x);
+}
+
+/* ---- lifecycle ---- */
+
+void bg_conn_enter(bg_conn *c)
+{
+    c->busy++;
+}
+
+void bg_conn_leave(bg_conn *c)
+{
+    if (--c->busy > 0)
+        return;
+    if (c->killed) {
+        free(c);
+        return;
+    }
+    bg_conn_update(c);
+}
+
+static void conn_on_event(bg_ev *loop, int fd, void *arg, int mask)
+{
+    bg_conn *c = arg;
+
+    (void)loop;
+    (void)fd;
+    bg_conn_enter(c);
+    if ((mask & BG_EV_WRITABLE) && !c->killed)
+        bg_conn_flush(c);
+    if ((mask & BG_EV_READABLE) && !c->killed)
+        bg_conn_read(c);
+    bg_conn_leave(c);
+}
+
+static void conn_interest(bg_conn *c)
+{
+    int want = 0;
+    char err[BG_ERR_LEN];
+
+    /* After a "close" request the socket is still watched (bytes are dropped) so that a
+     * client leaving early is noticed and its request cancelled. */
+    if (c->rstate == BG_RS_LINGER || (c->no_more && c->rstate == BG_RS_HEAD && !c->closing))
+        want = BG_EV_READABLE;
+    else if (!c->closing && (c->rstate == BG_RS_BODY || c->qlen < BG_CONN_MAX_PIPELINE))
+        want = BG_EV_READABLE;
+    if (c->want_write)
+        want |= BG_EV_WRITABLE;
+    if (want == c->mask)
+        return;
+    if ((c->mask & ~want) != 0)
+        bg_ev_file_del(c->wk->loop, c->fd, c->mask & ~want);
+    if ((want & ~c->mask) != 0 &&
+        bg_ev_file_add(c->wk->loop, c->fd, want & ~c->mask, conn_on_event, c, err) != BG_OK) {
+        bg_error("client %s: %s", c->client, err);
+        bg_conn_kill(c);
+        return;
+    }
+    c->mask = want;
+}
+
+void bg_conn_update(bg_conn *c)
+{
+    /* Responses flushed may have made room for pipelined requests already
+     * buffered. */
+    if (!c->processing && c->rstate == BG_RS_HEAD && c->in_off < c->in.len && !c->closing &&
+        !c->no_more && !c->blocked && c->qlen < BG_CONN_MAX_PIPELINE) {
+        bg_conn_process(c);
+        return; /* bg_conn_process ends in bg_conn_leave -> bg_conn_update */
+    }
+    if (c->rstate == BG_RS_HEAD && c->qlen == 0 && c->in.len == 0 &&
+        c->in.cap > BG_CONN_IDLE_BUF_MAX)
+        bg_buf_free(&c->in);
+    if (!c->killed)
+        conn_interest(c);
+    if (!c->killed)
+        bg_conn_timer_update(c);
+}
+
+static void conn_unlink(bg_conn *c)
+{
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        c->wk->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    c->wk->nconns--;
+}
+
+/* Closes now: requests still waiting for a service are cancelled
+ * ("client_gone"). The struct itself goes when the outermost handler returns.
+ */
+void bg_conn_kill(bg_conn *c)
+{
+    bg_wk *wk = c->wk;
+
+    if (c->killed)
+        return;
+    c->killed = 1;
+    bg_conn_abandon_queue(c);
+    if (c->mask != 0)
+        bg_ev_file_del(wk->loop, c->fd, c->mask);
+    close(c->fd);
+    bg_ev_timer_del(wk->loop, c->timer);
+    c->timer = NULL;
+    bg_buf_free(&c->in);
+    conn_unlink(c);
+    if (c->busy == 0)
+        free(c);
+    bg_wk_check_drained(wk);
+}
+
+int bg_conn_new(bg_wk *wk, int fd, const char *client, const char *peer, char *err)
+{
+    bg_conn *c = calloc(1, sizeof(*c));
+
+    if (c == NULL) {
+        bg_set_error(err, "connection: out of memory");
+        close(fd);
+        return BG_ERR;
+    }
+    c->wk = wk;
+    c->fd = fd;
+    snprintf(c->client, sizeof(c->client), "%s", client);
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    bg_http_parser_init(&c->parser);
+    c->idle_since_ms = c->send_last_ms = bg_mono_ms();
+    c->next = wk->conns;
+    if (wk->conns != NULL)
+        wk->conns->prev = c;
+    wk->conns = c;
+    wk->nconns++;
+    bg_conn_enter(c);
+    bg_conn_leave(c); /* registers for reading and arms the first timeout */
+    return BG_OK;
+}
+
+void bg_conn_close_all(bg_wk *wk)
+{
+    while (wk->conns != NULL)
+        bg_conn_kill(wk->conns);
+}
+
+void bg_conn_drain_all(bg_wk *wk)
+{
+    bg_conn *c = wk->conns, *next;
+
+    for (; c != NULL; c = next) {
+        next = c->next;
+        if (c->qlen == 0 && c->rstate == BG_RS_HEAD && c->in_off == c->in.len && !c->killed) {
+            bg_conn_kill(c); /* idle keep-alive connection */
+            continue;
+        }
+    }
+}

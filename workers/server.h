@@ -1,0 +1,13 @@
+/* server.h: accepting clients on the inherited listen sockets, with the connection cap. */
+#ifndef BUSGATE_SERVER_H
+#define BUSGATE_SERVER_H
+
+#include "worker_int.h"
+
+/* Registers the listen fds (non-blocking, owned from now on) with the loop. */
+bg_server *bg_server_new(bg_wk *wk, const int *fds, int n, char *err);
+/* Stops accepting and closes the listen fds (graceful quit); idempotent. */
+void bg_server_stop(bg_server *s);
+void bg_server_free(bg_server *s);
+
+#endif

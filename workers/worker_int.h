@@ -1,0 +1,39 @@
+/* worker_int.h: the state one worker process shares between its modules. */
+#ifndef BUSGATE_WORKER_INT_H
+#define BUSGATE_WORKER_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "busgate/config.h"
+#include "busgate/ev.h"
+#include "busgate/worker.h"
+#include "http_parser.h"
+#include "identity.h"
+
+typedef struct bg_conn bg_conn;
+typedef struct bg_server bg_server;
+typedef struct bg_dispatch bg_dispatch;
+
+typedef struct bg_wk {
+    const bg_worker_ctx *ctx;
+    const bg_config *cfg;
+    bg_ev *loop;
+    bg_server *server;
+    bg_dispatch *dispatch;
+    bg_identity identity;
+    bg_http_limits limits;
+    bg_conn *conns; /* every open client connection (http_conn.c keeps the list) */
+    size_t nconns;
+    int draining; /* graceful quit: no accepting, "Connection: close", exit when idle */
+    uint64_t id_prefix, id_seq;
+} bg_wk;
+
+/* 32 hex digits: a random per-process prefix and a counter, so ids are unique without
+ * a getrandom() call per request. */
+void bg_wk_request_id(bg_wk *wk, char out[33]);
+/* Called whenever a connection or an in-flight request ends: while draining, stops
+ * the loop once nothing is left. */
+void bg_wk_check_drained(bg_wk *wk);
+
+#endif
