@@ -63,6 +63,7 @@ test:
 	@rm -f .test-results
 	$(MAKE) --no-print-directory check
 	$(MAKE) --no-print-directory SANITIZE=1 check
+	$(MAKE) --no-print-directory fuzz-smoke FUZZ_TIME=5
 	@sh tests/summary.sh .test-results
 
 check: all tests
