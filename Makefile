@@ -64,6 +64,7 @@ test:
 	$(MAKE) --no-print-directory check
 	$(MAKE) --no-print-directory SANITIZE=1 check
 	$(MAKE) --no-print-directory fuzz-smoke FUZZ_TIME=5
+	-@sh tests/package/test_package.sh .test-results
 	@sh tests/summary.sh .test-results
 
 check: all tests

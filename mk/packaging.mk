@@ -43,7 +43,7 @@ deb:
 	$(call pkg_need,dh,debhelper)
 	@test -n "$(PKG_VERSION)" || { echo "make deb: no version in packaging/debian/changelog" >&2; exit 1; }
 	set -e; tmp=$$(mktemp -d "$(PKG_TMPDIR)/busgate-deb.XXXXXX"); \
-	trap 'rm -rf "$$tmp"' EXIT; \
+	trap 'rm -rf "$$tmp"' EXIT; trap 'exit 1' INT TERM HUP; \
 	src="$$tmp/$(PKG_NAME)"; \
 	$(call pkg_copy_tree,"$$src"); \
 	rm -rf "$$src/debian"; cp -R packaging/debian "$$src/debian"; \
@@ -64,7 +64,7 @@ rpm:
 	    echo "make rpm: version $(RPM_VERSION) in busgate.spec differs from $(PKG_VERSION) in debian/changelog" >&2; \
 	    exit 1; }
 	set -e; tmp=$$(mktemp -d "$(PKG_TMPDIR)/busgate-rpm.XXXXXX"); \
-	trap 'rm -rf "$$tmp"' EXIT; \
+	trap 'rm -rf "$$tmp"' EXIT; trap 'exit 1' INT TERM HUP; \
 	top="$$tmp/rpmbuild"; mkdir -p "$$top/SOURCES" "$$top/SPECS"; \
 	$(call pkg_copy_tree,"$$tmp/$(PKG_NAME)"); \
 	tar -C "$$tmp" -czf "$$top/SOURCES/$(PKG_NAME).tar.gz" "$(PKG_NAME)"; \

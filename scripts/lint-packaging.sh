@@ -113,7 +113,7 @@ make_stand_in() {
 pidfile=$dir/run/busgated.pid
 case "\$1" in
 --child)
-    echo \$\$ >"\$pidfile"
+    printf %s \$\$ >"\$pidfile"
     trap 'echo hup >>$dir/hups' HUP
     trap 'rm -f "\$pidfile"; exit 0' TERM
     while :; do sleep 1 & wait \$!; done ;;
