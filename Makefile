@@ -129,6 +129,10 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' sdk/busgate-service.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/busgate-service.pc
 	install -m 644 etc/busgate.ini $(DESTDIR)/etc/busgate/busgate.ini
 	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/busgate/
+	for page in docs/man/*.[0-9]; do \
+	    sect=$${page##*.}; \
+	    install -D -m 644 $$page $(DESTDIR)$(PREFIX)/share/man/man$$sect/$${page##*/}; \
+	done
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -66,8 +66,8 @@ INI
 
 "$build/busgated" -t -c "$dir/busgate.ini"
 start busgated "$build/busgated" -g -c "$dir/busgate.ini"
-start echo "$build/echo-service" -u "valkey://127.0.0.1:$vport" -n echo-1
-start orders "$build/orders-service" -u "valkey://127.0.0.1:$vport" -n orders-1
+start echo "$build/echo-service" -c "$dir/busgate.ini" -n echo-1
+start orders "$build/orders-service" -c "$dir/busgate.ini" -n orders-1
 wait_for "the gateway" curl -sf "http://127.0.0.1:$port/healthz"
 wait_for "the echo service route" curl -sf "http://127.0.0.1:$port/echo/hello"
 
