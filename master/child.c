@@ -6,6 +6,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "access_log.h"
 #include "busgate/log.h"
 #include "busgate/worker.h"
 #include "master.h"
@@ -63,6 +64,7 @@ void bg_child_run(bg_master *m, int slot, int worker_chan)
     keep[nkeep++] = STDOUT_FILENO;
     keep[nkeep++] = STDERR_FILENO;
     keep[nkeep++] = bg_log_fd();
+    keep[nkeep++] = bg_access_log_fd(); /* -1 when off: skipped */
     keep[nkeep++] = worker_chan;
     child_close_fds(keep, nkeep);
     ctx = (bg_worker_ctx){.cfg = m->cfg,

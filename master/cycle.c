@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "access_log.h"
 #include "busgate/channel.h"
 #include "busgate/control.h"
 #include "busgate/log.h"
@@ -94,15 +95,30 @@ static void cycle_stop(bg_master *m, int kind)
     bg_proc_signal_all(m, SIGTERM, BG_FAST_STOP_MS);
 }
 
+/* SIGUSR1 (logrotate): the master reopens its files, then passes the new
+ * descriptors to the workers, which may not open files under seccomp. */
 static void cycle_reopen(bg_master *m)
 {
+    bg_chan_msg msg = {.cmd = BG_CHAN_REOPEN_LOGS};
     char err[BG_ERR_LEN];
+    int fds[2], nfds = 0;
 
-    if (bg_log_reopen(err) != BG_OK)
+    if (bg_log_reopen(err) != BG_OK) {
         bg_error("cannot reopen the error log: %s", err);
-    else
+    } else if (bg_log_fd() != STDERR_FILENO) {
         bg_notice("reopened the error log");
-    bg_proc_broadcast(m, BG_CHAN_REOPEN_LOGS);
+        msg.target_kind |= BG_CHAN_LOG_ERROR;
+        fds[nfds++] = bg_log_fd();
+    }
+    if (bg_access_log_reopen(err) != BG_OK) {
+        bg_error("cannot reopen the access log: %s", err);
+    } else if (bg_access_log_fd() > STDERR_FILENO) {
+        bg_notice("reopened the access log");
+        msg.target_kind |= BG_CHAN_LOG_ACCESS;
+        fds[nfds++] = bg_access_log_fd();
+    }
+    if (nfds > 0)
+        bg_proc_broadcast(m, &msg, fds, nfds);
 }
 
 /* Without a working loop nothing can be awaited: SIGKILL and reap in place. */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "access_log.h"
 #include "busgate/config.h"
 #include "busgate/log.h"
 #include "master.h"
@@ -183,6 +184,9 @@ static int start_master(bg_master *m, int foreground)
 
     if (start_log(m->cfg, foreground) != EXIT_SUCCESS)
         return EXIT_FAILURE;
+    /* Opened once here and inherited: a sandboxed worker cannot open files. */
+    if (bg_access_log_open(m->cfg->gateway.access_log, err) != BG_OK)
+        return start_failed("cannot open the access log", err);
     if (bg_pidfile_open(m->cfg->gateway.pid_file, &m->pidfile, err) != BG_OK)
         return start_failed("cannot start", err);
     if (bg_listen_open(&m->listen, m->cfg, err) != BG_OK)
@@ -214,6 +218,7 @@ static int run_master(const char *path, int foreground)
     if (code == EXIT_SUCCESS)
         code = bg_master_run(&m);
     bg_listen_close(&m.listen);
+    bg_access_log_close();
     bg_pidfile_remove(m.pidfile);
     free(m.cfg);
     return code;

@@ -91,8 +91,10 @@ void bg_proc_reap(bg_master *m);
 void bg_proc_quit_older(bg_master *m, unsigned generation, int64_t drain_ms);
 /* Sends sig to every live worker and marks them exiting; SIGKILL after drain_ms. */
 void bg_proc_signal_all(bg_master *m, int sig, int64_t drain_ms);
-/* Sends a channel message to every live worker (best effort, failures logged). */
-void bg_proc_broadcast(bg_master *m, uint32_t cmd);
+/* Sends msg with nfds descriptors (SCM_RIGHTS) to every live worker (best
+ * effort, failures logged). */
+struct bg_chan_msg;
+void bg_proc_broadcast(bg_master *m, const struct bg_chan_msg *msg, const int *fds, int nfds);
 /* SIGKILLs exiting workers whose deadline has passed; returns the next
  * deadline in ms from now, or -1 when none is pending. */
 int64_t bg_proc_enforce_deadlines(bg_master *m);
@@ -156,8 +158,7 @@ struct bg_master {
     bg_ev_timer *retire_timer; /* reload: older generations wait for this one */
 };
 
-/* cycle.c: a command a worker sent over its channel (admin resync). */
-struct bg_chan_msg;
+/* cycle.c: a command a worker sent over its channel (admin resync, ready). */
 void bg_master_on_command(bg_master *m, int slot, const struct bg_chan_msg *msg);
 /* cycle.c: sets up shared memory, control plane and workers, then runs the
  * loop until stopped; returns the process exit code. m->cfg, m->listen and

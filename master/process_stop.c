@@ -95,9 +95,8 @@ void bg_proc_signal_all(bg_master *m, int sig, int64_t drain_ms)
     stop_arm_deadline(m);
 }
 
-void bg_proc_broadcast(bg_master *m, uint32_t cmd)
+void bg_proc_broadcast(bg_master *m, const bg_chan_msg *msg, const int *fds, int nfds)
 {
-    bg_chan_msg msg = {.cmd = cmd};
     char err[BG_ERR_LEN];
 
     for (int i = 0; i < BG_MAX_WORKER_SLOTS; i++) {
@@ -105,8 +104,9 @@ void bg_proc_broadcast(bg_master *m, uint32_t cmd)
 
         if (s->state != BG_SLOT_RUNNING || s->chan < 0)
             continue;
-        if (bg_chan_send(s->chan, &msg, err) != BG_OK)
-            bg_warn("cannot send command %u to worker %d (pid %ld): %s", cmd, i, (long)s->pid, err);
+        if (bg_chan_send_fds(s->chan, msg, fds, nfds, err) != BG_OK)
+            bg_warn("cannot send command %u to worker %d (pid %ld): %s", msg->cmd, i, (long)s->pid,
+                    err);
     }
 }
 

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access_log.h"
 #include "busgate/control.h"
 #include "busgate/log.h"
 #include "master.h"
@@ -32,8 +33,27 @@ static void reload_keep_fixed(const bg_config *cur, bg_config *next)
     }
 }
 
+/* The new workers inherit the access log from the master: open the new path
+ * before they are forked. The older workers keep writing to their copy. */
+static void reload_access_log(const bg_config *cur, bg_config *next)
+{
+    const char *path = next->gateway.access_log;
+    char err[BG_ERR_LEN];
+
+    if (strcmp(cur->gateway.access_log, path) == 0)
+        return;
+    if (bg_access_log_open(path, err) != BG_OK) {
+        bg_error("reload: cannot open access_log %s (%s); the access log stays where it was", path,
+                 err);
+        /* So that the next reload tries the new path again. */
+        memcpy(next->gateway.access_log, cur->gateway.access_log, sizeof(next->gateway.access_log));
+        return;
+    }
+    bg_notice("reload: access log is now %s", path[0] != '\0' ? path : "off");
+}
+
 /* The master's own log follows the new file and level. */
-static void reload_log(const bg_config *cur, const bg_config *next)
+static void reload_log(const bg_config *cur, bg_config *next)
 {
     char err[BG_ERR_LEN];
 
@@ -45,6 +65,7 @@ static void reload_log(const bg_config *cur, const bg_config *next)
             bg_notice("reload: error log is now %s", next->gateway.error_log);
     }
     bg_log_set_level(next->gateway.log_level);
+    reload_access_log(cur, next);
 }
 
 /* Loads the file into a new config; on errors logs each and returns NULL. */

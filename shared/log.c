@@ -59,14 +59,32 @@ int bg_log_reopen(char *err)
     fd = open_log_file(log_path, err);
     if (fd < 0)
         return BG_ERR;
-    /* dup2 keeps the descriptor number, so children that inherited it follow. */
-    if (dup2(fd, log_fd) < 0) {
-        bg_set_error(err, "dup2: %s", strerror(errno));
+    /* dup3 keeps the descriptor number (and close-on-exec), so what was
+     * handed out by number stays valid. */
+    if (dup3(fd, log_fd, O_CLOEXEC) < 0) {
+        bg_set_error(err, "dup3: %s", strerror(errno));
         close(fd);
         return BG_ERR;
     }
     close(fd);
     return BG_OK;
+}
+
+int bg_log_adopt_fd(int fd)
+{
+    int rc = BG_OK, saved;
+
+    if (fd < 0) {
+        errno = EBADF;
+        return BG_ERR;
+    }
+    if (log_fd != STDERR_FILENO && fd != log_fd && dup3(fd, log_fd, O_CLOEXEC) < 0)
+        rc = BG_ERR;
+    saved = errno;
+    if (fd != log_fd)
+        close(fd);
+    errno = saved;
+    return rc;
 }
 
 void bg_log_close(void)
@@ -123,8 +141,9 @@ void bg_log(bg_log_level level, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     len = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-    len += (size_t)snprintf(line + len, sizeof(line) - len, ".%03ldZ [%s] %s %d: ",
-                            ts.tv_nsec / 1000000, level_names[level], log_ident, (int)getpid());
+    len += (size_t)snprintf(line + len, sizeof(line) - len,
+                            ".%03ldZ [%s] %s %d: ", ts.tv_nsec / 1000000, level_names[level],
+                            log_ident, (int)getpid());
     va_start(ap, fmt);
     if (len < sizeof(line))
         vsnprintf(line + len, sizeof(line) - len, fmt, ap);

@@ -1,5 +1,6 @@
 /* test_access_log.c: access log lines (fields, escaping, limits), whole lines from concurrent
- * writers, reopen in the master, and a sandboxed worker adopting the reopened file. */
+ * writers, reopen in the master, and a sandboxed worker adopting the reopened file (the
+ * end-to-end access log through busgated is in test_supervisor.c). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -224,6 +225,27 @@ Test(access_log, reopen_keeps_the_descriptor_number)
     cr_assert_eq(count_lines(read_file(rotated)), 1);
     cr_assert_not_null(strstr(read_file(path), " status=503 "));
     cr_assert_eq(count_lines(read_file(path)), 1);
+}
+
+/* A reload naming a file that cannot be opened leaves the log where it was, and a
+ * later reopen still follows the old path (not the one that failed). */
+Test(access_log, failed_open_keeps_the_current_file)
+{
+    char path[128], rotated[140], err[BG_ERR_LEN];
+    bg_access_entry e = sample_entry();
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/access.log", dir);
+    snprintf(rotated, sizeof(rotated), "%s.1", path);
+    cr_assert_eq(bg_access_log_open(path, err), BG_OK, "%s", err);
+    fd = bg_access_log_fd();
+    cr_assert_eq(bg_access_log_open("/nonexistent-dir/x/access.log", err), BG_ERR);
+    cr_assert_eq(bg_access_log_fd(), fd);
+    cr_assert_eq(rename(path, rotated), 0);
+    cr_assert_eq(bg_access_log_reopen(err), BG_OK, "%s", err);
+    bg_access_log_write(&e);
+    cr_assert_not_null(strstr(read_file(path), " status=200 "));
+    cr_assert_eq(count_lines(read_file(rotated)), 0);
 }
 
 /* The worker side of the reopen, under the seccomp filter: receive the master's new

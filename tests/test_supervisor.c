@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "busgate/channel.h"
+#include "gw_fixture.h"
 #include "proc_harness.h"
 #include "valkey_harness.h"
 
@@ -180,6 +182,10 @@ Test(supervisor, sighup_changes_worker_count_keeping_the_master)
     cr_assert_eq(gw.pid, master);
     cr_assert(pid_alive(master));
     cr_assert_eq(bgt_gw_wait_log(&gw, "reload: generation 2 started with 3 workers", 1, 5000), 0);
+    cr_assert_eq(
+        bgt_gw_wait_log(&gw, "reload: generation 2 ready; retiring the older workers", 1, 5000), 0,
+        "the new workers reported ready over their channels");
+    cr_assert_eq(bgt_gw_log_count(&gw, "reported ready in time"), 0, "no readiness timeout");
     cr_assert_eq(bgt_gw_wait_log(&gw, "exited with code 0", 2, 10000), 0,
                  "old workers drained and exited 0");
     cr_assert_eq(bgt_wait_port(gw.port, 1000), 0, "the listen socket survived the reload");
@@ -390,6 +396,9 @@ Test(supervisor_load, reload_to_three_workers_fails_no_request)
     cr_assert_eq(c.failed, 0, "%d of %d requests failed (last status %d):\n%s", c.failed,
                  c.ok + c.failed, c.last_failure, c.failure);
     cr_assert_geq(c.ok, ok_before + 20, "requests were served after the reload");
+    cr_assert_eq(bgt_gw_log_count(&gw, "reload: generation 2 ready; retiring the older workers"),
+                 1);
+    cr_assert_eq(bgt_gw_log_count(&gw, "reported ready in time"), 0, "no readiness timeout");
 }
 
 static void *slow_get(void *arg)
@@ -422,6 +431,163 @@ Test(supervisor_load, sigterm_lets_in_flight_requests_finish)
     pthread_join(t, NULL);
     cr_assert_eq(c.last_failure, 200, "the in-flight request completed");
     cr_assert_eq(bgt_gw_log_count(&gw, "exited with code 0"), 2);
+}
+
+/* ---- the log files: access log lines, SIGUSR1 under seccomp ---- */
+
+static char alog[400];
+
+/* Lines of path containing needle (0 when the file is missing). */
+static int file_count(const char *path, const char *needle)
+{
+    char line[8192];
+    FILE *f = fopen(path, "r");
+    int n = 0;
+
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), f) != NULL)
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+/* Waits until path has at least count lines containing needle; returns the last count. */
+static int file_wait_count(const char *path, const char *needle, int count, int timeout_ms)
+{
+    long long until = bgt_now_ms() + timeout_ms;
+    int n;
+
+    while ((n = file_count(path, needle)) < count && bgt_now_ms() < until)
+        usleep(20000);
+    return n;
+}
+
+/* GET /echo/<tag>?token=secret n times, each answered 200. */
+static void get_tagged(const char *tag, int n)
+{
+    char path[128], out[8192];
+
+    snprintf(path, sizeof(path), "/echo/%s?token=secret", tag);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(bgt_http_get(gw.port, path, out, sizeof(out), 5000), 200, "%s: %s", path, out);
+}
+
+/* Access log in the gateway's dir; seccomp is on (the default). */
+static void logs_up(void)
+{
+    const char *args[] = {"-u", NULL, "-n", "e1", NULL};
+    bgt_gw_opts o;
+    char line[500];
+
+    vk_up();
+    o = (bgt_gw_opts){.valkey_url = vk.url, .workers = 2};
+    cr_assert_eq(bgt_gw_init(&gw, &o), 0);
+    snprintf(alog, sizeof(alog), "%s/access.log", gw.dir);
+    snprintf(line, sizeof(line), "access_log = %s\n", alog);
+    gw_config(2, line);
+    cr_assert_eq(bgt_gw_start(&gw), 0, "busgated did not start (see %s)", gw.log);
+    cr_assert_eq(bgt_gw_wait_workers(&gw, 2, 10000), 2);
+    args[1] = vk.url;
+    snprintf(echo_out, sizeof(echo_out), "%s/echo.out", gw.dir);
+    echo_pid = bgt_spawn_built("echo-service", args, echo_out);
+    cr_assert_gt(echo_pid, 0, "echo-service not built");
+    cr_assert_eq(bgt_wait_http(gw.port, "/echo/1", 200, 15000), 0, "echo never routed");
+}
+
+TestSuite(supervisor_logs, .init = logs_up, .fini = load_down, .timeout = 60);
+
+Test(supervisor_logs, one_access_log_line_per_request)
+{
+    get_tagged("alog-one", 6);
+    cr_assert_eq(file_wait_count(alog, " path=/echo/alog-one ", 6, 5000), 6);
+    cr_assert_eq(file_count(alog, " method=GET path=/echo/alog-one status=200 "), 6);
+    cr_assert_eq(file_count(alog, " service=echo instance=e1 "), file_count(alog, "service=echo"));
+    cr_assert_eq(file_count(alog, "secret"), 0, "the query is not logged");
+    cr_assert_eq(bgt_http_get(gw.port, "/no/such/route", (char[4096]){0}, 4096, 5000), 404);
+    cr_assert_eq(file_wait_count(alog, " path=/no/such/route status=404 ", 1, 5000), 1);
+}
+
+Test(supervisor_logs, sigusr1_moves_both_logs_of_sandboxed_workers)
+{
+    char old_err[420], old_alog[420];
+    pid_t before[BGT_GW_MAX_WORKERS], after[BGT_GW_MAX_WORKERS];
+
+    cr_assert_eq(bgt_gw_log_count(&gw, "seccomp = off"), 0, "the workers run under seccomp");
+    cr_assert_eq(bgt_gw_workers(&gw, before, BGT_GW_MAX_WORKERS), 2);
+    get_tagged("rot-before", 2);
+    cr_assert_eq(file_wait_count(alog, "path=/echo/rot-before ", 2, 5000), 2);
+    snprintf(old_err, sizeof(old_err), "%s.1", gw.log);
+    snprintf(old_alog, sizeof(old_alog), "%s.1", alog);
+    cr_assert_eq(rename(gw.log, old_err), 0);
+    cr_assert_eq(rename(alog, old_alog), 0);
+    cr_assert_eq(bgt_gw_signal(&gw, SIGUSR1), 0);
+    /* Each worker says so in the new error log: it took the master's descriptors. */
+    cr_assert_eq(bgt_gw_wait_log(&gw, "log files taken over from the master", 2, 10000), 0,
+                 "both workers write to the new error log");
+    cr_assert_eq(bgt_gw_log_count(&gw, "reopened the access log"), 1);
+    /* Every worker took over both files: whichever serves, the line lands there. */
+    get_tagged("rot-after", 8);
+    cr_assert_eq(file_wait_count(alog, "path=/echo/rot-after ", 8, 5000), 8);
+    cr_assert_eq(file_count(alog, "path=/echo/rot-before "), 0);
+    cr_assert_eq(file_count(old_alog, "path=/echo/rot-before "), 2, "the old file keeps its lines");
+    cr_assert_eq(file_count(old_alog, "path=/echo/rot-after "), 0);
+    cr_assert_eq(file_count(old_err, "log files taken over"), 0);
+    cr_assert_eq(bgt_gw_workers(&gw, after, BGT_GW_MAX_WORKERS), 2);
+    cr_assert_arr_eq(before, after, 2 * sizeof(pid_t), "no worker died (SIGSYS) on the way");
+}
+
+Test(supervisor_logs, reload_moves_the_access_log_for_new_workers)
+{
+    pid_t before[BGT_GW_MAX_WORKERS], after[BGT_GW_MAX_WORKERS];
+    char moved[420], line[500];
+
+    cr_assert_eq(bgt_gw_workers(&gw, before, BGT_GW_MAX_WORKERS), 2);
+    snprintf(moved, sizeof(moved), "%s/access2.log", gw.dir);
+    snprintf(line, sizeof(line), "access_log = %s\n", moved);
+    gw_config(2, line);
+    cr_assert_eq(bgt_gw_signal(&gw, SIGHUP), 0);
+    cr_assert_eq(wait_replaced(before, 2, 2, after, 15000), 0, "a new generation expected");
+    cr_assert_eq(bgt_gw_log_count(&gw, "reload: access log is now"), 1);
+    get_tagged("moved", 4);
+    cr_assert_eq(file_wait_count(moved, "path=/echo/moved ", 4, 5000), 4);
+    cr_assert_eq(file_count(alog, "path=/echo/moved "), 0);
+}
+
+/* ---- graceful stop: what a draining worker does with its connections ---- */
+
+static const char healthz_req[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+
+Test(supervisor_cli, drain_serves_fresh_connections_and_closes_idle_ones)
+{
+    bgt_gw_opts o = {.valkey_url = vk.url, .workers = 1};
+    bgt_conn fresh, idle;
+    bgt_resp r;
+    char hdr[64];
+
+    cr_assert_eq(bgt_gw_init(&gw, &o), 0);
+    cr_assert_eq(bgt_gw_start(&gw), 0, "busgated did not start (see %s)", gw.log);
+    cr_assert_eq(bgt_conn_open(&fresh, gw.port), 0);
+    cr_assert_eq(bgt_conn_open(&idle, gw.port), 0);
+    /* idle: one answered keep-alive request. One worker accepts in order, so
+     * once that is answered, fresh (connected first) is accepted too. */
+    cr_assert_eq(bgt_conn_send(&idle, healthz_req, strlen(healthz_req)), 0);
+    cr_assert_eq(bgt_conn_read(&idle, &r, 0, 10000), 0);
+    cr_assert_eq(r.status, 200);
+    bgt_resp_free(&r);
+    cr_assert_eq(bgt_gw_signal(&gw, SIGTERM), 0);
+    /* Its close also says the drain began: only now does fresh send its request. */
+    cr_assert_eq(bgt_conn_wait_eof(&idle, 5000), 1, "the idle keep-alive connection is closed");
+    cr_assert_eq(bgt_conn_send(&fresh, healthz_req, strlen(healthz_req)), 0);
+    cr_assert_eq(bgt_conn_read(&fresh, &r, 0, 5000), 0, "the fresh connection is served");
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(bgt_resp_header(&r, "Connection", hdr, sizeof(hdr)), 0);
+    cr_assert_str_eq(hdr, "close");
+    bgt_resp_free(&r);
+    cr_assert_eq(bgt_conn_wait_eof(&fresh, 5000), 1);
+    bgt_conn_close(&fresh);
+    bgt_conn_close(&idle);
+    cr_assert_eq(bgt_gw_wait_exit(&gw, 15000), 0);
 }
 
 TestSuite(supervisor_cli, .init = vk_up, .fini = gw_down, .timeout = 60);
@@ -567,4 +733,110 @@ Test(channel, fds_are_nonblocking_and_close_on_exec)
         cr_assert(fcntl(fds[i], F_GETFD) & FD_CLOEXEC);
     }
     bg_chan_close(fds);
+}
+
+/* A pipe whose write end we pass: writing through a received copy shows it is
+ * that pipe; EOF on the read end shows no copy is left open. */
+static void pipe_open(int p[2])
+{
+    cr_assert_eq(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+}
+
+static int pipe_at_eof(int rd)
+{
+    char c;
+
+    return read(rd, &c, 1) == 0;
+}
+
+Test(channel, passes_descriptors_in_order)
+{
+    int ch[2], a[2], b[2], got[BG_CHAN_MAX_FDS], n = -1, sent[2];
+    char err[BG_ERR_LEN], buf[8] = {0};
+    bg_chan_msg in = {.cmd = BG_CHAN_REOPEN_LOGS,
+                      .target_kind = BG_CHAN_LOG_ERROR | BG_CHAN_LOG_ACCESS},
+                out;
+
+    cr_assert_eq(bg_chan_open(ch, err), BG_OK, "%s", err);
+    pipe_open(a);
+    pipe_open(b);
+    sent[0] = a[1];
+    sent[1] = b[1];
+    cr_assert_eq(bg_chan_send_fds(ch[0], &in, sent, 2, err), BG_OK, "%s", err);
+    cr_assert_eq(bg_chan_recv_fds(ch[1], &out, got, BG_CHAN_MAX_FDS, &n, err), BG_OK, "%s", err);
+    cr_assert_eq(out.cmd, BG_CHAN_REOPEN_LOGS);
+    cr_assert_eq(out.target_kind, 3);
+    cr_assert_eq(n, 2);
+    cr_assert(fcntl(got[0], F_GETFD) & FD_CLOEXEC, "received descriptors are close-on-exec");
+    cr_assert_eq(write(got[0], "A", 1), 1);
+    cr_assert_eq(write(got[1], "B", 1), 1);
+    cr_assert_eq(read(a[0], buf, sizeof(buf)), 1);
+    cr_assert_eq(buf[0], 'A');
+    cr_assert_eq(read(b[0], buf, sizeof(buf)), 1);
+    cr_assert_eq(buf[0], 'B');
+    close(got[0]);
+    close(got[1]);
+    close(a[1]);
+    close(b[1]);
+    cr_assert(pipe_at_eof(a[0]) && pipe_at_eof(b[0]));
+    cr_assert_eq(bg_chan_send_fds(ch[0], &in, sent, BG_CHAN_MAX_FDS + 1, err), BG_ERR);
+    close(a[0]);
+    close(b[0]);
+    bg_chan_close(ch);
+}
+
+Test(channel, unexpected_descriptors_are_closed)
+{
+    int ch[2], p[2], got[1], n = -1;
+    char err[BG_ERR_LEN];
+    bg_chan_msg in = {.cmd = BG_CHAN_QUIT_GRACEFUL}, out;
+    int two[2];
+
+    cr_assert_eq(bg_chan_open(ch, err), BG_OK, "%s", err);
+    pipe_open(p);
+    /* bg_chan_recv expects none: the message still arrives, the copy is closed. */
+    cr_assert_eq(bg_chan_send_fds(ch[0], &in, &p[1], 1, err), BG_OK, "%s", err);
+    cr_assert_eq(bg_chan_recv(ch[1], &out, err), BG_OK, "%s", err);
+    cr_assert_eq(out.cmd, BG_CHAN_QUIT_GRACEFUL);
+    /* More than max: the extra one is closed. */
+    two[0] = two[1] = p[1];
+    cr_assert_eq(bg_chan_send_fds(ch[0], &in, two, 2, err), BG_OK, "%s", err);
+    cr_assert_eq(bg_chan_recv_fds(ch[1], &out, got, 1, &n, err), BG_OK, "%s", err);
+    cr_assert_eq(n, 1);
+    close(got[0]);
+    close(p[1]);
+    cr_assert(pipe_at_eof(p[0]), "a received copy was left open");
+    close(p[0]);
+    bg_chan_close(ch);
+}
+
+Test(channel, truncated_descriptors_are_an_error_and_closed)
+{
+    int ch[2], p[2], got[BG_CHAN_MAX_FDS], n = -1, many[BG_CHAN_MAX_FDS + 2];
+    char err[BG_ERR_LEN], cbuf[CMSG_SPACE(sizeof(many))];
+    bg_chan_msg in = {.cmd = BG_CHAN_REOPEN_LOGS}, out;
+    struct iovec iov = {.iov_base = &in, .iov_len = sizeof(in)};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+    struct cmsghdr *c;
+
+    cr_assert_eq(bg_chan_open(ch, err), BG_OK, "%s", err);
+    pipe_open(p);
+    for (size_t i = 0; i < BG_ARRAY_LEN(many); i++)
+        many[i] = p[1];
+    /* More than the receiver has room for: the kernel truncates (MSG_CTRUNC). */
+    memset(cbuf, 0, sizeof(cbuf));
+    c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(many));
+    memcpy(CMSG_DATA(c), many, sizeof(many));
+    cr_assert_eq(sendmsg(ch[0], &mh, 0), (ssize_t)sizeof(in), "sendmsg: %s", strerror(errno));
+    cr_assert_eq(bg_chan_recv_fds(ch[1], &out, got, BG_CHAN_MAX_FDS, &n, err), BG_ERR);
+    cr_assert_eq(n, 0);
+    cr_assert(strstr(err, "truncated") != NULL, "%s", err);
+    close(p[1]);
+    cr_assert(pipe_at_eof(p[0]), "a received copy was left open");
+    close(p[0]);
+    bg_chan_close(ch);
 }

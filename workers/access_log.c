@@ -39,16 +39,16 @@ int bg_access_log_open(const char *path, char *err)
         access_fd = STDERR_FILENO;
         return BG_OK;
     }
-    if (bg_strlcpy_checked(access_path, path, sizeof(access_path)) != BG_OK) {
+    if (strlen(path) >= sizeof(access_path)) {
         bg_set_error(err, "access log path too long");
-        access_path[0] = '\0';
         return BG_ERR;
     }
+    /* On failure the log stays where it was (reload keeps serving). */
     fd = access_open_file(path, err);
     if (fd < 0)
         return BG_ERR;
     bg_access_log_close();
-    memcpy(access_path, path, strlen(path) + 1); /* close cleared it */
+    memcpy(access_path, path, strlen(path) + 1);
     access_fd = fd;
     return BG_OK;
 }
@@ -62,9 +62,10 @@ int bg_access_log_reopen(char *err)
     fd = access_open_file(access_path, err);
     if (fd < 0)
         return BG_ERR;
-    /* dup2 keeps the number, so the fd handed to workers stays the one to send. */
-    if (dup2(fd, access_fd) < 0) {
-        bg_set_error(err, "dup2: %s", strerror(errno));
+    /* dup3 keeps the number (and close-on-exec), so the fd handed to workers
+     * stays the one to send. */
+    if (dup3(fd, access_fd, O_CLOEXEC) < 0) {
+        bg_set_error(err, "dup3: %s", strerror(errno));
         close(fd);
         return BG_ERR;
     }

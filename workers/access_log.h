@@ -13,7 +13,7 @@
  * inherit the descriptor, so a sandboxed worker never opens a file. On SIGUSR1
  * the master reopens the path (bg_access_log_reopen keeps its descriptor number)
  * and sends the new descriptor to every worker over its channel (SCM_RIGHTS); the
- * worker installs it with bg_access_log_adopt (dup2 onto its own number, allowed
+ * worker installs it with bg_access_log_adopt (dup3 onto its own number, allowed
  * by the filter). Until then the worker keeps appending to the renamed file, so
  * no line is lost.
  *
@@ -48,7 +48,7 @@ int bg_access_log_reopen(char *err);
 /* The descriptor to hand to workers; -1 when the access log is off. */
 int bg_access_log_fd(void);
 int bg_access_log_enabled(void);
-/* Worker: the master's fresh descriptor replaces ours (dup2), fd is closed either way. */
+/* Worker: the master's fresh descriptor replaces ours (dup3), fd is closed either way. */
 int bg_access_log_adopt(int fd, char *err);
 void bg_access_log_close(void);
 

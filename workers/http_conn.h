@@ -71,7 +71,8 @@ typedef struct bg_xchg {
 int bg_conn_new(bg_wk *wk, int fd, const char *client, const char *peer, char *err);
 /* Closes every connection now: pending exchanges are abandoned (CANCEL). */
 void bg_conn_close_all(bg_wk *wk);
-/* Graceful quit: close idle connections now, the others after their queued responses. */
+/* Graceful quit: close keep-alive connections idle after a response now, the others
+ * after their queued responses (a fresh connection gets its first request served). */
 void bg_conn_drain_all(bg_wk *wk);
 
 /* How to frame x's response (version, keep-alive, HEAD, request id). */

@@ -54,8 +54,10 @@ static void conn_on_head(bg_conn *c)
     x->m = req->method;
     x->version = req->version;
     x->keep_alive = req->keep_alive;
-    if (!x->keep_alive)
-        c->no_more = 1; /* bytes after a "close" request are not requests */
+    /* Bytes after a "close" request are not requests; while draining every
+     * answer says "Connection: close", so the same holds. */
+    if (!x->keep_alive || c->wk->draining)
+        c->no_more = 1;
     bg_http_plan(c->wk, x, req);
     if (!has_body) {
         bg_conn_xchg_ready(c, x);

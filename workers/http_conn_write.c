@@ -83,8 +83,10 @@ static void conn_pop(bg_conn *c)
     c->idle_since_ms = bg_mono_ms();
     conn_log_done(c, x);
     bg_xchg_release(x);
-    if (close ||
-        (c->wk->draining && c->qlen == 0 && c->rstate == BG_RS_HEAD && c->in_off == c->in.len))
+    /* Draining: once nothing more will be answered (no_more: what is still
+     * buffered is not read as requests any more). */
+    if (close || (c->wk->draining && c->qlen == 0 && c->rstate == BG_RS_HEAD &&
+                  (c->no_more || c->in_off == c->in.len)))
         bg_conn_linger(c);
 }
 

@@ -22,7 +22,7 @@ struct bg_server {
     bg_wk *wk;
     int *fds;
     int n;
-    int stopped, paused;
+    int started, stopped, paused;
     bg_ev_timer *resume;
     unsigned long refused;
 };
@@ -53,7 +53,7 @@ static int64_t server_on_resume(bg_ev *loop, bg_ev_timer *t, void *arg)
     (void)t;
     s->resume = NULL;
     s->paused = 0;
-    if (!s->stopped)
+    if (s->started && !s->stopped)
         server_listen_all(s, 1);
     return BG_EV_NOMORE;
 }
@@ -163,8 +163,18 @@ bg_server *bg_server_new(bg_wk *wk, const int *fds, int n, char *err)
     s->wk = wk;
     s->n = n;
     memcpy(s->fds, fds, (size_t)n * sizeof(int));
-    server_listen_all(s, 1);
     return s;
+}
+
+void bg_server_start(bg_server *s)
+{
+    /* Until then the other workers (or the older generation) accept: the
+     * sockets are shared, so connections wait in the backlog, not refused. */
+    if (s == NULL || s->started || s->stopped)
+        return;
+    s->started = 1;
+    if (!s->paused)
+        server_listen_all(s, 1);
 }
 
 void bg_server_stop(bg_server *s)
@@ -174,7 +184,8 @@ void bg_server_stop(bg_server *s)
     if (s == NULL || s->stopped)
         return;
     s->stopped = 1;
-    server_listen_all(s, 0);
+    if (s->started)
+        server_listen_all(s, 0);
     bg_ev_timer_del(s->wk->loop, s->resume);
     s->resume = NULL;
     /* Our copies only: the master keeps its own for the next generation. */

@@ -4,8 +4,10 @@
 
 #include "worker_int.h"
 
-/* Registers the listen fds (non-blocking, owned from now on) with the loop. */
+/* Takes the listen fds (non-blocking, owned from now on); accepts nothing yet. */
 bg_server *bg_server_new(bg_wk *wk, const int *fds, int n, char *err);
+/* Starts accepting (the worker is ready to serve); idempotent, a no-op once stopped. */
+void bg_server_start(bg_server *s);
 /* Stops accepting and closes the listen fds (graceful quit); idempotent. */
 void bg_server_stop(bg_server *s);
 void bg_server_free(bg_server *s);

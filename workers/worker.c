@@ -2,6 +2,8 @@
 #include "busgate/worker.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "access_log.h"
 #include "busgate/bus.h"
 #include "busgate/channel.h"
 #include "busgate/log.h"
@@ -31,6 +34,8 @@ typedef struct worker_state {
     int64_t drain_deadline_ms;
     unsigned long reconnects_seen;
     bg_ev_timer *tick;
+    bg_ev_hook *ready_hook;   /* until the bus is ready: checks before every poll */
+    bg_ev_timer *ready_timer; /* bus still down: accept anyway */
 } worker_state;
 
 void bg_wk_request_id(bg_wk *wk, char out[33])
@@ -128,32 +133,49 @@ static void worker_drain(worker_state *w)
     bg_wk_check_drained(wk);
 }
 
-static void worker_reopen_logs(worker_state *w)
+static void worker_close_fds(const int *fds, int nfds)
 {
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]);
+}
+
+/* The master reopened the log files (SIGUSR1) and sent their descriptors: a
+ * sandboxed worker may not open files, so it takes the master's (kinds: the
+ * BG_CHAN_LOG_* bits, one descriptor each, in that order). */
+static void worker_reopen_logs(uint32_t kinds, const int *fds, int nfds)
+{
+    int want = !!(kinds & BG_CHAN_LOG_ERROR) + !!(kinds & BG_CHAN_LOG_ACCESS), i = 0;
     char err[BG_ERR_LEN];
 
-    /* Under seccomp opening a file for writing kills the process; without it we may. */
-    if (w->wk.cfg->sandbox.seccomp) {
-        bg_notice("log reopen: the sandboxed worker keeps its inherited log fd");
+    if (nfds != want) {
+        bg_error("log reopen: %d descriptor(s) came for log mask %u; keeping the current files",
+                 nfds, kinds);
+        worker_close_fds(fds, nfds);
         return;
     }
-    if (bg_log_reopen(err) != BG_OK)
-        bg_error("cannot reopen the error log: %s", err);
+    if ((kinds & BG_CHAN_LOG_ERROR) && bg_log_adopt_fd(fds[i++]) != BG_OK)
+        bg_error("log reopen: cannot take the new error log: dup3: %s", strerror(errno));
+    if ((kinds & BG_CHAN_LOG_ACCESS) && bg_access_log_adopt(fds[i++], err) != BG_OK)
+        bg_error("log reopen: cannot take the new access log: %s", err);
+    bg_notice("log files taken over from the master");
 }
 
 static void worker_on_channel(bg_ev *loop, int fd, void *arg, int mask)
 {
     worker_state *w = arg;
+    int fds[BG_CHAN_MAX_FDS], nfds, rc;
     char err[BG_ERR_LEN];
     bg_chan_msg m;
-    int rc;
 
     (void)mask;
-    while ((rc = bg_chan_recv(fd, &m, err)) == BG_OK) {
+    while ((rc = bg_chan_recv_fds(fd, &m, fds, BG_CHAN_MAX_FDS, &nfds, err)) == BG_OK) {
+        if (m.cmd == BG_CHAN_REOPEN_LOGS) {
+            worker_reopen_logs(m.target_kind, fds, nfds);
+            continue;
+        }
+        worker_close_fds(fds, nfds); /* only REOPEN_LOGS carries descriptors */
         if (m.cmd == BG_CHAN_QUIT_GRACEFUL)
             worker_drain(w);
-        else if (m.cmd == BG_CHAN_REOPEN_LOGS)
-            worker_reopen_logs(w);
         else
             bg_warn("channel: unexpected command %u", m.cmd);
     }
@@ -164,6 +186,63 @@ static void worker_on_channel(bg_ev *loop, int fd, void *arg, int mask)
         w->exit_code = BG_WORKER_EXIT_RUNTIME;
         bg_ev_stop(loop);
     }
+}
+
+/* ---- readiness: accept only once requests can reach the bus ---- */
+
+static void worker_ready_done(worker_state *w)
+{
+    bg_ev_hook_del(w->wk.loop, w->ready_hook);
+    w->ready_hook = NULL;
+    bg_ev_timer_del(w->wk.loop, w->ready_timer);
+    w->ready_timer = NULL;
+}
+
+/* Before every poll until the bus is up: start accepting and tell the master
+ * once, so that on reload it retires the older workers only now. */
+static void worker_on_ready_check(bg_ev *loop, void *arg)
+{
+    worker_state *w = arg;
+    bg_chan_msg m = {.cmd = BG_CHAN_READY};
+    char err[BG_ERR_LEN];
+
+    (void)loop;
+    if (!bg_dispatch_ready(w->wk.dispatch))
+        return;
+    worker_ready_done(w);
+    if (w->wk.draining)
+        return; /* told to quit before it was ready: nothing to announce */
+    bg_server_start(w->wk.server);
+    if (bg_chan_send(w->wk.ctx->channel_fd, &m, err) != BG_OK)
+        bg_warn("cannot tell the master that this worker is ready: %s", err);
+    bg_info("worker %d ready: the bus is connected, accepting connections", w->wk.ctx->slot);
+}
+
+/* The bus stays down: serve anyway (health endpoints answer, routed requests
+ * get 503) rather than leave clients in the backlog. The ready check stays. */
+static int64_t worker_on_ready_timeout(bg_ev *loop, bg_ev_timer *t, void *arg)
+{
+    worker_state *w = arg;
+
+    (void)loop;
+    (void)t;
+    w->ready_timer = NULL;
+    bg_warn("worker %d: the bus is not ready after %lld ms; accepting connections anyway",
+            w->wk.ctx->slot, (long long)w->wk.cfg->valkey.connect_timeout_ms);
+    bg_server_start(w->wk.server);
+    return BG_EV_NOMORE;
+}
+
+static int worker_wait_ready(worker_state *w, char *err)
+{
+    bg_wk *wk = &w->wk;
+
+    w->ready_hook = bg_ev_hook_add(wk->loop, worker_on_ready_check, w, err);
+    if (w->ready_hook == NULL)
+        return BG_ERR;
+    w->ready_timer = bg_ev_timer_add(wk->loop, wk->cfg->valkey.connect_timeout_ms,
+                                     worker_on_ready_timeout, w, err);
+    return w->ready_timer != NULL ? BG_OK : BG_ERR;
 }
 
 /* ---- periodic work ---- */
@@ -192,6 +271,9 @@ static int worker_setup(worker_state *w, char *err)
     bg_wk *wk = &w->wk;
     const bg_worker_ctx *ctx = wk->ctx;
 
+    /* jansson seeds its hash function from /dev/urandom on first use: now,
+     * while the sandbox still lets it open the file. */
+    json_object_seed(0);
     if (bg_rt_protect_readonly(ctx->rt, err) != BG_OK)
         return BG_ERR;
     if ((wk->loop = bg_ev_new(err)) == NULL)
@@ -216,7 +298,7 @@ static int worker_setup(worker_state *w, char *err)
         return BG_ERR;
     if ((w->tick = bg_ev_timer_add(wk->loop, WORKER_TICK_MS, worker_on_tick, w, err)) == NULL)
         return BG_ERR;
-    return BG_OK;
+    return worker_wait_ready(w, err);
 }
 
 static void worker_teardown(worker_state *w)
@@ -226,6 +308,7 @@ static void worker_teardown(worker_state *w)
 
     if (wk->loop == NULL)
         return;
+    worker_ready_done(w);
     bg_server_free(wk->server);
     wk->server = NULL;
     bg_conn_close_all(wk);
@@ -243,7 +326,7 @@ int bg_worker_main(const bg_worker_ctx *ctx)
 {
     worker_state *w = calloc(1, sizeof(*w));
     char err[BG_ERR_LEN];
-    int code;
+    int code, rc;
 
     if (w == NULL) {
         bg_crit("worker %d: out of memory", ctx->slot);
@@ -257,13 +340,16 @@ int bg_worker_main(const bg_worker_ctx *ctx)
         w->exit_code = BG_WORKER_EXIT_RUNTIME;
         goto cleanup;
     }
-    if (bg_sandbox_apply(ctx->cfg, err) != BG_OK) {
-        bg_crit("worker %d: sandbox: %s", ctx->slot, err);
-        w->exit_code = BG_WORKER_EXIT_CONFIG;
+    rc = bg_sandbox_apply(ctx->cfg, err);
+    if (rc != BG_OK) {
+        /* Only a configuration that cannot work stops the respawns. */
+        w->exit_code = rc == BG_SANDBOX_ERR_CONFIG ? BG_WORKER_EXIT_CONFIG : BG_WORKER_EXIT_RUNTIME;
+        bg_log(rc == BG_SANDBOX_ERR_CONFIG ? BG_LOG_CRIT : BG_LOG_ERROR, "worker %d: sandbox: %s",
+               ctx->slot, err);
         goto cleanup;
     }
-    bg_info("worker %d ready (generation %u, reply stream %s)", ctx->slot, ctx->generation,
-            bg_dispatch_reply_key(w->wk.dispatch));
+    bg_info("worker %d set up (generation %u, reply stream %s); accepting once the bus is ready",
+            ctx->slot, ctx->generation, bg_dispatch_reply_key(w->wk.dispatch));
     if (bg_ev_run(w->wk.loop, err) != BG_OK) {
         bg_error("worker %d: event loop: %s", ctx->slot, err);
         w->exit_code = BG_WORKER_EXIT_RUNTIME;

@@ -11,7 +11,9 @@
  * are non-blocking and close-on-exec. A message is always sent and received
  * whole, so there is no framing and no partial read.
  *   master -> worker: BG_CHAN_QUIT_GRACEFUL (stop accepting, drain in-flight
- *                     requests, exit 0), BG_CHAN_REOPEN_LOGS.
+ *                     requests, exit 0), BG_CHAN_REOPEN_LOGS (the master
+ *                     reopened its log files and passes the new descriptors
+ *                     along, SCM_RIGHTS: a sandboxed worker cannot open files).
  *   worker -> master: BG_CHAN_RESYNC (admin resync; target_kind/target say
  *                     what to resync), BG_CHAN_READY (sent once, when the
  *                     worker accepts connections and its bus is connected:
@@ -27,6 +29,14 @@ typedef enum {
     BG_CHAN_REOPEN_LOGS,
     BG_CHAN_READY,
 } bg_chan_cmd;
+
+/* target_kind of BG_CHAN_REOPEN_LOGS: a bitmask of the descriptors that come
+ * with the message, in this order. */
+#define BG_CHAN_LOG_ERROR 1
+#define BG_CHAN_LOG_ACCESS 2
+
+/* Most descriptors one message carries. */
+#define BG_CHAN_MAX_FDS 4
 
 /* target_kind of BG_CHAN_RESYNC */
 #define BG_CHAN_TARGET_FLEET 0
@@ -44,13 +54,22 @@ int bg_chan_open(int fds[2], char *err);
 /* Sends one message. Returns BG_OK, or BG_ERR with err set; a full socket
  * buffer (EAGAIN) is an error too ("channel full"): commands are rare. */
 int bg_chan_send(int fd, const bg_chan_msg *m, char *err);
+/* Sends one message with nfds (0..BG_CHAN_MAX_FDS) descriptors attached
+ * (SCM_RIGHTS); the caller keeps its own copies. Errors as bg_chan_send. */
+int bg_chan_send_fds(int fd, const bg_chan_msg *m, const int *fds, int nfds, char *err);
 /* bg_chan_recv's answer when no message is waiting (EAGAIN). */
 #define BG_CHAN_AGAIN 1
 
 /* Receives one message. Returns BG_OK when one was read, BG_CHAN_AGAIN when
  * none is waiting, BG_ERR on end-of-file (err "channel closed"), a message of
- * the wrong size or a failure. Call it until it stops answering BG_OK. */
+ * the wrong size or a failure. Call it until it stops answering BG_OK.
+ * Descriptors sent along are closed: none was expected. */
 int bg_chan_recv(int fd, bg_chan_msg *m, char *err);
+/* Receives one message and up to max descriptors sent with it (close-on-exec,
+ * owned by the caller; *nfds says how many, in the sender's order); any beyond
+ * max are closed. Returns as bg_chan_recv; BG_ERR too when the descriptors did
+ * not all fit (MSG_CTRUNC, e.g. out of fds): what arrived is closed. */
+int bg_chan_recv_fds(int fd, bg_chan_msg *m, int *fds, int max, int *nfds, char *err);
 /* Closes both ends that are >= 0 and sets them to -1. */
 void bg_chan_close(int fds[2]);
 

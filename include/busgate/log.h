@@ -15,7 +15,13 @@ typedef enum {
 
 /* path NULL, "" or "stderr" logs to standard error. */
 int bg_log_open(const char *path, char *err);
+/* Opens the same path again onto the same descriptor number (SIGUSR1). */
 int bg_log_reopen(char *err);
+/* A sandboxed worker cannot open files: the master's freshly reopened log
+ * descriptor replaces ours (dup3 onto our number, close-on-exec). fd is closed
+ * either way. Logging to stderr there is no file to replace: fd is just closed.
+ * BG_OK, or BG_ERR with errno set when dup3 failed (the old file stays). */
+int bg_log_adopt_fd(int fd);
 void bg_log_close(void);
 int bg_log_fd(void);
 void bg_log_set_level(bg_log_level level);
