@@ -49,6 +49,7 @@ static int cycle_init(bg_master *m)
     m->control = bg_control_new(m->cfg, m->rt, m->loop, err);
     if (m->control == NULL)
         goto err;
+    bg_control_set_metrics(m->control, m->metrics);
     if (bg_proc_spawn_generation(m, m->cfg->gateway.workers) == 0) {
         bg_crit("no worker started; stopping");
         return BG_ERR;

@@ -78,6 +78,22 @@ static void ctl_on_liveness(void *ud, const bg_reg_conn *conn, bg_reg_event ev, 
                   conn->id, (long long)idle_ms);
 }
 
+void bg_control_set_metrics(bg_control *c, bg_metrics *m)
+{
+    c->metrics = m;
+}
+
+/* Adds the bus reconnects of both connections since the last tick to the metrics. */
+static void ctl_count_reconnects(bg_control *c)
+{
+    unsigned long now = bg_abus_reconnects(c->rd) + bg_abus_reconnects(c->wr);
+
+    if (c->metrics != NULL && now > c->reconnects_seen)
+        bg_metrics_count(c->metrics, BG_METRICS_MASTER_SLOT, BG_METRIC_BUS_RECONNECTS,
+                         now - c->reconnects_seen);
+    c->reconnects_seen = now;
+}
+
 static int64_t ctl_on_tick(bg_ev *loop, bg_ev_timer *t, void *arg)
 {
     bg_control *c = arg;
@@ -90,6 +106,7 @@ static int64_t ctl_on_tick(bg_ev *loop, bg_ev_timer *t, void *arg)
     else if (bg_reg_heartbeats_dirty(c->reg))
         bg_ctl_publish(c, 0);
     bg_ctl_resync_retry(c, now);
+    ctl_count_reconnects(c);
     if (now - c->last_state_ms >= c->cfg.messaging.heartbeat_interval_ms)
         bg_ctl_state_request(c);
     return c->tick_ms;

@@ -67,6 +67,8 @@ static int ctl_dead_letter(bg_control *c, const char *id, bg_field *fields, size
         return -1;
     }
     c->stats.dead_lettered++;
+    if (c->metrics != NULL)
+        bg_metrics_count(c->metrics, BG_METRICS_MASTER_SLOT, BG_METRIC_DEAD_LETTERS, 1);
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include "busgate/control.h"
 #include "busgate/frame.h"
 #include "busgate/keys.h"
+#include "busgate/metrics.h"
 #include "busgate/registry.h"
 
 /* Entries per XREADGROUP: a batch is applied with one publish, so a burst
@@ -60,11 +61,13 @@ struct bg_control {
     /* rd: the blocking XREADGROUP, then XACK and group setup between reads.
      * wr: RESYNC_REQUESTs and the state key. Both async on loop. */
     bg_abus *rd, *wr;
-    int started;        /* the first group setup was sent: later ones are reconnects */
-    int reading;        /* an XREADGROUP is in flight on rd */
-    int need_setup;     /* the group must be made again (NOGROUP) before reading */
-    int stopping;       /* ctl_stop runs: callbacks issue nothing new */
-    int64_t backoff_ms; /* after read errors and NOGROUP */
+    bg_metrics *metrics;           /* shared counters, may be NULL (tests) */
+    unsigned long reconnects_seen; /* rd + wr reconnects already counted */
+    int started;                   /* the first group setup was sent: later ones are reconnects */
+    int reading;                   /* an XREADGROUP is in flight on rd */
+    int need_setup;                /* the group must be made again (NOGROUP) before reading */
+    int stopping;                  /* ctl_stop runs: callbacks issue nothing new */
+    int64_t backoff_ms;            /* after read errors and NOGROUP */
     bg_ev_timer *read_retry;
 
     /* sync: a blocking connection for the queue scripts (dead letter,

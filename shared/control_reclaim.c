@@ -52,6 +52,8 @@ int64_t bg_ctl_on_reclaim(bg_ev *loop, bg_ev_timer *t, void *arg)
         return bg_ctl_reclaim_period_ms(c);
     }
     c->stats.dead_lettered += dead;
+    if (c->metrics != NULL && dead > 0)
+        bg_metrics_count(c->metrics, BG_METRICS_MASTER_SLOT, BG_METRIC_DEAD_LETTERS, dead);
     if (dead > 0)
         bg_warn("control: %zu control entries dead-lettered after %d deliveries", dead,
                 BG_CTL_MAX_DELIVERIES);

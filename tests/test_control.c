@@ -11,6 +11,7 @@
 
 #include "busgate/bus.h"
 #include "busgate/control.h"
+#include "busgate/metrics.h"
 #include "busgate/frame.h"
 #include "busgate/log.h"
 #include "busgate/registry.h"
@@ -44,6 +45,7 @@ typedef struct fx {
     bg_ev *loop;
     bg_control *ctl;
     bg_bus *cli;
+    bg_metrics *metrics;
 } fx;
 
 /* Runs the master's loop until cond holds or ms pass; the final check is the caller's. */
@@ -123,6 +125,9 @@ static void fx_start(fx *f)
     cr_assert_not_null(f->loop, "%s", err);
     f->ctl = bg_control_new(&f->cfg, f->rt, f->loop, err);
     cr_assert_not_null(f->ctl, "bg_control_new: %s", err);
+    f->metrics = bg_metrics_create(4, err);
+    cr_assert_not_null(f->metrics, "%s", err);
+    bg_control_set_metrics(f->ctl, f->metrics);
     bg_bus_opts_init(&o);
     o.addr = f->cfg.valkey.addr;
     f->cli = bg_bus_connect(&o, err);
@@ -145,6 +150,7 @@ static void fx_close(fx *f)
     bg_ev_free(f->loop);
     bg_rt_destroy(f->rt);
     bg_bus_free(f->cli);
+    bg_metrics_destroy(f->metrics);
 }
 
 /* ---- the simulated service instance ---- */
@@ -466,6 +472,25 @@ static int entry_field(fx *f, const char *key, size_t i, const char *name, char 
     return found;
 }
 
+/* The value of a metric line starting with name in the Prometheus rendering; -1 if absent. */
+static long long metric_value(fx *f, const char *name)
+{
+    char *text = NULL, *line;
+    size_t len = 0;
+    long long v = -1;
+
+    cr_assert_eq(bg_metrics_render_prometheus(f->metrics, &text, &len), BG_OK);
+    /* A sample line, not the "# HELP name" line before it. */
+    for (line = strstr(text, name); line != NULL; line = strstr(line + 1, name)) {
+        if (line == text || line[-1] == '\n') {
+            v = strtoll(line + strlen(name), NULL, 10);
+            break;
+        }
+    }
+    free(text);
+    return v;
+}
+
 Test(control, malformed_frames_are_dead_lettered)
 {
     char reason[BG_ERR_LEN], group[128];
@@ -493,6 +518,8 @@ Test(control, malformed_frames_are_dead_lettered)
     /* the master keeps working */
     register_orders(&f, "o1");
     RUN_UNTIL(&f, cmd_int(&f, "XLEN router:control:dead") == 4, 5000);
+    cr_assert_eq(metric_value(&f, "busgate_dead_letters_total "), 4,
+                 "each dead letter is counted in the master's metrics");
     cr_assert_eq(cmd_int(&f, "XLEN router:control:dead"), 4);
     const char *want[] = {"missing field 'v'", "unsupported version 2", "meta", "RESPONSE"};
     for (size_t i = 0; i < 4; i++) {

@@ -30,6 +30,10 @@ typedef struct bg_control bg_control;
 bg_control *bg_control_new(const bg_config *cfg, bg_rt *rt, bg_ev *loop, char *err);
 /* Removes handlers/timers from the loop, closes the connections. NULL is a no-op. */
 void bg_control_free(bg_control *c);
+/* Counts the control plane's dead letters and bus reconnects in the master's
+ * slot of m (busgate_dead_letters_total, busgate_bus_reconnects_total). */
+struct bg_metrics;
+void bg_control_set_metrics(bg_control *c, struct bg_metrics *m);
 
 /* Sends a RESYNC_REQUEST: kind FLEET (target ignored) to the broadcast stream,
  * SERVICE to every known instance of service target, CONNECTION to the one
