@@ -12,7 +12,8 @@
 #define NEP 10 /* endpoints per service */
 #define NPATHS 65536
 #define NLOOKUPS 4000000
-#define NPUBLISH 20
+#define NPUBLISH 200    /* publishes per figure (even: every change is undone) */
+#define NPUBLISH_NEW 20 /* where every connection is new: the slow case */
 
 static const struct {
     const char *method, *tmpl, *path; /* path: one request matching tmpl, %d = service */
@@ -58,7 +59,8 @@ typedef struct req {
     size_t len;
 } req;
 
-static char tmpl[NSERVICES][NEP][64], names[NSERVICES][16], ids[NSERVICES][24];
+static char tmpl[NSERVICES][NEP][64], names[NSERVICES][16], ids[NSERVICES][32];
+static char tmpl_alt[NSERVICES][64]; /* a second first endpoint: "one connection changed" */
 static bg_rt_endpoint_in eps[NSERVICES][NEP];
 static bg_rt_connection_in conns[NSERVICES];
 static req reqs[NPATHS];
@@ -68,6 +70,7 @@ static void make_state(void)
     for (int s = 0; s < NSERVICES; s++) {
         snprintf(names[s], sizeof(names[s]), "svc%d", s);
         snprintf(ids[s], sizeof(ids[s]), "conn-%d", s);
+        snprintf(tmpl_alt[s], sizeof(tmpl_alt[s]), "/svc%d/items-v2", s);
         for (int e = 0; e < NEP; e++) {
             snprintf(tmpl[s][e], sizeof(tmpl[s][e]), shapes[e].tmpl, s);
             eps[s][e] = (bg_rt_endpoint_in){shapes[e].method, tmpl[s][e], 30000, "read"};
@@ -104,19 +107,33 @@ static void make_requests(void)
     }
 }
 
-static timing bench_publish(bg_rt *rt)
+/* What changes between two publishes. */
+typedef enum { PUB_SAME, PUB_ONE, PUB_ALL } pub_kind;
+
+static void publish_change(pub_kind kind, int i)
+{
+    int s = i / 2 % NSERVICES; /* each connection changes, then changes back */
+
+    if (kind == PUB_ONE) /* one connection replaces its endpoints, as an ENDPOINTS_UPDATE */
+        eps[s][0].path_template = eps[s][0].path_template == tmpl[s][0] ? tmpl_alt[s] : tmpl[s][0];
+    if (kind == PUB_ALL) /* every connection new: nothing the writer compiled before is reused */
+        for (s = 0; s < NSERVICES; s++)
+            snprintf(ids[s], sizeof(ids[s]), "conn-%d-%d", s, i + 1);
+}
+
+static timing bench_publish(bg_rt *rt, pub_kind kind, int n)
 {
     char err[BG_ERR_LEN];
     int64_t w0 = bg_mono_us(), c0 = cpu_us();
 
-    for (int i = 0; i < NPUBLISH; i++) {
+    for (int i = 0; i < n; i++) {
+        publish_change(kind, i);
         if (bg_rt_publish(rt, conns, NSERVICES, err) != BG_OK) {
             fprintf(stderr, "bench_routes: publish: %s\n", err);
             exit(1);
         }
     }
-    return (timing){(double)(bg_mono_us() - w0) / NPUBLISH / 1000.0,
-                    (double)(cpu_us() - c0) / NPUBLISH / 1000.0};
+    return (timing){(double)(bg_mono_us() - w0) / n / 1000.0, (double)(cpu_us() - c0) / n / 1000.0};
 }
 
 static timing bench_lookup(const bg_rt *rt, long counts[5])
@@ -138,7 +155,7 @@ int main(void)
     bg_rt_limits lim = {.max_services = 1024, .max_connections = 1024, .max_endpoints = 16384};
     char err[BG_ERR_LEN], *json = NULL;
     long counts[5] = {0};
-    timing pub, look;
+    timing pub_same, pub_one, pub_all, look;
     double snap_ms;
     int64_t t0;
     bg_rt *rt = bg_rt_create(&lim, err);
@@ -149,7 +166,10 @@ int main(void)
     }
     make_state();
     make_requests();
-    pub = bench_publish(rt);
+    bench_publish(rt, PUB_SAME, 2); /* both copies' pages touched once */
+    pub_same = bench_publish(rt, PUB_SAME, NPUBLISH);
+    pub_one = bench_publish(rt, PUB_ONE, NPUBLISH);
+    pub_all = bench_publish(rt, PUB_ALL, NPUBLISH_NEW);
     look = bench_lookup(rt, counts);
     t0 = bg_mono_us();
     if (bg_rt_snapshot_json(rt, &json, err) != BG_OK) {
@@ -159,7 +179,12 @@ int main(void)
     snap_ms = (double)(bg_mono_us() - t0) / 1000.0;
     printf("routes: %d services, %d endpoints, mapping %.1f MiB (limits 1024/1024/16384)\n",
            NSERVICES, NSERVICES * NEP, (double)bg_rt_mapping_size(rt) / (1 << 20));
-    printf("routes: publish (full rebuild) %.2f ms wall, %.2f ms cpu\n", pub.wall, pub.cpu);
+    printf("routes: publish, nothing changed       %.2f ms wall, %.2f ms cpu\n", pub_same.wall,
+           pub_same.cpu);
+    printf("routes: publish, 1 connection changed  %.2f ms wall, %.2f ms cpu\n", pub_one.wall,
+           pub_one.cpu);
+    printf("routes: publish, every connection new  %.2f ms wall, %.2f ms cpu\n", pub_all.wall,
+           pub_all.cpu);
     printf("routes: lookup %.0f ns wall, %.0f ns cpu (target < 1000 ns)\n", look.wall, look.cpu);
     printf("routes: lookups: %ld found, %ld 404, %ld 405, %ld busy\n", counts[BG_RT_FOUND],
            counts[BG_RT_NOT_FOUND], counts[BG_RT_METHOD_NOT_ALLOWED], counts[BG_RT_BUSY]);

@@ -519,6 +519,319 @@ Test(route_table, readonly_reader_after_fork)
     bg_rt_destroy(rt);
 }
 
+/* ---- Publishing again: the writer reuses what it compiled before ----
+ *
+ * The writer keeps every connection in compiled form between publishes and
+ * compiles again only what changed. Changes are found by content: the
+ * registry may rewrite a string in place. */
+
+Test(route_table, republish_sees_changes_made_in_place)
+{
+    char tmpl[32] = "/a/{id}", method[8] = "GET", claims[32] = "read", svc[16] = "s1";
+    bg_rt_endpoint_in eps[] = {{method, tmpl, 0, claims}, EP("GET", "/fixed")};
+    bg_rt_connection_in c = conn("c1", svc, 1, eps, 2);
+    bg_rt *rt = table_with(&c, 1);
+    char err[BG_ERR_LEN];
+    bg_rt_match m;
+
+    expect_route(rt, "GET", "/a/1", "s1", "/a/{id}");
+    snprintf(tmpl, sizeof(tmpl), "/b/{key}");
+    cr_assert_eq(bg_rt_publish(rt, &c, 1, err), BG_OK, "%s", err);
+    cr_expect_eq(look(rt, "GET", "/a/1").status, BG_RT_NOT_FOUND);
+    m = look(rt, "GET", "/b/1");
+    expect_param(&m, "/b/1", 0, "key", "1");
+    eps[0].timeout_ms = 700;
+    cr_assert_eq(bg_rt_publish(rt, &c, 1, err), BG_OK, "%s", err);
+    cr_expect_eq(look(rt, "GET", "/b/1").timeout_ms, 700);
+    snprintf(method, sizeof(method), "PUT");
+    cr_assert_eq(bg_rt_publish(rt, &c, 1, err), BG_OK, "%s", err);
+    cr_expect_eq(look(rt, "GET", "/b/1").status, BG_RT_METHOD_NOT_ALLOWED);
+    snprintf(claims, sizeof(claims), "write");
+    cr_assert_eq(bg_rt_publish(rt, &c, 1, err), BG_OK, "%s", err);
+    m = look(rt, "PUT", "/b/1");
+    cr_expect_str_eq(m.claims, "write");
+    cr_expect_eq(m.timeout_ms, 700);
+    snprintf(svc, sizeof(svc), "s2");
+    c.up = 0;
+    cr_assert_eq(bg_rt_publish(rt, &c, 1, err), BG_OK, "%s", err);
+    m = look(rt, "GET", "/fixed");
+    cr_expect_eq(m.status, BG_RT_NO_LIVE_INSTANCE);
+    cr_expect_str_eq(m.service, "s2");
+    c.nendpoints = 1;
+    c.up = 1;
+    cr_assert_eq(bg_rt_publish(rt, &c, 1, err), BG_OK, "%s", err);
+    cr_expect_eq(look(rt, "GET", "/fixed").status, BG_RT_NOT_FOUND);
+    expect_route(rt, "PUT", "/b/9", "s2", "/b/{key}");
+    bg_rt_destroy(rt);
+}
+
+/* Strings are laid out in order of first use; an empty segment ("/x/") takes
+ * no bytes, so the next string starts at the same offset. The trie must still
+ * tell the two segments apart. */
+Test(route_table, trailing_slash_template_is_its_own_route)
+{
+    bg_rt_endpoint_in eps[] = {{"GET", "/x", 0, "r"}, EP("GET", "/x/z"), EP("POST", "/x/")};
+    bg_rt_connection_in c = conn("c1", "s", 1, eps, 3);
+    bg_rt *rt = table_with(&c, 1);
+    bg_rt_match m;
+
+    expect_route(rt, "GET", "/x/z", "s", "/x/z");
+    expect_route(rt, "POST", "/x/", "s", "/x/");
+    m = look(rt, "POST", "/x/z");
+    cr_expect_eq(m.status, BG_RT_METHOD_NOT_ALLOWED, "POST /x/z: %d %s", m.status, m.endpoint);
+    cr_expect_eq(m.allow_mask, BG_RT_M_GET | BG_RT_M_HEAD);
+    bg_rt_destroy(rt);
+}
+
+Test(route_table, duplicate_id_refused_after_reuse)
+{
+    bg_rt_endpoint_in e1[] = {EP("GET", "/one")};
+    bg_rt_endpoint_in e2[] = {EP("GET", "/two")};
+    bg_rt_connection_in first = conn("c1", "s", 1, e1, 1);
+    bg_rt_connection_in dup[] = {conn("c1", "s", 1, e1, 1), conn("c1", "t", 1, e2, 1)};
+    bg_rt_connection_in second = conn("c1", "t", 1, e2, 1);
+    bg_rt *rt = table_with(&first, 1);
+    char err[BG_ERR_LEN];
+
+    cr_expect_eq(bg_rt_publish(rt, dup, 2, err), BG_ERR);
+    cr_expect(strstr(err, "'c1' appears twice") != NULL, "%s", err);
+    expect_route(rt, "GET", "/one", "s", "/one");
+    cr_assert_eq(bg_rt_publish(rt, &second, 1, err), BG_OK, "%s", err);
+    expect_route(rt, "GET", "/two", "t", "/two");
+    cr_expect_eq(look(rt, "GET", "/one").status, BG_RT_NOT_FOUND);
+    bg_rt_destroy(rt);
+}
+
+/* Random edits of a small state, one or a few per publish. Each state goes
+ * to a long-lived table (which reuses what it compiled, and drops it all
+ * when garbage piles up) and to a new one; both must agree on the outcome,
+ * the error, the state dump and every lookup. */
+
+#define EQ_CONNS 10
+#define EQ_EPS 5
+#define EQ_STEPS 600
+
+typedef struct eq_conn {
+    char id[16], svc[8], inst[8], ver[8];
+    char method[EQ_EPS][8], tmpl[EQ_EPS][48], claims[EQ_EPS][24];
+    int64_t timeout[EQ_EPS];
+    int nep, up;
+} eq_conn;
+
+typedef struct eq_state {
+    eq_conn c[EQ_CONNS], good[EQ_CONNS];
+    int n, ngood;
+    uint64_t rng;
+    bg_rt_endpoint_in eps[EQ_CONNS][EQ_EPS];
+    bg_rt_connection_in in[EQ_CONNS];
+} eq_state;
+
+static const bg_rt_limits eq_limits = {
+    .max_services = 3, .max_connections = 8, .max_endpoints = 30, .max_nodes = 48};
+
+static unsigned eq_rand(eq_state *st, unsigned n)
+{
+    st->rng ^= st->rng << 13; /* xorshift64 */
+    st->rng ^= st->rng >> 7;
+    st->rng ^= st->rng << 17;
+    return (unsigned)(st->rng % n);
+}
+
+static void eq_tmpl(eq_state *st, char *t, size_t size)
+{
+    static const char *const segs[] = {"a", "b", "items", "x1234567", "x12345678", "{id}", "{k}"};
+    unsigned n = eq_rand(st, 4);
+    size_t used = 0;
+
+    t[0] = '\0';
+    if (n == 0)
+        snprintf(t, size, "/");
+    for (unsigned i = 0; i < n; i++) {
+        const char *s = segs[eq_rand(st, 7)];
+        if (i == n - 1 && eq_rand(st, 5) == 0)
+            s = "{p*}";
+        used += (size_t)snprintf(t + used, size - used, "/%s", s);
+    }
+}
+
+static void eq_ep(eq_state *st, eq_conn *c, int e)
+{
+    static const char *const methods[] = {"GET", "GET", "POST", "PUT", "DELETE", "HEAD"};
+    static const char *const claims[] = {"", "", "r", "w", "r,w", "w,r"};
+
+    snprintf(c->method[e], sizeof(c->method[e]), "%s", methods[eq_rand(st, 6)]);
+    eq_tmpl(st, c->tmpl[e], sizeof(c->tmpl[e]));
+    snprintf(c->claims[e], sizeof(c->claims[e]), "%s", claims[eq_rand(st, 6)]);
+    c->timeout[e] = eq_rand(st, 3) * 1000;
+}
+
+static void eq_new_conn(eq_state *st, eq_conn *c)
+{
+    snprintf(c->id, sizeof(c->id), "c%u", eq_rand(st, 1000));
+    snprintf(c->svc, sizeof(c->svc), "s%u", eq_rand(st, 4));
+    snprintf(c->inst, sizeof(c->inst), "i%u", eq_rand(st, 3));
+    snprintf(c->ver, sizeof(c->ver), "1.%u", eq_rand(st, 2));
+    c->up = eq_rand(st, 4) != 0;
+    c->nep = (int)eq_rand(st, EQ_EPS + 1);
+    for (int e = 0; e < c->nep; e++)
+        eq_ep(st, c, e);
+}
+
+/* One random edit: most touch a single connection, as a control frame does. */
+static void eq_edit(eq_state *st)
+{
+    eq_conn *c = &st->c[eq_rand(st, (unsigned)(st->n ? st->n : 1))];
+    unsigned k = st->n == 0 ? 0 : eq_rand(st, 13);
+
+    if (k == 0 && st->n < EQ_CONNS)
+        eq_new_conn(st, &st->c[st->n++]);
+    else if (k == 1)
+        *c = st->c[--st->n]; /* removes c; the last one takes its place */
+    else if (k == 2)
+        eq_new_conn(st, c);
+    else if (k == 3)
+        c->up = !c->up;
+    else if (k == 4)
+        snprintf(c->svc, sizeof(c->svc), "s%u", eq_rand(st, 4));
+    else if (k == 5 && c->nep < EQ_EPS)
+        eq_ep(st, c, c->nep++);
+    else if (k == 6 && c->nep > 0)
+        c->nep--;
+    else if (k == 7 && c->nep > 0)
+        eq_ep(st, c, (int)eq_rand(st, (unsigned)c->nep));
+    else if (k == 8 && c->nep > 0)
+        snprintf(c->claims[0], sizeof(c->claims[0]), "%s", eq_rand(st, 2) ? "r" : "x");
+    else if (k == 9)
+        snprintf(c->ver, sizeof(c->ver), "2.%u", eq_rand(st, 2));
+    else if (k == 10 && c->nep > 0)
+        c->timeout[0] += 500;
+    else if (k == 11 && c->nep > 0)
+        snprintf(c->method[0], sizeof(c->method[0]), "%s", eq_rand(st, 2) ? "GET" : "PATCH");
+}
+
+static void eq_fill(eq_state *st)
+{
+    for (int i = 0; i < st->n; i++) {
+        eq_conn *c = &st->c[i];
+        for (int e = 0; e < c->nep; e++)
+            st->eps[i][e] =
+                (bg_rt_endpoint_in){c->method[e], c->tmpl[e], c->timeout[e], c->claims[e]};
+        st->in[i] = (bg_rt_connection_in){c->id, c->svc, c->inst,    c->ver,
+                                          c->up, i,      st->eps[i], (size_t)c->nep};
+    }
+}
+
+/* The state dump without the generation (the two tables count differently). */
+static json_t *eq_dump(const bg_rt *rt)
+{
+    char *text = NULL, err[BG_ERR_LEN];
+    json_t *root;
+
+    cr_assert_eq(bg_rt_snapshot_json(rt, &text, err), BG_OK, "%s", err);
+    root = json_loads(text, 0, NULL);
+    free(text);
+    cr_assert_not_null(root);
+    json_object_del(root, "generation");
+    return root;
+}
+
+static int eq_same_match(const bg_rt_match *x, const bg_rt_match *y)
+{
+    if (x->status != y->status || strcmp(x->service, y->service) != 0 ||
+        strcmp(x->endpoint, y->endpoint) != 0 || strcmp(x->claims, y->claims) != 0 ||
+        x->timeout_ms != y->timeout_ms || x->allow_mask != y->allow_mask || x->nup != y->nup ||
+        x->nparams != y->nparams)
+        return 0;
+    for (int i = 0; i < x->nparams; i++) {
+        if (strcmp(x->params[i].name, y->params[i].name) != 0 ||
+            x->params[i].off != y->params[i].off || x->params[i].len != y->params[i].len)
+            return 0;
+    }
+    return 1;
+}
+
+/* Looks up every template of the state made into a path (and a few misses)
+ * with a few methods in both tables. */
+static void eq_compare_lookups(const eq_state *st, const bg_rt *a, const bg_rt *b, int step)
+{
+    static const char *const methods[] = {"GET", "HEAD", "POST", "DELETE"};
+    char path[64];
+
+    for (int i = 0; i < st->n; i++) {
+        for (int e = 0; e < st->c[i].nep; e++) {
+            const char *t = st->c[i].tmpl[e];
+            size_t len = 0;
+            for (; *t && len < sizeof(path) - 2; t++) /* {x} -> v, {p*} -> v/w */
+                if (*t == '{') {
+                    len += (size_t)snprintf(path + len, sizeof(path) - len, "%s",
+                                            strchr(t, '*') ? "v/w" : "v");
+                    t = strchr(t, '}');
+                } else
+                    path[len++] = *t;
+            path[len] = '\0';
+            for (int m = 0; m < 4; m++) {
+                bg_rt_match x = look(a, methods[m], path), y = look(b, methods[m], path);
+                cr_assert(eq_same_match(&x, &y), "step %d: %s %s: %d %s vs %d %s", step, methods[m],
+                          path, x.status, x.endpoint, y.status, y.endpoint);
+            }
+        }
+    }
+}
+
+/* Publishes the state to both tables and checks they agree; 1 = published. */
+static int eq_check(eq_state *st, bg_rt *reused, int step)
+{
+    char ea[BG_ERR_LEN] = "", eb[BG_ERR_LEN] = "";
+    bg_rt *fresh = bg_rt_create(&eq_limits, eb);
+    int ra, rb;
+    json_t *da, *db;
+
+    cr_assert_not_null(fresh, "%s", eb);
+    eq_fill(st);
+    ra = bg_rt_publish(reused, st->in, (size_t)st->n, ea);
+    rb = bg_rt_publish(fresh, st->in, (size_t)st->n, eb);
+    cr_assert_eq(ra, rb, "step %d: %s / %s", step, ea, eb);
+    cr_assert_str_eq(ea, eb, "step %d", step);
+    if (ra == BG_OK) {
+        da = eq_dump(reused);
+        db = eq_dump(fresh);
+        cr_assert(json_equal(da, db), "step %d: the state dumps differ", step);
+        json_decref(da);
+        json_decref(db);
+        eq_compare_lookups(st, reused, fresh, step);
+        memcpy(st->good, st->c, sizeof(st->c));
+        st->ngood = st->n;
+    } else if (eq_rand(st, 2) == 0) { /* as the master does: undo the change */
+        memcpy(st->c, st->good, sizeof(st->c));
+        st->n = st->ngood;
+    }
+    bg_rt_destroy(fresh);
+    return ra == BG_OK;
+}
+
+Test(route_table, reused_build_equals_a_fresh_one)
+{
+    eq_state *st = calloc(1, sizeof(*st));
+    char err[BG_ERR_LEN];
+    bg_rt *rt = bg_rt_create(&eq_limits, err);
+    int ok = 0;
+
+    cr_assert_not_null(st);
+    cr_assert_not_null(rt, "%s", err);
+    st->rng = 0x2545f4914f6cdd1dull;
+    for (int step = 0; step < EQ_STEPS; step++) {
+        unsigned edits = eq_rand(st, 8) == 0 ? 1 + eq_rand(st, 6) : 1;
+        for (unsigned i = 0; i < edits; i++)
+            eq_edit(st);
+        ok += eq_check(st, rt, step);
+    }
+    /* Both outcomes are exercised: the limits are tight on purpose. */
+    cr_expect_gt(ok, EQ_STEPS / 2, "published %d of %d states", ok, EQ_STEPS);
+    cr_expect_lt(ok, EQ_STEPS, "no state hit a limit or a duplicate id");
+    bg_rt_destroy(rt);
+    free(st);
+}
+
 /* ---- One writer, four readers: nobody ever sees a torn state ----
  *
  * Update k (published as generation k + 1) gives every endpoint a timeout and
