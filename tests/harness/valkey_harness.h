@@ -8,9 +8,9 @@
 typedef struct bgt_valkey {
     pid_t pid;
     int port;
-    char dir[256];     /* temp dir holding its files; removed by stop */
-    char url[128];     /* valkey://127.0.0.1:PORT */
-    char *extra[32];   /* extra server arguments kept for restarts */
+    char dir[256];   /* temp dir holding its files; removed by stop */
+    char url[128];   /* valkey://127.0.0.1:PORT */
+    char *extra[32]; /* extra server arguments kept for restarts */
     int nextra;
 } bgt_valkey;
 
