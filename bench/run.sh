@@ -25,4 +25,7 @@ step "$build/bench/bench_control"
 # Route lookup and publish cost of the shared routing table.
 step "$build/bench/bench_routes"
 
+# The headline: wrk against busgate (2 workers, 2 echo instances) and nginx proxying.
+step sh bench/http_bench.sh "$build"
+
 exit $failed

@@ -1,0 +1,423 @@
+#!/bin/sh
+# http_bench.sh BUILD: the headline benchmark. wrk against busgated (2 workers, seccomp on) in
+# front of two echo-service instances, and in the same run against nginx proxying (keep-alive)
+# to an nginx upstream that returns a body of the same size; 1 and 64 connections each.
+# Prints requests/s, p50 and p99 per target, the ratio busgate/nginx at 64 connections and
+# the CPU each process used (and what the rest of the machine used: the figures are only
+# worth a side-by-side ratio when "other" is near 0); never judges the figures. Exits 1 when
+# a target could not run.
+#
+# Everything runs on loopback, on free ports, in one private temp dir, and is stopped on exit.
+# Installs wrk and nginx-light (Debian) when missing. Environment knobs:
+#   HTTP_BENCH_SECONDS=10      length of each measured run
+#   HTTP_BENCH_LIMIT=115       the whole script is stopped after this many seconds
+#   HTTP_BENCH_PROFILE=1       after the figures, one more run: perf record on one worker,
+#                              strace -c on the other (perturbs nothing measured)
+#   HTTP_BENCH_ECHO_THREADS=N  handler threads of each echo-service (default: the SDK's)
+#   HTTP_BENCH_KEEP=1          keep the temp dir (configs, logs, wrk output) afterwards
+set -u
+# shellcheck disable=SC2317 # functions called from traps and through wait_until
+
+build=${1:-build}
+secs=${HTTP_BENCH_SECONDS:-10}
+echo_opts=${HTTP_BENCH_ECHO_THREADS:+-w $HTTP_BENCH_ECHO_THREADS}
+here=$(cd "$(dirname "$0")" && pwd)
+dir=$(mktemp -d /tmp/busgate-httpbench-XXXXXX) || exit 1
+pids="" # process groups we started, each by its leader's pid
+failed=0
+hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+say() { printf 'http: %s\n' "$*"; }
+
+# ---------------------------------------------------------------- stop everything, always
+# Newest first, each given a moment (busgated drains), so Valkey goes last and nobody logs
+# a lost bus on the way out. dash's kill takes no "--": "-PID" alone names the group.
+stop_group() {
+    kill -TERM "-$1" 2>/dev/null || return 0
+    i=0
+    while [ $i -lt 30 ] && kill -0 "-$1" 2>/dev/null; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    kill -KILL "-$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
+
+stop_all() {
+    trap - INT TERM EXIT
+    [ -n "${watchdog:-}" ] && kill -KILL "-$watchdog" 2>/dev/null
+    [ -n "${wpid:-}" ] && kill -TERM "$wpid" 2>/dev/null # timeout(1) passes it on to wrk
+    for p in $pids; do order="$p ${order:-}"; done
+    for p in ${order:-}; do stop_group "$p"; done
+    [ -n "${watchdog:-}" ] && wait "$watchdog" 2>/dev/null
+    if [ "${HTTP_BENCH_KEEP:-0}" = 1 ]; then say "kept $dir"; else rm -rf "$dir"; fi
+}
+
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 143' TERM
+trap 'stop_all' EXIT
+
+# The whole script stays under two minutes (at 10 s per run) even if something hangs. Its own
+# process group, so stopping it also stops its sleep (never to outlive us and signal a reused
+# pid).
+limit=${HTTP_BENCH_LIMIT:-$((secs * 5 + 65))}
+setsid sh -c "sleep $limit; echo 'http: watchdog: over $limit s, stopping' >&2; kill -TERM $$" &
+watchdog=$!
+
+# Each process gets its own process group (setsid does not fork here: a background job of a
+# non-interactive shell is no group leader), so stopping it also stops what it forked.
+start() { # name, command...
+    name=$1
+    shift
+    setsid "$@" >"$dir/$name.out" 2>&1 &
+    pids="$pids $!"
+    last_pid=$!
+}
+
+wait_until() { # tenths of a second, command...
+    n=$1
+    shift
+    i=0
+    until "$@" >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -ge "$n" ] && return 1
+        sleep 0.1
+    done
+}
+
+# ---------------------------------------------------------------- tools
+install_pkg() { # package: for the benchmark only, printed, never starting a system service
+    say "installing $1 (apt-get install -y $1), needed by this benchmark only"
+    if [ "$(id -u)" -ne 0 ]; then
+        say "not root: install $1 by hand"
+        return 1
+    fi
+    made_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        # Without it the nginx package would start a system nginx on port 80.
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >"$dir/apt.log" 2>&1 ||
+        { apt-get update -qq >>"$dir/apt.log" 2>&1 &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >>"$dir/apt.log" 2>&1; }
+    rc=$?
+    [ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
+    [ $rc -eq 0 ] || { say "apt-get install $1 failed:"; tail -n 5 "$dir/apt.log"; }
+    return $rc
+}
+
+need() { # command, package
+    command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || install_pkg "$2"
+}
+
+need wrk wrk || exit 1
+need nginx nginx-light || exit 1
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+for tool in valkey-server valkey-cli curl; do
+    command -v $tool >/dev/null 2>&1 || { say "$tool is missing (make deps installs it)"; exit 1; }
+done
+
+# ---------------------------------------------------------------- free loopback ports
+port_busy() { # listed in /proc/net/tcp{,6} in any state
+    hex=$(printf '%04X' "$1")
+    awk -v h=":$hex" 'NR > 1 && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }' \
+        /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+taken=""
+free_port() {
+    while :; do
+        p=$(($(od -An -N2 -tu2 /dev/urandom) % 20000 + 30000))
+        case " $taken " in *" $p "*) continue ;; esac
+        port_busy "$p" || break
+    done
+    taken="$taken $p"
+    echo "$p"
+}
+
+vport=$(free_port)
+gport=$(free_port)
+pport=$(free_port)
+uport=$(free_port)
+
+# ---------------------------------------------------------------- CPU accounting
+# utime+stime of a process (all its threads), in clock ticks; 0 when it is gone.
+ticks() {
+    awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+children_of() {
+    for f in /proc/[0-9]*/stat; do
+        { read -r line <"$f"; } 2>/dev/null || continue
+        # shellcheck disable=SC2086
+        set -- "$1" ${line##*) } # fields after "(comm) ": state, ppid, ...
+        [ "$3" = "$1" ] && { f=${f#/proc/}; echo "${f%/stat}"; }
+    done
+}
+
+sum_ticks() {
+    t=0
+    for p in "$@"; do t=$((t + $(ticks "$p"))); done
+    echo $t
+}
+
+# Busy ticks of the whole machine, all CPUs (same unit: 100% = one core).
+machine_ticks() {
+    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}
+
+# "name=pid,pid" groups -> their ticks now, as "name=ticks ...", and the machine's
+sample() {
+    out="machine=$(machine_ticks)"
+    for g in "$@"; do
+        name=${g%%=*}
+        list=$(echo "${g#*=}" | tr ',' ' ')
+        # shellcheck disable=SC2086
+        out="$out $name=$(sum_ticks $list)"
+    done
+    echo "$out"
+}
+
+pct() { # ticks, seconds
+    awk -v d="$1" -v s="$2" -v hz="$hz" 'BEGIN { printf "%.0f%%", d * 100 / hz / s }'
+}
+
+cpu_line() { # label, seconds, "before", "after"
+    line="" ours=0 all=0
+    for a in $4; do
+        name=${a%%=*}
+        t0=0
+        for b in $3; do [ "${b%%=*}" = "$name" ] && t0=${b#*=}; done
+        d=$((${a#*=} - t0))
+        if [ "$name" = machine ]; then
+            all=$d
+        else
+            ours=$((ours + d))
+            line="$line $name=$(pct $d "$2")"
+        fi
+    done
+    say "cpu $1:$line other=$(pct $((all - ours)) "$2") (100% = one core)"
+    # Other load on a 2-core machine skews one target's run against the other's.
+    [ $(((all - ours) * 100 / hz / $2)) -gt 25 ] &&
+        say "WARNING: $1: other processes used $(pct $((all - ours)) "$2") of the CPU;" \
+            "compare figures from a quiet machine only"
+    return 0
+}
+
+# ---------------------------------------------------------------- wrk
+to_ms() { # wrk's "505.00us" / "3.25ms" / "1.02s" -> milliseconds
+    echo "$1" | awk '/us$/ { printf "%.3f", $0 / 1000; next }
+                     /ms$/ { printf "%.3f", $0 + 0; next }
+                     /s$/  { printf "%.3f", $0 * 1000; next } { printf "?" }'
+}
+
+# run_wrk label url threads conns seconds [cpu groups...]: one measured run; sets rps.
+run_wrk() {
+    label=$1 url=$2 wt=$3 c=$4 ws=$5
+    shift 5
+    out="$dir/wrk-$label-c$c.txt"
+    timeout $((ws + 20)) wrk -t"$wt" -c"$c" -d"${ws}s" --timeout 5s --latency "$url" >"$out" 2>&1 &
+    wpid=$!
+    before="" after=""
+    if [ $# -gt 0 ] && [ "$ws" -gt 2 ]; then
+        # Sample inside the run, away from its ramp-up and end.
+        sleep 1
+        set -- "$@" "wrk=$(children_of "$wpid" | head -n 1)" # wrk runs under timeout(1)
+        before=$(sample "$@")
+        sleep $((ws - 2))
+        after=$(sample "$@")
+    fi
+    wait $wpid
+    rc=$?
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+    p50=$(awk '$1 == "50%" { print $2 }' "$out")
+    p99=$(awk '$1 == "99%" { print $2 }' "$out")
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
+    errs=$(awk '/Socket errors:/ { sub(/.*Socket errors: /, ""); gsub(/ /, ""); print }' "$out")
+    if [ $rc -ne 0 ] || [ -z "$rps" ]; then
+        say "$label c=$c: wrk failed (exit $rc):"
+        sed 's/^/    /' "$out"
+        rps=""
+        return 1
+    fi
+    say "$label c=$c rps=$rps p50=$(to_ms "$p50")ms p99=$(to_ms "$p99")ms" \
+        "non2xx=${non2xx:-0} socket_errors=${errs:-none}"
+    [ -n "$non2xx" ] && say "WARNING: $label c=$c: $non2xx answers were not 2xx/3xx (see $out)"
+    [ -n "$after" ] && cpu_line "$label c=$c" $((ws - 2)) "$before" "$after"
+    return 0
+}
+
+# Both sizes of run for one target; sets rps1 and rps64.
+bench_target() { # label url [cpu groups...]
+    label=$1 url=$2
+    shift 2
+    # Warm-up: connections to the bus, page faults, CPU frequency; not reported.
+    timeout 10 wrk -t2 -c16 -d2s "$url" >/dev/null 2>&1
+    run_wrk "$label" "$url" 1 1 "$secs" && rps1=$rps || rps1=""
+    run_wrk "$label" "$url" 2 64 "$secs" "$@" && rps64=$rps || rps64=""
+}
+
+# ---------------------------------------------------------------- busgate
+write_ini() {
+    cat >"$dir/busgate.ini" <<INI
+; busgate.ini for bench/http_bench.sh: private Valkey, 2 workers, no access log (no disk).
+[gateway]
+instance_id = httpbench
+listen = 127.0.0.1:$gport
+workers = 2
+pid_file = $dir/busgated.pid
+error_log = $dir/busgated.log
+access_log = off
+log_level = notice
+drain_timeout = 2s
+
+[valkey]
+url = valkey://127.0.0.1:$vport
+
+[messaging]
+heartbeat_interval = 1s
+heartbeat_expiry = 3s
+
+[sandbox]
+seccomp = on
+INI
+}
+
+echo_ok() {
+    code=$(curl -s -m 2 -o "$dir/echo.body" -w '%{http_code}' -H 'User-Agent:' -H 'Accept:' \
+        "http://127.0.0.1:$gport/echo/1")
+    [ "$code" = 200 ]
+}
+
+registered() { grep -q registered "$dir/echo-1.out" && grep -q registered "$dir/echo-2.out"; }
+
+start_busgate() {
+    for bin in busgated echo-service; do
+        if [ ! -x "$build/$bin" ]; then
+            say "busgate: $build/$bin is not built (make all); measuring nginx only"
+            return 1
+        fi
+    done
+    start valkey valkey-server --port "$vport" --bind 127.0.0.1 --dir "$dir" --save '' \
+        --appendonly no --daemonize no
+    valkey_pid=$last_pid
+    wait_until 50 valkey-cli -p "$vport" ping || { say "busgate: valkey-server did not start"; return 1; }
+    write_ini
+    if ! "$build/busgated" -t -c "$dir/busgate.ini" >"$dir/check.out" 2>&1; then
+        say "busgate: busgated -t rejects the bench config:"
+        cat "$dir/check.out"
+        return 1
+    fi
+    start busgated "$build/busgated" -g -c "$dir/busgate.ini"
+    master_pid=$last_pid
+    # shellcheck disable=SC2086 # $echo_opts: nothing or "-w N"
+    start echo-1 "$build/echo-service" -c "$dir/busgate.ini" -u "valkey://127.0.0.1:$vport" \
+        -n echo-1 $echo_opts
+    echo1_pid=$last_pid
+    # shellcheck disable=SC2086
+    start echo-2 "$build/echo-service" -c "$dir/busgate.ini" -u "valkey://127.0.0.1:$vport" \
+        -n echo-2 $echo_opts
+    echo2_pid=$last_pid
+    if ! wait_until 150 curl -sf -m 2 "http://127.0.0.1:$gport/healthz" ||
+        ! wait_until 100 registered || ! wait_until 100 echo_ok; then
+        say "busgate: not ready within 35 s (GET /healthz, both echo instances, GET /echo/1 = 200)"
+        for f in busgated.out busgated.log echo-1.out echo-2.out; do
+            [ -s "$dir/$f" ] && { echo "--- $f"; tail -n 15 "$dir/$f"; }
+        done
+        return 1
+    fi
+    workers=$(children_of "$master_pid" | tr '\n' ',' | sed 's/,$//')
+    say "busgate ready: busgated (master $master_pid, workers $workers) on :$gport," \
+        "valkey on :$vport, echo answer $(wc -c <"$dir/echo.body") bytes," \
+        "echo-service threads ${HTTP_BENCH_ECHO_THREADS:-default}"
+}
+
+# ---------------------------------------------------------------- nginx
+start_nginx() { # body size
+    body=$(head -c "$1" /dev/zero | tr '\0' a)
+    mkdir -p "$dir/nginx"
+    chmod 755 "$dir" "$dir/nginx" # its workers run as nobody
+    sed -e "s|@DIR@|$dir/nginx|g" -e "s|@PROXY_PORT@|$pport|g" -e "s|@UPSTREAM_PORT@|$uport|g" \
+        -e "s|@BODY@|$body|" "$here/nginx/nginx.conf.in" >"$dir/nginx/nginx.conf"
+    start nginx "$nginx_bin" -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -e "$dir/nginx/error.log"
+    nginx_pid=$last_pid
+    if ! wait_until 50 curl -sf -m 2 -o /dev/null "http://127.0.0.1:$pport/echo/1"; then
+        say "nginx: proxy did not answer:"
+        cat "$dir/nginx.out" "$dir/nginx/error.log" 2>/dev/null | tail -n 10
+        return 1
+    fi
+    say "nginx ready: proxy on :$pport -> upstream on :$uport, body $1 bytes"
+}
+
+# ---------------------------------------------------------------- profile (optional)
+# Valkey's own count of commands during the profile run, per HTTP request answered.
+commandstats() { # requests
+    valkey-cli -p "$vport" info commandstats | tr -d '\r' |
+        awk -F'[:=,]' -v n="$1" '/^cmdstat_/ && $3 > 0 {
+            printf "    %-22s %8.2f calls/request %8.2f us/call\n", substr($1, 9), $3 / n, $7 }'
+}
+
+profile_busgate() {
+    say "profile: wrk -t2 -c64 -d8s; perf (4 s) on worker $w1, echo-1 and valkey; strace -c" \
+        "(3 s) on worker $w2; Valkey command counts"
+    valkey-cli -p "$vport" config resetstat >/dev/null
+    timeout 20 wrk -t2 -c64 -d8s "http://127.0.0.1:$gport/echo/1" >"$dir/wrk-profile.txt" 2>&1 &
+    wpid=$!
+    sleep 1
+    perf_pid=""
+    if command -v perf >/dev/null 2>&1; then
+        timeout 15 perf record -q -o "$dir/perf.data" -p "$w1,$echo1_pid,$valkey_pid" -- sleep 4 \
+            >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
+    command -v strace >/dev/null 2>&1 &&
+        timeout 3 strace -c -f -p "$w2" -o "$dir/strace.txt" >/dev/null 2>&1
+    wait $wpid
+    [ -n "$perf_pid" ] && wait "$perf_pid"
+    n=$(awk '/requests in/ { print $1 }' "$dir/wrk-profile.txt")
+    echo "--- valkey commands per HTTP request (${n:-?} requests)"
+    [ -n "$n" ] && commandstats "$n"
+    if [ -s "$dir/perf.data" ]; then
+        echo "--- perf: top symbols by process (self time, all three together)"
+        perf report -i "$dir/perf.data" --stdio --sort comm,dso,sym 2>/dev/null |
+            grep -E '^ +[0-9.]+%' | head -n 30
+    fi
+    [ -s "$dir/strace.txt" ] && { echo "--- strace -c of worker $w2"; head -n 20 "$dir/strace.txt"; }
+}
+
+# ---------------------------------------------------------------- main
+say "wrk $(wrk -v 2>&1 | head -n 1 | awk '{ print $2 }'), $("$nginx_bin" -v 2>&1 | sed 's/.*: //')," \
+    "valkey $(valkey-server --version | awk '{ sub(/v=/, "", $3); print $3 }'), $(nproc) CPUs, ${secs}s per run"
+bg_ok=0
+if start_busgate; then
+    bg_ok=1
+    size=$(wc -c <"$dir/echo.body")
+else
+    failed=1
+    size=400 # about what the echo answers to wrk's bare GET
+fi
+start_nginx "$size" || failed=1
+
+bg64="" ng64=""
+if [ $bg_ok = 1 ]; then
+    w1=$(echo "$workers" | cut -d, -f1)
+    w2=$(echo "$workers" | cut -d, -f2)
+    bench_target busgate "http://127.0.0.1:$gport/echo/1" "workers=$workers" \
+        "master=$master_pid" "valkey=$valkey_pid" "echo=$echo1_pid,$echo2_pid"
+    bg64=$rps64
+    [ -n "$rps1" ] && [ -n "$rps64" ] || failed=1
+fi
+if [ -n "${nginx_pid:-}" ] && kill -0 "$nginx_pid" 2>/dev/null; then
+    nginx_workers=$(children_of "$nginx_pid" | tr '\n' ',' | sed 's/,$//')
+    bench_target nginx "http://127.0.0.1:$pport/echo/1" "workers=$nginx_workers"
+    ng64=$rps64
+    [ -n "$rps1" ] && [ -n "$rps64" ] || failed=1
+fi
+if [ -n "$bg64" ] && [ -n "$ng64" ]; then
+    say "ratio busgate/nginx c=64 = $(awk -v a="$bg64" -v b="$ng64" 'BEGIN { printf "%.2f", a / b }')"
+else
+    say "ratio busgate/nginx c=64 = n/a (a target did not run)"
+fi
+[ $bg_ok = 1 ] && [ "${HTTP_BENCH_PROFILE:-0}" = 1 ] && profile_busgate
+exit $failed
