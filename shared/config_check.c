@@ -161,8 +161,16 @@ static void check_messaging(bg_cfg_ctx *ctx)
     bg_config *cfg = ctx->cfg;
     key_ref iv = ref(ctx, "messaging", "heartbeat_interval");
     key_ref ex = ref(ctx, "messaging", "heartbeat_expiry");
+    key_ref prefix = ref(ctx, "messaging", "key_prefix");
     char shown[32], interval[32], allowed[64];
 
+    /* Braces in the prefix would make their own hash tag, so a service's keys
+     * would no longer share one slot (and "{service}" would be substituted twice). */
+    if (!prefix.bad && strpbrk(cfg->messaging.key_prefix, "{}") != NULL) {
+        bg_cfg_key_error(ctx, prefix.key, prefix.line, cfg->messaging.key_prefix,
+                         "must not contain braces", "a key name without '{' or '}'");
+        return;
+    }
     derive_name(ctx, "control_stream", cfg->messaging.control_stream,
                 sizeof(cfg->messaging.control_stream), ":control");
     derive_name(ctx, "request_stream_template", cfg->messaging.request_stream_template,

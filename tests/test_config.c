@@ -677,6 +677,13 @@ Test(config, key_prefix_moves_default_names)
     cr_assert_str_eq(cfg.messaging.consumer_group, "router-gateway");
 }
 
+Test(config, key_prefix_with_braces_is_refused)
+{
+    /* A brace would make its own hash tag and break one-slot-per-service. */
+    expect_err("[messaging]\nkey_prefix = {service}\n", 2, "key_prefix", "braces");
+    expect_err("[messaging]\nkey_prefix = app{x}\n", 2, "key_prefix", "braces");
+}
+
 Test(config, bus_only_reads_bus_sections)
 {
     static bg_config cfg;

@@ -125,10 +125,8 @@ static void check_accepted(const bg_config *c, int bus_only)
         abort();
     if (hit == NULL)
         abort();
-    /* Known gap, reported to the config owner: key_prefix = {service} is accepted and derives
-     * a template holding the word twice; an explicit template may hold it only once. */
-    if (strstr(hit + 1, "{service}") != NULL &&
-        strstr(c->messaging.key_prefix, "{service}") == NULL)
+    /* The template holds "{service}" once, and the prefix no brace at all. */
+    if (strstr(hit + 1, "{service}") != NULL || strpbrk(c->messaging.key_prefix, "{}") != NULL)
         abort();
     if (c->messaging.heartbeat_expiry_ms <= c->messaging.heartbeat_interval_ms)
         abort();
