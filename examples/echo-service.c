@@ -114,13 +114,220 @@ static int is_octet_stream(const busgate_request *req)
     return ct != NULL && strncasecmp(ct, want, sizeof(want) - 1) == 0;
 }
 
+/* ---- the echo as text, written directly (jansson's build-and-dump cost more than the
+ * rest of a request's work in the service); same bytes as the jansson version below ---- */
+
+typedef struct jbuf {
+    char *p;
+    size_t len, cap;
+    int bad; /* out of memory, or a string jansson would refuse: use the jansson version */
+} jbuf;
+
+static void jb_put(jbuf *b, const char *s, size_t n)
+{
+    if (b->bad)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->len + n + 1) * 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL) {
+            b->bad = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+/* Length of the valid UTF-8 sequence at p (1..4), 0 when invalid (as jansson decides). */
+static size_t utf8_len(const unsigned char *p, size_t rem)
+{
+    size_t n = p[0] < 0x80                    ? 1
+               : p[0] >= 0xc2 && p[0] <= 0xdf ? 2
+               : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+               : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
+                                              : 0;
+    unsigned cp;
+
+    if (n <= 1 || rem < n)
+        return n == 1 ? 1 : 0;
+    cp = p[0] & (0x7f >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/* An ASCII byte that JSON strings must escape: short form where there is one. */
+static void jb_escape(jbuf *b, unsigned char c)
+{
+    static const char hex[] = "0123456789ABCDEF"; /* as jansson writes it */
+    char esc[6] = {'\\', 0, '0', '0', hex[c >> 4], hex[c & 15]};
+
+    switch (c) {
+    case '"':
+    case '\\':
+        esc[1] = (char)c;
+        break;
+    case '\b':
+        esc[1] = 'b';
+        break;
+    case '\f':
+        esc[1] = 'f';
+        break;
+    case '\n':
+        esc[1] = 'n';
+        break;
+    case '\r':
+        esc[1] = 'r';
+        break;
+    case '\t':
+        esc[1] = 't';
+        break;
+    default:
+        esc[1] = 'u';
+        jb_put(b, esc, 6);
+        return;
+    }
+    jb_put(b, esc, 2);
+}
+
+/* A JSON string literal, escaped as jansson does (no ASCII-only, no slash escape).
+ * BG_ERR when s is not UTF-8 (nothing written then). */
+static int jb_str(jbuf *b, const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t start = b->len, i = 0, run, n;
+
+    jb_put(b, "\"", 1);
+    while (i < len) {
+        for (run = i;
+             run < len && u[run] >= 0x20 && u[run] < 0x80 && u[run] != '"' && u[run] != '\\'; run++)
+            ;
+        jb_put(b, s + i, run - i);
+        if ((i = run) == len)
+            break;
+        if (u[i] >= 0x80) {
+            if ((n = utf8_len(u + i, len - i)) == 0) {
+                b->len = start;
+                return BG_ERR;
+            }
+            jb_put(b, s + i, n);
+            i += n;
+            continue;
+        }
+        jb_escape(b, u[i]);
+        i++;
+    }
+    jb_put(b, "\"", 1);
+    return BG_OK;
+}
+
+/* "name":"value" with a leading comma unless first. */
+static int jb_member(jbuf *b, int first, const char *name, const char *value, size_t len)
+{
+    if (!first)
+        jb_put(b, ",", 1);
+    jb_str(b, name, strlen(name));
+    jb_put(b, ":", 1);
+    return jb_str(b, value, len);
+}
+
+/* A string jansson would refuse sends the whole echo down the jansson path. */
+static void jb_params_headers(jbuf *b, const busgate_request *req)
+{
+    const char *name, *value;
+    size_t n = 0;
+
+    jb_put(b, ",\"params\":{", 11);
+    for (size_t i = 0; i < busgate_request_param_count(req); i++)
+        if (busgate_request_param_at(req, i, &name, &value) == BG_OK &&
+            jb_member(b, n++ == 0, name, value, strlen(value)) != BG_OK)
+            b->bad = 1;
+    jb_put(b, "},\"headers\":[", 13);
+    n = 0;
+    for (size_t i = 0; i < busgate_request_header_count(req); i++) {
+        if (busgate_request_header_at(req, i, &name, &value) != BG_OK)
+            continue;
+        if (n++ > 0)
+            jb_put(b, ",", 1);
+        jb_put(b, "[", 1);
+        if (jb_str(b, name, strlen(name)) != BG_OK)
+            b->bad = 1;
+        jb_put(b, ",", 1);
+        if (jb_str(b, value, strlen(value)) != BG_OK)
+            b->bad = 1;
+        jb_put(b, "]", 1);
+    }
+    jb_put(b, "]", 1);
+}
+
+/* UTF-8 bodies as a string, anything else in base64, as echo_body does. */
+static void jb_body(jbuf *b, const busgate_request *req)
+{
+    char num[32];
+    char *b64;
+    int n = snprintf(num, sizeof(num), ",\"body_length\":%zu", req->body_len);
+
+    jb_put(b, num, (size_t)n);
+    jb_put(b, ",\"body\":", 8);
+    if (b->bad || jb_str(b, req->body != NULL ? req->body : "", req->body_len) == BG_OK)
+        return;
+    b->len -= 8; /* not UTF-8: take the "body" key back */
+    if ((b64 = base64_encode(req->body, req->body_len)) == NULL) {
+        b->bad = 1;
+        return;
+    }
+    jb_put(b, ",\"body_base64\":", 15);
+    jb_str(b, b64, strlen(b64));
+    free(b64);
+}
+
+/* The echo without jansson: 1 when it answered (*rc says how that went), 0 when the
+ * jansson version must decide. */
+static int echo_fast(const busgate_request *req, busgate_response *res, busgate_service *s, int *rc)
+{
+    const char *inst = busgate_service_instance(s);
+    jbuf b = {0};
+    int answered = 0;
+
+    jb_put(&b, "{", 1);
+    if (jb_member(&b, 1, "method", req->method, strlen(req->method)) != BG_OK ||
+        jb_member(&b, 0, "path", req->path, strlen(req->path)) != BG_OK ||
+        jb_member(&b, 0, "endpoint", req->endpoint, strlen(req->endpoint)) != BG_OK ||
+        jb_member(&b, 0, "query", req->query, strlen(req->query)) != BG_OK ||
+        jb_member(&b, 0, "request_id", req->id, strlen(req->id)) != BG_OK ||
+        jb_member(&b, 0, "instance", inst, strlen(inst)) != BG_OK)
+        goto cleanup;
+    jb_params_headers(&b, req);
+    jb_body(&b, req);
+    jb_put(&b, "}", 1);
+    if (!b.bad) {
+        *rc = busgate_response_set(res, 200, "application/json", b.p, b.len);
+        answered = 1;
+    }
+cleanup:
+    free(b.p);
+    return answered;
+}
+
 static int handle_echo(const busgate_request *req, busgate_response *res, void *arg)
 {
     busgate_service *s = arg;
     json_t *o;
+    int rc;
 
     if (is_octet_stream(req))
         return busgate_response_set(res, 200, "application/octet-stream", req->body, req->body_len);
+    if (echo_fast(req, res, s, &rc))
+        return rc;
     o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "method", req->method, "path", req->path,
                   "endpoint", req->endpoint, "query", req->query, "request_id", req->id, "instance",
                   busgate_service_instance(s));

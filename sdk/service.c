@@ -9,18 +9,19 @@
 
 #include "busgate/log.h"
 
-/* Set by the SIGTERM/SIGINT handler; only a flag, everything else happens in the loops. */
-static volatile sig_atomic_t bgs_signalled;
+/* Set by the SIGTERM/SIGINT handler; only a flag, everything else happens in the loops.
+ * Atomic (lock-free, so signal-safe): every thread of the service reads it. */
+static atomic_int bgs_signalled;
 
 static void bgs_on_signal(int sig)
 {
     (void)sig;
-    bgs_signalled = 1;
+    atomic_store(&bgs_signalled, 1);
 }
 
 int bgs_stopping(const busgate_service *s)
 {
-    return atomic_load(&s->stop) || (s->handle_signals && bgs_signalled);
+    return atomic_load(&s->stop) || (s->handle_signals && atomic_load(&bgs_signalled));
 }
 
 void bgs_sleep_ms(const busgate_service *s, int64_t ms)
@@ -120,46 +121,25 @@ long busgate_service_inflight(const busgate_service *s)
 }
 
 /* Connections are made before any thread starts: one each for the reader, the
- * control thread and every handler thread (a bg_bus is not thread-safe). */
+ * control thread and the responder (a bg_bus is not thread-safe). Handler threads
+ * have none: the responder writes their answers. */
 static int run_connect(busgate_service *s, char *err)
 {
-    char role[32];
     bg_bus *bus;
 
     if ((s->reader.bus = bgs_bus_open(s, "reader", err)) == NULL)
         return BG_ERR;
     if ((s->control.bus = bgs_bus_open(s, "control", err)) == NULL)
         return BG_ERR;
-    for (int i = 0; i < s->pool.nworkers; i++) {
-        snprintf(role, sizeof(role), "handler%d", i);
-        if ((bus = bgs_bus_open(s, role, err)) == NULL)
-            return BG_ERR;
-        s->pool.workers[i].bus = bus;
-    }
-    return BG_OK;
-}
-
-static int run_worker_queues(busgate_service *s, char *err)
-{
-    bg_queue_opts o;
-
-    bg_queue_opts_init(&o);
-    o.stream = s->k_requests;
-    o.group = s->group;
-    o.consumer = s->instance;
-    o.lease_ms = s->cfg.messaging.lease_duration_ms;
-    o.max_deliveries = s->cfg.messaging.max_deliveries;
-    for (int i = 0; i < s->pool.nworkers; i++) {
-        s->pool.workers[i].queue = bg_queue_new(s->pool.workers[i].bus, &o, err);
-        if (s->pool.workers[i].queue == NULL)
-            return BG_ERR;
-    }
-    return BG_OK;
+    if ((bus = bgs_bus_open(s, "responder", err)) == NULL)
+        return BG_ERR;
+    return bgs_responder_init(&s->responder, s, bus, err);
 }
 
 static void run_release(busgate_service *s)
 {
     bgs_pool_destroy(&s->pool);
+    bgs_responder_destroy(&s->responder);
     bgs_reader_destroy(&s->reader);
     bg_bus_free(s->control.bus);
     s->control.bus = NULL;
@@ -175,6 +155,8 @@ static int run_threads(busgate_service *s, char *err)
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
     pthread_sigmask(SIG_BLOCK, &block, &old);
+    if (bgs_responder_start(&s->responder, err) != BG_OK)
+        goto cleanup;
     if (bgs_pool_start(&s->pool, err) != BG_OK)
         goto cleanup;
     if (bgs_control_start(&s->control, err) != BG_OK)
@@ -209,6 +191,7 @@ static void run_shutdown(busgate_service *s)
               bgs_pool_held(&s->pool));
     bgs_reader_drain(&s->reader);
     bgs_pool_shutdown(&s->pool);
+    bgs_responder_finish(&s->responder);
     bgs_control_finish(&s->control);
     bg_notice("%s/%s: stopped", s->name, s->instance);
 }
@@ -222,8 +205,6 @@ static int run_serve(busgate_service *s, char *err)
         /* A stop while Valkey was still unreachable is a normal end. */
         return bgs_stopping(s) ? BG_OK : BG_ERR;
     }
-    if (run_worker_queues(s, err) != BG_OK)
-        goto fail;
     if (bgs_reader_init(&s->reader, s, s->reader.bus, err) != BG_OK)
         goto fail;
     if (bgs_control_init(&s->control, s, s->control.bus, err) != BG_OK)
@@ -254,7 +235,7 @@ static void run_signals(busgate_service *s, struct sigaction *old_term, struct s
     sa.sa_handler = bgs_on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
-    bgs_signalled = 0;
+    atomic_store(&bgs_signalled, 0);
     sigaction(SIGTERM, &sa, old_term);
     sigaction(SIGINT, &sa, old_int);
 }
@@ -271,12 +252,13 @@ int busgate_service_run(busgate_service *s, char *err)
     memset(&s->pool, 0, sizeof(s->pool));
     memset(&s->control, 0, sizeof(s->control));
     memset(&s->reader, 0, sizeof(s->reader));
+    memset(&s->responder, 0, sizeof(s->responder));
     run_signals(s, &old_term, &old_int);
     rc = run_serve(s, err);
     if (s->handle_signals) {
         sigaction(SIGTERM, &old_term, NULL);
         sigaction(SIGINT, &old_int, NULL);
-        bgs_signalled = 0;
+        atomic_store(&bgs_signalled, 0);
     }
     atomic_store(&s->stop, 0);
     atomic_store(&s->running, 0);

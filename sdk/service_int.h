@@ -41,6 +41,22 @@ typedef struct bgs_endpoint {
     void *arg;
 } bgs_endpoint;
 
+/* The response a handler fills: a RESPONSE frame under construction. */
+struct busgate_response {
+    bg_frame frame; /* status and meta.headers; body set when sending */
+    char *body;
+    size_t body_len;
+    int failed; /* a setter failed: the handler's response becomes a 500 */
+    char why[BG_ERR_LEN];
+};
+
+/* What the responder does with a job its handler finished. */
+typedef enum {
+    BGS_JOB_ACK = 0, /* no answer (skipped, cancelled): acknowledge only */
+    BGS_JOB_ANSWER,  /* write wire to reply_to, then acknowledge */
+    BGS_JOB_DROP,    /* neither: left pending, so it is delivered again after the lease */
+} bgs_job_outcome;
+
 /* One request held by this instance: read (pending on us) until acked. */
 typedef struct bgs_job {
     busgate_request req; /* what the handler sees; req.priv_ = &frame */
@@ -49,14 +65,17 @@ typedef struct bgs_job {
     const bgs_endpoint *ep; /* NULL: no handler for (method, endpoint) -> 404 */
     int64_t lease_start_ms; /* monotonic: read, reclaimed or last extended */
     int running;
-    struct bgs_job *next; /* FIFO of jobs waiting for a thread */
+    int answered; /* the handler is done: the job waits for the responder */
+    bgs_job_outcome outcome;
+    busgate_response res; /* the handler's answer; valid when has_res */
+    bg_frame_wire wire;   /* res encoded (borrows from res); valid when outcome is ANSWER */
+    int has_res;
+    struct bgs_job *next; /* FIFO of jobs waiting for a thread, then for the responder */
 } bgs_job;
 
-/* What a handler thread owns: its connection and a queue handle for acks. */
+/* A handler thread: it never talks to Valkey (the responder writes its answers). */
 typedef struct bgs_worker {
     struct busgate_service *svc;
-    bg_bus *bus;
-    bg_queue *queue;
     pthread_t thread;
     int started;
     int index;
@@ -67,25 +86,26 @@ typedef struct bgs_pool {
     pthread_mutex_t mu;
     pthread_cond_t work; /* a job was queued, or the pool is closing */
     pthread_cond_t idle; /* a slot became free */
-    bgs_job **slots;     /* every held job, queued or running: threads + batch_size */
-    int nslots, used;
-    bgs_job *head, *tail;
+    /* Every held job, queued, running or answered, until its answer is written (or it is
+     * acked). Reading stops once threads + batch_size jobs are queued or running (active),
+     * or every slot is taken. */
+    bgs_job **slots;
+    int nslots, used, answered, active_max;
+    /* The reader waits until this many can be taken (half a batch): fewer, larger reads. */
+    int low_water;
+    int reader_waiting;
+    bgs_job *head, *tail; /* queued for a handler thread */
     int closing;
+    /* Answered by a handler, waiting for the responder's next round. */
+    bgs_job *ahead, *atail;
+    pthread_cond_t answers; /* a job was answered, or answers_closing */
+    int responder_waiting, answers_closing;
     char ring[BGS_CANCEL_RING][BG_FRAME_ID_MAX + 1];
     int ring_next;
     bgs_worker *workers;
     int nworkers;
     int ready; /* mutex and conds initialised */
 } bgs_pool;
-
-/* The response a handler fills: a RESPONSE frame under construction. */
-struct busgate_response {
-    bg_frame frame; /* status and meta.headers; body set when sending */
-    char *body;
-    size_t body_len;
-    int failed; /* a setter failed: the handler's response becomes a 500 */
-    char why[BG_ERR_LEN];
-};
 
 typedef enum { BGS_SUBMIT_OK = 0, BGS_SUBMIT_DUPLICATE, BGS_SUBMIT_CANCELLED } bgs_submit_rc;
 
@@ -107,6 +127,31 @@ typedef struct bgs_control {
     pthread_t thread;
     int started;
 } bgs_control;
+
+/* Most answers written (and acks sent) in one pipelined round trip. */
+#define BGS_ROUND_MAX 256
+/* Acks with no answer to ride along wait this long for one before they go alone. */
+#define BGS_ACK_LINGER_MS 2
+
+/* The responder thread: writes the answers of every handler, pipelined, on its own
+ * connection. Each round is one write and one read: the XADDs of the answers finished
+ * since the last round, then one XACK of the requests whose RESPONSE Valkey confirmed in
+ * the previous round (and of those answered without a response). So an ack always
+ * follows its confirmed response, and a RESPONSE that failed is never acked. A job leaves
+ * the pool once its RESPONSE is confirmed; its entry id alone waits for the XACK. */
+typedef struct bgs_responder {
+    struct busgate_service *svc;
+    bg_bus *bus;
+    pthread_t thread;
+    int started;
+    /* Responder thread only. */
+    bgs_job **batch;               /* this round's jobs: BGS_ROUND_MAX */
+    char (*acks)[BG_QUEUE_ID_LEN]; /* entry ids to ack in the next round: 2 x BGS_ROUND_MAX */
+    bgs_job **release;             /* this round's jobs, released at the next take */
+    size_t nacks, nrelease;
+    int *write;   /* per batch job: 1 when its RESPONSE is to be written */
+    int *written; /* per batch job: 1 written (or dropped by NOMKSTREAM), 0 failed */
+} bgs_responder;
 
 typedef struct bgs_reader {
     struct busgate_service *svc;
@@ -146,6 +191,7 @@ struct busgate_service {
     bgs_pool pool;
     bgs_control control;
     bgs_reader reader;
+    bgs_responder responder;
 };
 
 /* service.c */
@@ -175,14 +221,15 @@ int bgs_template_shape(const char *tpl, size_t len, char *out, size_t outlen);
 
 /* service_pool.c: handler threads and the table of held jobs. */
 int bgs_pool_init(bgs_pool *p, busgate_service *s, char *err);
-/* Starts the threads; each worker must have its bus and queue set. */
+/* Starts the handler threads (they hand each finished job to the responder). */
 int bgs_pool_start(bgs_pool *p, char *err);
 int bgs_pool_free_slots(bgs_pool *p);
-/* Waits up to ms for a free slot (or a stop); returns the free slots. */
+/* Waits up to ms (or a stop) until low_water jobs can be taken; returns how many can. */
 int bgs_pool_wait_slot(bgs_pool *p, int64_t ms);
 /* Waits up to ms for a job to finish; returns the jobs still held. */
 int bgs_pool_wait_idle(bgs_pool *p, int64_t ms);
-bgs_submit_rc bgs_pool_submit(bgs_pool *p, bgs_job *job);
+/* Queues each job for a handler thread; rcs[i] says what became of jobs[i]. */
+void bgs_pool_submit_many(bgs_pool *p, bgs_job *const *jobs, size_t n, bgs_submit_rc *rcs);
 /* Sets the cancelled flag of the held request with this id, else remembers the id. */
 int bgs_pool_cancel(bgs_pool *p, const char *request_id);
 /* Copies up to max entry ids held longer than min_age_ms into ids. */
@@ -190,13 +237,30 @@ size_t bgs_pool_lease_due(bgs_pool *p, int64_t min_age_ms, char (*ids)[BG_QUEUE_
                           size_t max);
 void bgs_pool_lease_renewed(bgs_pool *p, const char *entry_id, int64_t now_ms);
 int bgs_pool_held(bgs_pool *p);
+/* The responder's one lock per round: releases the slots of (and frees) the jobs of its
+ * last round, then takes up to max answered jobs, waiting for one up to wait_ms (< 0:
+ * without limit, 0: not at all). 0 after an unlimited wait means the answers are closed
+ * and none is left. */
+size_t bgs_pool_take_answered(bgs_pool *p, bgs_job *const *release, size_t nrelease, bgs_job **out,
+                              size_t max, int64_t wait_ms);
+/* No more answers will come (after bgs_pool_shutdown): the responder ends when done. */
+void bgs_pool_close_answers(bgs_pool *p);
 /* Closes the pool: threads finish every queued job, then exit; joined here. */
 void bgs_pool_shutdown(bgs_pool *p);
 void bgs_pool_destroy(bgs_pool *p);
 void bgs_job_free(bgs_job *job);
 
-/* service_respond.c: run one job on a worker thread and answer it. */
+/* service_respond.c: run one job on a handler thread; sets its outcome for the responder. */
 void bgs_job_run(bgs_worker *w, bgs_job *job);
+/* Releases what the job's answer holds (response, wire). */
+void bgs_job_clear_answer(bgs_job *job);
+
+/* service_responder.c: the thread that writes answers and acks, pipelined. */
+int bgs_responder_init(bgs_responder *r, busgate_service *s, bg_bus *bus, char *err);
+int bgs_responder_start(bgs_responder *r, char *err);
+/* Writes everything answered, acks it, and joins the thread. Call after bgs_pool_shutdown. */
+void bgs_responder_finish(bgs_responder *r);
+void bgs_responder_destroy(bgs_responder *r);
 
 /* service_requests.c: the request reader (calling thread of run). */
 int bgs_reader_init(bgs_reader *r, busgate_service *s, bg_bus *bus, char *err);

@@ -13,6 +13,7 @@ void bgs_job_free(bgs_job *job)
 {
     if (job == NULL)
         return;
+    bgs_job_clear_answer(job);
     bg_frame_free(&job->frame);
     free(job);
 }
@@ -21,8 +22,12 @@ int bgs_pool_init(bgs_pool *p, busgate_service *s, char *err)
 {
     memset(p, 0, sizeof(*p));
     p->svc = s;
-    /* Threads plus one batch read ahead: the reader's round trip overlaps the handlers' work. */
-    p->nslots = s->threads + s->cfg.messaging.batch_size;
+    /* Threads plus one batch read ahead: the reader's round trip overlaps the handlers' work.
+     * One more batch of answered jobs waits for the responder's round trip: it does not keep
+     * the reader from reading, but bounds what a slow Valkey lets pile up. */
+    p->active_max = s->threads + s->cfg.messaging.batch_size;
+    p->nslots = p->active_max + s->cfg.messaging.batch_size;
+    p->low_water = (s->cfg.messaging.batch_size + 1) / 2;
     p->slots = calloc((size_t)p->nslots, sizeof(*p->slots));
     p->workers = calloc((size_t)s->threads, sizeof(*p->workers));
     if (p->slots == NULL || p->workers == NULL) {
@@ -41,16 +46,74 @@ int bgs_pool_init(bgs_pool *p, busgate_service *s, char *err)
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->idle, NULL);
+    pthread_cond_init(&p->answers, NULL);
     p->ready = 1;
     return BG_OK;
 }
 
-/* Takes the next job, or NULL once the pool is closing and nothing is queued. */
-static bgs_job *pool_next(bgs_pool *p)
+/* Under p->mu: how many more jobs the reader may take now. */
+static int pool_free_locked(const bgs_pool *p)
 {
+    int active = p->active_max - (p->used - p->answered), total = p->nslots - p->used;
+
+    return active < total ? active : total;
+}
+
+/* Wake-ups decided under p->mu and made after unlocking it, so the woken thread does not
+ * block at once on the mutex its waker still holds. */
+typedef struct pool_wakes {
+    int work, idle, answers;
+} pool_wakes;
+
+static void pool_wake(bgs_pool *p, const pool_wakes *w)
+{
+    if (w->work)
+        pthread_cond_signal(&p->work);
+    if (w->idle)
+        pthread_cond_broadcast(&p->idle);
+    if (w->answers)
+        pthread_cond_signal(&p->answers);
+}
+
+/* Under p->mu, after slots were freed: wake the reader once it may read a useful batch
+ * (a read per freed slot would cost a round trip and a wake-up per job), and the drain
+ * once nothing is held. */
+static void pool_wake_reader_locked(const bgs_pool *p, pool_wakes *w)
+{
+    if ((p->reader_waiting && pool_free_locked(p) >= p->low_water) || p->used == 0)
+        w->idle = 1;
+}
+
+/* Under p->mu: a handler is done with job; the responder takes it in its next round. */
+static void pool_hand_over_locked(bgs_pool *p, bgs_job *job, pool_wakes *w)
+{
+    job->answered = 1;
+    p->answered++;
+    job->next = NULL;
+    if (p->atail != NULL)
+        p->atail->next = job;
+    else
+        p->ahead = job;
+    p->atail = job;
+    if (p->responder_waiting)
+        w->answers = 1;
+    pool_wake_reader_locked(p, w);
+}
+
+/* Hands over the job the thread finished (NULL at first) and takes the next one: one
+ * lock per job. NULL once the pool is closing and nothing is queued. */
+static bgs_job *pool_next(bgs_pool *p, bgs_job *done)
+{
+    pool_wakes w = {0};
     bgs_job *job;
 
     pthread_mutex_lock(&p->mu);
+    if (done != NULL)
+        pool_hand_over_locked(p, done, &w);
+    if (p->head == NULL && !p->closing) {
+        pool_wake(p, &w); /* before sleeping: the responder must not wait for us */
+        memset(&w, 0, sizeof(w));
+    }
     while (p->head == NULL && !p->closing)
         pthread_cond_wait(&p->work, &p->mu);
     job = p->head;
@@ -59,16 +122,17 @@ static bgs_job *pool_next(bgs_pool *p)
         if (p->head == NULL)
             p->tail = NULL;
         job->running = 1;
+        /* More work queued: wake one more thread (see pool_enqueue). */
+        if (p->head != NULL)
+            w.work = 1;
     }
     pthread_mutex_unlock(&p->mu);
+    pool_wake(p, &w);
     return job;
 }
 
-static void pool_done(bgs_pool *p, bgs_job *job)
+static void pool_release_locked(bgs_pool *p, bgs_job *job)
 {
-    busgate_service *s = p->svc;
-
-    pthread_mutex_lock(&p->mu);
     for (int i = 0; i < p->nslots; i++) {
         if (p->slots[i] == job) {
             p->slots[i] = NULL;
@@ -76,20 +140,91 @@ static void pool_done(bgs_pool *p, bgs_job *job)
             break;
         }
     }
-    atomic_fetch_sub(&s->inflight, 1);
-    pthread_cond_broadcast(&p->idle);
+    if (job->answered)
+        p->answered--;
+    atomic_fetch_sub(&p->svc->inflight, 1);
+}
+
+static void deadline_in(struct timespec *until, int64_t ms)
+{
+    /* pthread condvars default to CLOCK_REALTIME; these waits are short, so a
+     * clock step costs at most one early or late wake-up. */
+    clock_gettime(CLOCK_REALTIME, until);
+    until->tv_sec += ms / 1000;
+    until->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until->tv_nsec >= 1000000000L) {
+        until->tv_sec++;
+        until->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Under p->mu: waits for an answer, forever (wait_ms < 0) or up to wait_ms. */
+static void pool_wait_answer_locked(bgs_pool *p, int64_t wait_ms)
+{
+    struct timespec until;
+
+    if (wait_ms > 0)
+        deadline_in(&until, wait_ms);
+    while (p->ahead == NULL && !p->answers_closing) {
+        int rc;
+        p->responder_waiting = 1;
+        rc = wait_ms < 0 ? pthread_cond_wait(&p->answers, &p->mu)
+                         : pthread_cond_timedwait(&p->answers, &p->mu, &until);
+        p->responder_waiting = 0;
+        if (rc == ETIMEDOUT)
+            break;
+    }
+}
+
+size_t bgs_pool_take_answered(bgs_pool *p, bgs_job *const *release, size_t nrelease, bgs_job **out,
+                              size_t max, int64_t wait_ms)
+{
+    pool_wakes w = {0};
+    size_t n = 0;
+
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < nrelease; i++)
+        pool_release_locked(p, release[i]);
+    if (nrelease > 0)
+        pool_wake_reader_locked(p, &w);
+    if (wait_ms != 0 && p->ahead == NULL && !p->answers_closing) {
+        pool_wake(p, &w); /* before sleeping */
+        memset(&w, 0, sizeof(w));
+        pool_wait_answer_locked(p, wait_ms);
+    }
+    while (p->ahead != NULL && n < max) {
+        out[n++] = p->ahead;
+        p->ahead = p->ahead->next;
+    }
+    if (p->ahead == NULL)
+        p->atail = NULL;
     pthread_mutex_unlock(&p->mu);
-    bgs_job_free(job);
+    pool_wake(p, &w);
+    for (size_t i = 0; i < nrelease; i++)
+        bgs_job_free(release[i]);
+    return n;
+}
+
+void bgs_pool_close_answers(bgs_pool *p)
+{
+    if (!p->ready)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->answers_closing = 1;
+    pthread_cond_broadcast(&p->answers);
+    pthread_mutex_unlock(&p->mu);
 }
 
 static void *pool_main(void *arg)
 {
     bgs_worker *w = arg;
-    bgs_job *job;
+    bgs_pool *p = &w->svc->pool;
+    bgs_job *job = pool_next(p, NULL);
 
-    while ((job = pool_next(&w->svc->pool)) != NULL) {
+    /* Each job goes to the responder, which releases it once its answer is written. */
+    while (job != NULL) {
         bgs_job_run(w, job);
-        pool_done(&w->svc->pool, job);
+        job = pool_next(p, job);
     }
     return NULL;
 }
@@ -114,7 +249,7 @@ int bgs_pool_free_slots(bgs_pool *p)
     int n;
 
     pthread_mutex_lock(&p->mu);
-    n = p->nslots - p->used;
+    n = pool_free_locked(p);
     pthread_mutex_unlock(&p->mu);
     return n;
 }
@@ -131,19 +266,6 @@ int bgs_pool_held(bgs_pool *p)
     return n;
 }
 
-static void deadline_in(struct timespec *until, int64_t ms)
-{
-    /* pthread condvars default to CLOCK_REALTIME; these waits are short, so a
-     * clock step costs at most one early or late wake-up. */
-    clock_gettime(CLOCK_REALTIME, until);
-    until->tv_sec += ms / 1000;
-    until->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until->tv_nsec >= 1000000000L) {
-        until->tv_sec++;
-        until->tv_nsec -= 1000000000L;
-    }
-}
-
 int bgs_pool_wait_slot(bgs_pool *p, int64_t ms)
 {
     struct timespec until;
@@ -151,9 +273,12 @@ int bgs_pool_wait_slot(bgs_pool *p, int64_t ms)
 
     deadline_in(&until, ms);
     pthread_mutex_lock(&p->mu);
-    if (p->used >= p->nslots)
+    if (pool_free_locked(p) < p->low_water) {
+        p->reader_waiting = 1;
         pthread_cond_timedwait(&p->idle, &p->mu, &until);
-    n = p->nslots - p->used;
+        p->reader_waiting = 0;
+    }
+    n = pool_free_locked(p);
     pthread_mutex_unlock(&p->mu);
     return n;
 }
@@ -188,7 +313,7 @@ static int pool_holds_entry(const bgs_pool *p, const char *entry_id)
     return 0;
 }
 
-static void pool_enqueue(bgs_pool *p, bgs_job *job)
+static void pool_enqueue(bgs_pool *p, bgs_job *job, pool_wakes *w)
 {
     for (int i = 0; i < p->nslots; i++) {
         if (p->slots[i] == NULL) {
@@ -198,36 +323,46 @@ static void pool_enqueue(bgs_pool *p, bgs_job *job)
     }
     p->used++;
     job->next = NULL;
-    if (p->tail != NULL)
+    /* Waking a thread costs more than a short handler: wake one when the queue stops
+     * being empty, and let each thread that takes a job wake the next while work is left.
+     * A thread only sleeps on an empty queue, so no job waits for a wake-up that was lost;
+     * a busy pool finishes a batch with fewer wake-ups than jobs. */
+    if (p->tail != NULL) {
         p->tail->next = job;
-    else
+    } else {
         p->head = job;
+        w->work = 1;
+    }
     p->tail = job;
-    pthread_cond_signal(&p->work);
 }
 
-/* The caller (the reader) only submits when a slot is free. An entry we
- * already hold (reclaimed from ourselves after a missed extension) is not
- * started twice. */
-bgs_submit_rc bgs_pool_submit(bgs_pool *p, bgs_job *job)
+/* The caller (the reader) only submits what free slots allow. An entry we already hold
+ * (reclaimed from ourselves after a missed extension) is not started twice. One lock for
+ * the whole batch. */
+void bgs_pool_submit_many(bgs_pool *p, bgs_job *const *jobs, size_t n, bgs_submit_rc *rcs)
 {
     busgate_service *s = p->svc;
-    bgs_submit_rc rc = BGS_SUBMIT_OK;
+    int64_t now = bg_mono_ms();
+    pool_wakes w = {0};
 
     pthread_mutex_lock(&p->mu);
-    if (pool_holds_entry(p, job->entry_id))
-        rc = BGS_SUBMIT_DUPLICATE;
-    else if (pool_ring_has(p, job->req.id))
-        rc = BGS_SUBMIT_CANCELLED;
-    else if (p->used >= p->nslots)
-        rc = BGS_SUBMIT_DUPLICATE; /* cannot happen: the reader counts slots */
-    if (rc == BGS_SUBMIT_OK) {
-        job->lease_start_ms = bg_mono_ms();
+    for (size_t i = 0; i < n; i++) {
+        bgs_job *job = jobs[i];
+        rcs[i] = BGS_SUBMIT_OK;
+        if (pool_holds_entry(p, job->entry_id))
+            rcs[i] = BGS_SUBMIT_DUPLICATE;
+        else if (pool_ring_has(p, job->req.id))
+            rcs[i] = BGS_SUBMIT_CANCELLED;
+        else if (pool_free_locked(p) <= 0 || p->used >= p->nslots)
+            rcs[i] = BGS_SUBMIT_DUPLICATE; /* cannot happen: the reader counts slots */
+        if (rcs[i] != BGS_SUBMIT_OK)
+            continue;
+        job->lease_start_ms = now;
         atomic_fetch_add(&s->inflight, 1);
-        pool_enqueue(p, job);
+        pool_enqueue(p, job, &w);
     }
     pthread_mutex_unlock(&p->mu);
-    return rc;
+    pool_wake(p, &w);
 }
 
 int bgs_pool_cancel(bgs_pool *p, const char *request_id)
@@ -292,14 +427,12 @@ void bgs_pool_destroy(bgs_pool *p)
 {
     bgs_job *job, *next;
 
-    if (p->workers != NULL) {
-        for (int i = 0; i < p->nworkers; i++) {
-            bg_queue_free(p->workers[i].queue);
-            bg_bus_free(p->workers[i].bus);
-        }
-    }
     /* Only when start-up failed before the threads ran: nothing was acked. */
     for (job = p->head; job != NULL; job = next) {
+        next = job->next;
+        bgs_job_free(job);
+    }
+    for (job = p->ahead; job != NULL; job = next) {
         next = job->next;
         bgs_job_free(job);
     }
@@ -307,6 +440,7 @@ void bgs_pool_destroy(bgs_pool *p)
         pthread_mutex_destroy(&p->mu);
         pthread_cond_destroy(&p->work);
         pthread_cond_destroy(&p->idle);
+        pthread_cond_destroy(&p->answers);
     }
     free(p->slots);
     free(p->workers);

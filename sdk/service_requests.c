@@ -130,7 +130,8 @@ dead:
     return NULL;
 }
 
-static void reader_take(bgs_reader *r, const bg_queue_entry *e)
+/* Decoded, checked and matched to its handler; NULL when dead-lettered or skipped. */
+static bgs_job *reader_prepare(bgs_reader *r, const bg_queue_entry *e)
 {
     busgate_service *s = r->svc;
     bgs_job *job = reader_decode(r, e);
@@ -138,36 +139,58 @@ static void reader_take(bgs_reader *r, const bg_queue_entry *e)
     int64_t late;
 
     if (job == NULL)
-        return;
+        return NULL;
     late = bg_wall_ms() - job->req.deadline_ms;
     if (late > 0) {
         bg_notice("%s/%s: request %s (%s %s) skipped: deadline passed %" PRId64 " ms ago", s->name,
                   s->instance, job->req.id, job->req.method, job->req.path, late);
         reader_ack(r, e->id, job->req.id);
         bgs_job_free(job);
-        return;
+        return NULL;
     }
     if (bg_method_parse(job->frame.method, strlen(job->frame.method), &m) == BG_OK)
         job->ep = bgs_registry_find(s, m, job->frame.endpoint.ptr, job->frame.endpoint.len);
-    switch (bgs_pool_submit(&s->pool, job)) {
-    case BGS_SUBMIT_OK:
-        return;
-    case BGS_SUBMIT_CANCELLED:
+    return job;
+}
+
+/* What the pool did not take is acked (cancelled) or left to its other holder. */
+static void reader_refused(bgs_reader *r, bgs_job *job, bgs_submit_rc rc)
+{
+    busgate_service *s = r->svc;
+
+    if (rc == BGS_SUBMIT_CANCELLED) {
         bg_info("%s/%s: request %s was cancelled before it arrived: skipped", s->name, s->instance,
                 job->req.id);
-        reader_ack(r, e->id, job->req.id);
-        break;
-    case BGS_SUBMIT_DUPLICATE:
-        bg_debug("%s/%s: entry %s is already being handled here", s->name, s->instance, e->id);
-        break;
+        reader_ack(r, job->entry_id, job->req.id);
+    } else {
+        bg_debug("%s/%s: entry %s is already being handled here", s->name, s->instance,
+                 job->entry_id);
     }
     bgs_job_free(job);
 }
 
+/* The whole batch goes to the pool under one lock. */
 static void reader_take_batch(bgs_reader *r)
 {
-    for (size_t i = 0; i < r->batch.count; i++)
-        reader_take(r, &r->batch.entries[i]);
+    size_t n = 0, count = r->batch.count;
+    bgs_job **jobs = calloc(count > 0 ? count : 1, sizeof(*jobs));
+    bgs_submit_rc *rcs = calloc(count > 0 ? count : 1, sizeof(*rcs));
+
+    if (jobs == NULL || rcs == NULL) {
+        bg_error("%s/%s: out of memory taking %zu request(s); they are delivered again later",
+                 r->svc->name, r->svc->instance, count);
+        goto cleanup;
+    }
+    for (size_t i = 0; i < count; i++)
+        if ((jobs[n] = reader_prepare(r, &r->batch.entries[i])) != NULL)
+            n++;
+    bgs_pool_submit_many(&r->svc->pool, jobs, n, rcs);
+    for (size_t i = 0; i < n; i++)
+        if (rcs[i] != BGS_SUBMIT_OK)
+            reader_refused(r, jobs[i], rcs[i]);
+cleanup:
+    free(jobs);
+    free(rcs);
     bg_queue_batch_free(&r->batch);
 }
 
@@ -255,9 +278,10 @@ void bgs_reader_loop(bgs_reader *r)
 
     while (!bgs_stopping(s)) {
         wait = clamp_block(reader_timers(r, 1));
-        /* Read only what a thread can start now: held requests age toward their lease. */
+        /* Read only what a thread can start soon (held requests age toward their lease),
+         * and only once half a batch fits: a read per freed slot costs a round trip each. */
         free_slots = bgs_pool_free_slots(&s->pool);
-        if (free_slots == 0) {
+        if (free_slots < s->pool.low_water) {
             bgs_pool_wait_slot(&s->pool, wait);
             continue;
         }

@@ -1,4 +1,4 @@
-/* service_respond.c: one held request on a handler thread: checks, handler call, RESPONSE, ack. */
+/* service_respond.c: one held request on a handler thread: checks, handler call, encoded answer. */
 #include "service_int.h"
 
 #include <inttypes.h>
@@ -41,47 +41,9 @@ static void response_error(busgate_response *res, int status, const char *why)
     busgate_response_set(res, status, "application/json", body, n);
 }
 
-static void respond_ack(bgs_worker *w, const bgs_job *job)
+static int respond_encode(bgs_worker *w, bgs_job *job, char *why)
 {
-    char err[BG_ERR_LEN];
-
-    if (bg_queue_ack(w->queue, job->entry_id, err) != BG_OK)
-        bg_error("%s/%s: request %s: ack failed, it will be delivered again: %s", w->svc->name,
-                 w->svc->instance, job->req.id, err);
-}
-
-static int respond_xadd(bgs_worker *w, const bgs_job *job, bg_frame_wire *wire, char *err)
-{
-    const char *head[] = {"XADD", job->frame.reply_to, "NOMKSTREAM", "MAXLEN",
-                          "~",    BGS_RESPONSE_MAXLEN, "*"};
-    const char **argv;
-    const size_t *lens;
-    redisReply *r;
-    int argc;
-
-    if (bg_frame_wire_command(wire, head, NULL, 7, &argc, &argv, &lens) != BG_OK) {
-        bg_set_error(err, "cannot build the XADD command");
-        return BG_ERR;
-    }
-    r = bg_bus_command_argv(w->bus, argc, argv, lens, err);
-    if (r == NULL)
-        return BG_ERR;
-    if (r->type == REDIS_REPLY_ERROR) {
-        bg_set_error(err, "XADD %s: %s", job->frame.reply_to, r->str);
-        freeReplyObject(r);
-        return BG_ERR;
-    }
-    /* NOMKSTREAM: nil means the reply stream is gone, and with it the waiting worker. */
-    if (r->type == REDIS_REPLY_NIL)
-        bg_info("%s/%s: request %s: reply stream %s is gone, response dropped", w->svc->name,
-                w->svc->instance, job->req.id, job->frame.reply_to);
-    freeReplyObject(r);
-    return BG_OK;
-}
-
-static int respond_encode(bgs_worker *w, const bgs_job *job, busgate_response *res,
-                          bg_frame_wire *wire, char *why)
-{
+    busgate_response *res = &job->res;
     bg_frame *f = &res->frame;
 
     snprintf(f->id, sizeof(f->id), "%s", job->req.id);
@@ -89,36 +51,27 @@ static int respond_encode(bgs_worker *w, const bgs_job *job, busgate_response *r
     f->ts = bg_wall_ms();
     f->body.ptr = res->body_len > 0 ? res->body : NULL;
     f->body.len = res->body_len;
-    return bg_frame_encode(f, wire, why);
+    return bg_frame_encode(f, &job->wire, why);
 }
 
-/* Respond first, ack second: a crash in between means a redelivery, never a lost answer. */
-static int respond_send(bgs_worker *w, const bgs_job *job, busgate_response *res)
+/* Encodes the answer into job->wire; an invalid one becomes a 500. BG_ERR when not even
+ * that encodes: the request is then neither answered nor acked (delivered again). */
+static int respond_prepare(bgs_worker *w, bgs_job *job)
 {
-    char why[BG_ERR_LEN], err[BG_ERR_LEN];
-    bg_frame_wire wire;
-    int rc = BG_ERR;
+    char why[BG_ERR_LEN];
 
-    if (respond_encode(w, job, res, &wire, why) != BG_OK) {
-        bg_error("%s/%s: request %s: handler's response is invalid, answering 500: %s",
-                 w->svc->name, w->svc->instance, job->req.id, why);
-        bg_frame_wire_free(&wire);
-        response_error(res, 500, "invalid response from the service");
-        if (respond_encode(w, job, res, &wire, why) != BG_OK) {
-            bg_error("%s/%s: request %s: cannot encode a 500: %s", w->svc->name, w->svc->instance,
-                     job->req.id, why);
-            goto cleanup;
-        }
-    }
-    if (respond_xadd(w, job, &wire, err) != BG_OK) {
-        bg_error("%s/%s: request %s: RESPONSE not written, it will be delivered again: %s",
-                 w->svc->name, w->svc->instance, job->req.id, err);
-        goto cleanup;
-    }
-    rc = BG_OK;
-cleanup:
-    bg_frame_wire_free(&wire);
-    return rc;
+    if (respond_encode(w, job, why) == BG_OK)
+        return BG_OK;
+    bg_error("%s/%s: request %s: handler's response is invalid, answering 500: %s", w->svc->name,
+             w->svc->instance, job->req.id, why);
+    bg_frame_wire_free(&job->wire);
+    response_error(&job->res, 500, "invalid response from the service");
+    if (respond_encode(w, job, why) == BG_OK)
+        return BG_OK;
+    bg_error("%s/%s: request %s: cannot encode a 500, it will be delivered again: %s", w->svc->name,
+             w->svc->instance, job->req.id, why);
+    bg_frame_wire_free(&job->wire);
+    return BG_ERR;
 }
 
 static void respond_call(const bgs_job *job, busgate_response *res)
@@ -139,34 +92,41 @@ static void respond_call(const bgs_job *job, busgate_response *res)
     response_error(res, 500, "the handler failed");
 }
 
+void bgs_job_clear_answer(bgs_job *job)
+{
+    if (!job->has_res)
+        return;
+    bg_frame_wire_free(&job->wire);
+    response_clear(&job->res);
+    job->has_res = 0;
+}
+
+/* The handler thread does no I/O: the pool hands the job to the responder, which writes
+ * the answer and then acks, in rounds shared with the other handlers' answers. */
 void bgs_job_run(bgs_worker *w, bgs_job *job)
 {
     busgate_service *s = w->svc;
     int64_t late;
-    busgate_response res;
 
-    response_init(&res);
+    response_init(&job->res);
+    job->has_res = 1;
+    job->outcome = BGS_JOB_ACK;
     if (atomic_load(&job->req.cancelled)) {
         bg_info("%s/%s: request %s cancelled before it started: skipped", s->name, s->instance,
                 job->req.id);
-        goto ack;
+        return;
     }
     late = bg_wall_ms() - job->req.deadline_ms;
     if (late > 0) {
         bg_notice("%s/%s: request %s (%s %s) skipped: deadline passed %" PRId64 " ms ago", s->name,
                   s->instance, job->req.id, job->req.method, job->req.path, late);
-        goto ack;
+        return;
     }
-    respond_call(job, &res);
+    respond_call(job, &job->res);
     if (atomic_load(&job->req.cancelled)) {
         bg_info("%s/%s: request %s was cancelled: response dropped", s->name, s->instance,
                 job->req.id);
-        goto ack;
+        return;
     }
-    if (respond_send(w, job, &res) != BG_OK)
-        goto cleanup; /* not acked: it is delivered again after the lease */
-ack:
-    respond_ack(w, job);
-cleanup:
-    response_clear(&res);
+    job->outcome = respond_prepare(w, job) == BG_OK ? BGS_JOB_ANSWER : BGS_JOB_DROP;
 }
