@@ -40,9 +40,10 @@
  *
  * THREADING MODEL
  *
- * busgate_service_run() runs on the calling thread and starts these threads;
- * every one has its own Valkey connection (a blocking read holds its
- * connection, and a connection is never shared between threads):
+ * busgate_service_run() runs on the calling thread and starts the threads
+ * below. The reader, the control thread and the responder each have their own
+ * Valkey connection (a blocking read holds its connection, and a connection is
+ * never shared between threads); handler threads do no I/O on the bus:
  *
  * - the calling thread is the request reader: it reads the service's request
  *   stream as a member of the consumer group (at most one batch, batch_size,
@@ -51,14 +52,20 @@
  *   entries idle past the lease from dead instances, dead-letters malformed and
  *   too-often-delivered entries, skips requests whose deadline passed, and
  *   extends the lease of requests whose handler runs longer than half of it;
+ *   it stops reading while threads + batch_size requests are queued or being
+ *   handled;
  * - one control thread: HELLO at start (and again after a reconnect),
  *   HEARTBEAT every heartbeat interval, answers RESYNC_REQUEST (own instance
  *   stream and the broadcast stream) with ENDPOINTS_UPDATE, reads the CANCEL
  *   stream and sets the cancelled flag of the request it names, and sends
  *   GOODBYE last;
  * - a pool of handler threads (busgate_service_set_threads, default 4): each
- *   takes one request at a time, calls its endpoint's handler, writes the
- *   RESPONSE to the request's reply key and then acknowledges the request.
+ *   takes one request at a time and calls its endpoint's handler;
+ * - one responder thread: writes the RESPONSEs the handlers finished since its
+ *   last round to their reply keys as one pipelined batch, and acknowledges a
+ *   request (XACK) only after Valkey confirmed its RESPONSE, so a crash never
+ *   loses an answer (at worst the request is delivered, and answered, again).
+ *   Up to one more batch of answered requests may wait for it.
  *
  * So handlers run concurrently with each other (up to the pool size) and must
  * protect shared state themselves (a mutex); one request is handled by
