@@ -375,7 +375,12 @@ int bgt_proc_title(pid_t pid, char *out, size_t len)
     /* Only the first string: setproctitle() leaves filler bytes after the
      * title's NUL in the old argv area (libbsd writes a '.' there). */
     out[n] = '\0';
-    return (int)strlen(out);
+    /* When the title is longer than the original argv area, libbsd spills into
+     * the environment area and the kernel may pad the string with spaces. */
+    n = (ssize_t)strlen(out);
+    while (n > 0 && out[n - 1] == ' ')
+        out[--n] = '\0';
+    return (int)n;
 }
 
 /* The parent pid from /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces. */
