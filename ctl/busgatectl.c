@@ -41,16 +41,7 @@ int bgctl_connect(bgctl *x)
     char err[BG_ERR_LEN];
     bg_bus_opts o;
 
-    bg_bus_opts_init(&o);
-    o.addr = c->valkey.addr;
-    o.connect_timeout_ms = c->valkey.connect_timeout_ms;
-    o.command_timeout_ms = c->valkey.command_timeout_ms;
-    o.tls_ca_file = c->valkey.tls_ca_file;
-    o.tls_cert_file = c->valkey.tls_cert_file;
-    o.tls_key_file = c->valkey.tls_key_file;
-    o.tls_server_name = c->valkey.tls_server_name;
-    o.tls_verify = c->valkey.tls_verify;
-    o.client_name = "busgatectl";
+    bg_bus_opts_from_config(&o, c, "busgatectl");
     x->bus = bg_bus_connect(&o, err);
     if (x->bus == NULL) {
         bgctl_fail("cannot reach Valkey: %s", err);

@@ -14,18 +14,7 @@
 
 static void bus_opts_from_config(const busgate_service *s, const char *client, bg_bus_opts *o)
 {
-    const bg_config *c = &s->cfg;
-
-    bg_bus_opts_init(o);
-    o->addr = c->valkey.addr;
-    o->connect_timeout_ms = c->valkey.connect_timeout_ms;
-    o->command_timeout_ms = c->valkey.command_timeout_ms;
-    o->tls_ca_file = c->valkey.tls_ca_file;
-    o->tls_cert_file = c->valkey.tls_cert_file;
-    o->tls_key_file = c->valkey.tls_key_file;
-    o->tls_server_name = c->valkey.tls_server_name;
-    o->tls_verify = c->valkey.tls_verify;
-    o->client_name = client;
+    bg_bus_opts_from_config(o, &s->cfg, client);
 }
 
 /* A new connection, retried with backoff until it works or the service is

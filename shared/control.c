@@ -25,17 +25,8 @@ int bg_control_state_key(const bg_messaging_names *m, char *out, size_t outlen, 
 void bg_ctl_bus_opts(const bg_control *c, const char *role, char *name, size_t namelen,
                      bg_bus_opts *o)
 {
-    bg_bus_opts_init(o);
-    o->addr = c->cfg.valkey.addr;
-    o->connect_timeout_ms = c->cfg.valkey.connect_timeout_ms;
-    o->command_timeout_ms = c->cfg.valkey.command_timeout_ms;
-    o->tls_ca_file = c->cfg.valkey.tls_ca_file;
-    o->tls_cert_file = c->cfg.valkey.tls_cert_file;
-    o->tls_key_file = c->cfg.valkey.tls_key_file;
-    o->tls_server_name = c->cfg.valkey.tls_server_name;
-    o->tls_verify = c->cfg.valkey.tls_verify;
     snprintf(name, namelen, "busgate-master-%s-%s", role, c->gateway);
-    o->client_name = name;
+    bg_bus_opts_from_config(o, &c->cfg, name);
 }
 
 /* Keys and names derived from the configuration copy. */

@@ -82,28 +82,14 @@ static int worker_resolve(const bg_config *cfg, bg_bus_opts *o, char *tls_name, 
     return BG_OK;
 }
 
-static const char *worker_opt(const char *s)
-{
-    return s[0] != '\0' ? s : NULL;
-}
-
 static int worker_bus_opts(worker_state *w, char *err)
 {
     const bg_config *cfg = w->wk.cfg;
     bg_bus_opts *o = &w->bus;
 
-    bg_bus_opts_init(o);
-    o->addr = cfg->valkey.addr;
-    o->connect_timeout_ms = cfg->valkey.connect_timeout_ms;
-    o->command_timeout_ms = cfg->valkey.command_timeout_ms;
-    o->tls_ca_file = worker_opt(cfg->valkey.tls_ca_file);
-    o->tls_cert_file = worker_opt(cfg->valkey.tls_cert_file);
-    o->tls_key_file = worker_opt(cfg->valkey.tls_key_file);
-    o->tls_server_name = worker_opt(cfg->valkey.tls_server_name);
-    o->tls_verify = cfg->valkey.tls_verify;
     snprintf(w->client_name, sizeof(w->client_name), "busgate-worker-%s-%d",
              cfg->gateway.instance_id, w->wk.ctx->slot);
-    o->client_name = w->client_name;
+    bg_bus_opts_from_config(o, cfg, w->client_name);
     return worker_resolve(cfg, o, w->tls_name, sizeof(w->tls_name), err);
 }
 

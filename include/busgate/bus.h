@@ -23,6 +23,9 @@ typedef struct bg_bus_opts {
 
 /* Defaults: localhost:6379, connect 2 s, command 5 s, verify on. */
 void bg_bus_opts_init(bg_bus_opts *o);
+/* Options from the [valkey] section of cfg (strings borrowed: cfg must outlive o). */
+struct bg_config;
+void bg_bus_opts_from_config(bg_bus_opts *o, const struct bg_config *cfg, const char *client_name);
 /* Fill o->addr from a valkey:// valkeys:// redis:// rediss:// unix:// URL. */
 int bg_bus_opts_from_url(bg_bus_opts *o, const char *url, char *err);
 
