@@ -25,6 +25,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "busgate/frame.h"
 #include "busgate/log.h"
 #include "busgate/service.h"
 
@@ -115,118 +116,56 @@ static int is_octet_stream(const busgate_request *req)
 }
 
 /* ---- the echo as text, written directly (jansson's build-and-dump cost more than the
- * rest of a request's work in the service); same bytes as the jansson version below ---- */
+ * rest of a request's work in the service); the same JSON as the jansson version below ---- */
 
 typedef struct jbuf {
     char *p;
     size_t len, cap;
-    int bad; /* out of memory, or a string jansson would refuse: use the jansson version */
+    int bad; /* out of memory, or a string the quoter refuses: use the jansson version */
 } jbuf;
+
+/* Room for n more bytes (and a NUL); sets bad when memory runs out. */
+static int jb_reserve(jbuf *b, size_t n)
+{
+    size_t cap;
+    char *p;
+
+    if (b->bad)
+        return BG_ERR;
+    if (b->len + n + 1 <= b->cap)
+        return BG_OK;
+    cap = (b->len + n + 1) * 2;
+    p = realloc(b->p, cap);
+    if (p == NULL) {
+        b->bad = 1;
+        return BG_ERR;
+    }
+    b->p = p;
+    b->cap = cap;
+    return BG_OK;
+}
 
 static void jb_put(jbuf *b, const char *s, size_t n)
 {
-    if (b->bad)
+    if (jb_reserve(b, n) != BG_OK)
         return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = (b->len + n + 1) * 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->bad = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
     memcpy(b->p + b->len, s, n);
     b->len += n;
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), 0 when invalid (as jansson decides). */
-static size_t utf8_len(const unsigned char *p, size_t rem)
-{
-    size_t n = p[0] < 0x80                    ? 1
-               : p[0] >= 0xc2 && p[0] <= 0xdf ? 2
-               : p[0] >= 0xe0 && p[0] <= 0xef ? 3
-               : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
-                                              : 0;
-    unsigned cp;
-
-    if (n <= 1 || rem < n)
-        return n == 1 ? 1 : 0;
-    cp = p[0] & (0x7f >> n);
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
-/* An ASCII byte that JSON strings must escape: short form where there is one. */
-static void jb_escape(jbuf *b, unsigned char c)
-{
-    static const char hex[] = "0123456789ABCDEF"; /* as jansson writes it */
-    char esc[6] = {'\\', 0, '0', '0', hex[c >> 4], hex[c & 15]};
-
-    switch (c) {
-    case '"':
-    case '\\':
-        esc[1] = (char)c;
-        break;
-    case '\b':
-        esc[1] = 'b';
-        break;
-    case '\f':
-        esc[1] = 'f';
-        break;
-    case '\n':
-        esc[1] = 'n';
-        break;
-    case '\r':
-        esc[1] = 'r';
-        break;
-    case '\t':
-        esc[1] = 't';
-        break;
-    default:
-        esc[1] = 'u';
-        jb_put(b, esc, 6);
-        return;
-    }
-    jb_put(b, esc, 2);
-}
-
-/* A JSON string literal, escaped as jansson does (no ASCII-only, no slash escape).
- * BG_ERR when s is not UTF-8 (nothing written then). */
+/* A JSON string literal through the library's quoter. BG_ERR when s is not UTF-8 or
+ * holds a NUL: the caller lets the jansson version answer then. */
 static int jb_str(jbuf *b, const char *s, size_t len)
 {
-    const unsigned char *u = (const unsigned char *)s;
-    size_t start = b->len, i = 0, run, n;
+    size_t need;
 
-    jb_put(b, "\"", 1);
-    while (i < len) {
-        for (run = i;
-             run < len && u[run] >= 0x20 && u[run] < 0x80 && u[run] != '"' && u[run] != '\\'; run++)
-            ;
-        jb_put(b, s + i, run - i);
-        if ((i = run) == len)
-            break;
-        if (u[i] >= 0x80) {
-            if ((n = utf8_len(u + i, len - i)) == 0) {
-                b->len = start;
-                return BG_ERR;
-            }
-            jb_put(b, s + i, n);
-            i += n;
-            continue;
-        }
-        jb_escape(b, u[i]);
-        i++;
-    }
-    jb_put(b, "\"", 1);
+    /* An escaped byte takes at most 6 bytes ("\u00XX"), plus the two quotes. */
+    if (jb_reserve(b, 6 * len + 2) != BG_OK)
+        return BG_OK; /* bad is set: the whole echo goes the jansson way */
+    need = bg_json_quote(b->p + b->len, b->cap - b->len, s, len);
+    if (need == (size_t)-1)
+        return BG_ERR;
+    b->len += need;
     return BG_OK;
 }
 
@@ -240,7 +179,7 @@ static int jb_member(jbuf *b, int first, const char *name, const char *value, si
     return jb_str(b, value, len);
 }
 
-/* A string jansson would refuse sends the whole echo down the jansson path. */
+/* A string the quoter refuses sends the whole echo down the jansson path. */
 static void jb_params_headers(jbuf *b, const busgate_request *req)
 {
     const char *name, *value;
@@ -269,25 +208,17 @@ static void jb_params_headers(jbuf *b, const busgate_request *req)
     jb_put(b, "]", 1);
 }
 
-/* UTF-8 bodies as a string, anything else in base64, as echo_body does. */
+/* UTF-8 bodies as a string; anything else is left to echo_body. */
 static void jb_body(jbuf *b, const busgate_request *req)
 {
     char num[32];
-    char *b64;
     int n = snprintf(num, sizeof(num), ",\"body_length\":%zu", req->body_len);
 
     jb_put(b, num, (size_t)n);
     jb_put(b, ",\"body\":", 8);
-    if (b->bad || jb_str(b, req->body != NULL ? req->body : "", req->body_len) == BG_OK)
-        return;
-    b->len -= 8; /* not UTF-8: take the "body" key back */
-    if ((b64 = base64_encode(req->body, req->body_len)) == NULL) {
+    /* Not UTF-8 (or a NUL inside): the jansson version answers, in base64 where needed. */
+    if (jb_str(b, req->body != NULL ? req->body : "", req->body_len) != BG_OK)
         b->bad = 1;
-        return;
-    }
-    jb_put(b, ",\"body_base64\":", 15);
-    jb_str(b, b64, strlen(b64));
-    free(b64);
 }
 
 /* The echo without jansson: 1 when it answered (*rc says how that went), 0 when the
