@@ -82,25 +82,20 @@ static int64_t dispatch_on_deadline(bg_ev *loop, bg_ev_timer *t, void *arg)
     return BG_EV_NOMORE;
 }
 
+/* Holds x (BG_XHOLD_BUS) until it returns: answering x may write its response and
+ * drop the queue's hold, and x must still be there for the bus hold to be dropped. */
 static void dispatch_on_xadd(bg_abus *b, redisReply *reply, void *arg)
 {
     bg_xchg *x = arg;
 
     (void)b;
-    x->xadd_pending = 0;
-    if (reply != NULL && reply->type != REDIS_REPLY_ERROR) {
-        if (x->detached)
-            bg_xchg_release(x);
-        return;
-    }
-    if (x->tracked) {
+    if ((reply == NULL || reply->type == REDIS_REPLY_ERROR) && x->tracked) {
         bg_warn("request %s: REQUEST to '%s' not written: %s", x->id, x->match.service,
                 reply != NULL ? reply->str : "connection lost");
         bg_dispatch_untrack(x->wk->dispatch, x);
         bg_xchg_problem(x, 503, "the message bus did not take the request", "Retry-After: 1\r\n");
     }
-    if (x->detached)
-        bg_xchg_release(x);
+    bg_xchg_drop_bus(x);
 }
 
 static void dispatch_fill(bg_dispatch *d, const bg_xchg *x, int64_t timeout_ms, bg_frame *f)
@@ -147,6 +142,7 @@ static int dispatch_write(bg_dispatch *d, bg_xchg *x, int64_t timeout_ms, char *
                      bg_abus_inflight(d->bus));
         goto cleanup;
     }
+    bg_xchg_hold_bus(x); /* dropped by dispatch_on_xadd, which always runs */
     rv = BG_OK;
 cleanup:
     bg_frame_wire_free(&w);
@@ -178,7 +174,6 @@ void bg_dispatch_send(bg_dispatch *d, bg_xchg *x)
         bg_xchg_problem(x, 503, "the message bus is unavailable", "Retry-After: 1\r\n");
         return;
     }
-    x->xadd_pending = 1;
     x->t_bus_us = bg_mono_us();
 }
 
@@ -264,7 +259,7 @@ void bg_dispatch_free(bg_dispatch *d)
     if (d == NULL)
         return;
     bg_reply_reader_free(d->reader);
-    bg_abus_free(d->bus); /* pending XADD callbacks run with NULL and free detached exchanges */
+    bg_abus_free(d->bus); /* pending XADD callbacks run with NULL and drop their holds */
     bg_inflight_free(&d->table);
     free(d);
 }

@@ -15,17 +15,11 @@
 
 bg_xchg *bg_conn_xchg_new(bg_conn *c)
 {
-    bg_xchg *x = calloc(1, sizeof(*x));
+    bg_xchg *x = bg_xchg_new(c->wk, c);
 
     if (x == NULL)
         return NULL;
-    x->wk = c->wk;
-    x->conn = c;
-    x->version = 11;
-    x->t_start_us = bg_mono_us();
-    x->t_start_wall_ms = bg_wall_ms();
     snprintf(x->client, sizeof(x->client), "%s", c->client);
-    bg_wk_request_id(c->wk, x->id);
     if (c->qtail != NULL)
         c->qtail->next = x;
     else
@@ -35,60 +29,13 @@ bg_xchg *bg_conn_xchg_new(bg_conn *c)
     return x;
 }
 
-void bg_xchg_release(bg_xchg *x)
+void bg_conn_xchg_answered(bg_conn *c, bg_xchg *x)
 {
-    x->detached = 1;
-    x->conn = NULL;
-    if (x->xadd_pending)
-        return; /* dispatch_on_xadd frees it */
-    free(x->path);
-    free(x->query);
-    free(x->auth);
-    bg_buf_free(&x->meta);
-    bg_buf_free(&x->body);
-    bg_buf_free(&x->out);
-    free(x);
-}
-
-void bg_xchg_resp_ctx(const bg_xchg *x, bg_resp_ctx *rc)
-{
-    const bg_wk *wk = x->wk;
-
-    rc->version = x->version;
-    rc->keep_alive = x->keep_alive && !x->err_close && !wk->draining &&
-                     wk->cfg->gateway.keepalive_timeout_ms > 0;
-    rc->head = x->m == BG_HTTP_M_HEAD;
-    rc->request_id = x->id;
-}
-
-void bg_xchg_done(bg_xchg *x, int status)
-{
-    bg_conn *c = x->conn;
-
-    x->answered = 1;
-    x->status = status;
-    if (c == NULL) {
-        bg_xchg_release(x); /* the client left; nobody to tell */
-        return;
-    }
     if (x->err_close)
         c->closing = 1;
     bg_conn_enter(c);
     bg_conn_flush(c);
     bg_conn_leave(c);
-}
-
-void bg_xchg_problem(bg_xchg *x, int status, const char *detail, const char *extra)
-{
-    bg_resp_ctx rc;
-
-    bg_xchg_resp_ctx(x, &rc);
-    x->out.len = 0;
-    if (bg_resp_problem(&x->out, &rc, status, detail, extra) != BG_OK) {
-        x->out.len = 0; /* nothing sensible to send: close instead */
-        x->err_close = 1;
-    }
-    bg_xchg_done(x, status);
 }
 
 void bg_conn_xchg_ready(bg_conn *c, bg_xchg *x)

@@ -33,8 +33,10 @@ static void conn_body_start(bg_conn *c, bg_xchg *x, const bg_http_request *req)
     c->body_last_ms = bg_mono_ms();
     if (c->chunked)
         bg_http_chunked_init(&c->ch, c->wk->limits.max_request_body, 0, 0);
-    else if (!c->discard && bg_buf_reserve(&x->body, (size_t)req->content_length) != BG_OK)
+    else if (!c->discard && bg_buf_reserve(&x->body, (size_t)req->content_length) != BG_OK) {
+        c->cur = NULL; /* answering may free x */
         bg_conn_fail(c, x, 503, "out of memory for the request body");
+    }
 }
 
 static void conn_on_head(bg_conn *c)

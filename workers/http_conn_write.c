@@ -46,9 +46,9 @@ void bg_conn_abandon_queue(bg_conn *c)
     while (c->qhead != NULL) {
         bg_xchg *x = c->qhead;
         c->qhead = x->next;
-        x->conn = NULL;
+        x->conn = NULL; /* whatever finishes x from here on has nobody to tell */
         bg_dispatch_abandon(c->wk->dispatch, x);
-        bg_xchg_release(x);
+        bg_xchg_drop_queue(x);
     }
     c->qtail = NULL;
     c->qlen = 0;
@@ -82,7 +82,7 @@ static void conn_pop(bg_conn *c)
     c->served++;
     c->idle_since_ms = bg_mono_ms();
     conn_log_done(c, x);
-    bg_xchg_release(x);
+    bg_xchg_drop_queue(x);
     /* Draining: once nothing more will be answered (no_more: what is still
      * buffered is not read as requests any more). */
     if (close || (c->wk->draining && c->qlen == 0 && c->rstate == BG_RS_HEAD &&

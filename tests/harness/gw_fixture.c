@@ -116,7 +116,12 @@ int bgt_fix_wait_status(const bgt_fix *f, const char *path, int want, int timeou
 
 int bgt_fix_start(bgt_fix *f, const char *extra_gateway, int necho)
 {
-    char gw[2048];
+    return bgt_fix_start_ex(f, extra_gateway, NULL, necho);
+}
+
+int bgt_fix_start_ex(bgt_fix *f, const char *extra_gateway, const char *extra_sections, int necho)
+{
+    char gw[2048], extra[2048];
     bgt_gw_opts o = {0};
     int i;
 
@@ -129,7 +134,9 @@ int bgt_fix_start(bgt_fix *f, const char *extra_gateway, int necho)
     o.valkey_url = f->v.url;
     o.workers = 2;
     o.extra_gateway = gw;
-    o.extra = BGT_FIX_MESSAGING "[admin]\ntoken = " BGT_FIX_TOKEN "\n";
+    snprintf(extra, sizeof(extra), "%s[admin]\ntoken = %s\n%s", BGT_FIX_MESSAGING, BGT_FIX_TOKEN,
+             extra_sections ? extra_sections : "");
+    o.extra = extra;
     if (bgt_gw_init(&f->g, &o) != 0 || bgt_gw_start(&f->g) != 0) {
         fprintf(stderr, "gw_fixture: busgated did not start (see %s, %s)\n", f->g.out, f->g.log);
         return -1;

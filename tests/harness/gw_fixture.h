@@ -32,6 +32,8 @@ typedef struct bgt_fix {
  * BGT_FIX_GATEWAY plus extra_gateway, then `necho` echo-service instances e1..eN;
  * returns when GET /echo answers 200. 0 or -1 (the reason printed to stderr). */
 int bgt_fix_start(bgt_fix *f, const char *extra_gateway, int necho);
+/* The same, with more ini sections appended verbatim (e.g. "[valkey]\ncommand_timeout = 1s\n"). */
+int bgt_fix_start_ex(bgt_fix *f, const char *extra_gateway, const char *extra_sections, int necho);
 void bgt_fix_stop(bgt_fix *f);
 /* Echo instance i (0-based, named e<i+1>): start and wait for its registration line. */
 int bgt_fix_echo_start(bgt_fix *f, int i);

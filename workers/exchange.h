@@ -1,0 +1,99 @@
+/* exchange.h: one HTTP request/response exchange and the rule of who owns it. */
+#ifndef BUSGATE_EXCHANGE_H
+#define BUSGATE_EXCHANGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "busgate/route_table.h"
+#include "http_parser.h"
+#include "http_response.h"
+#include "worker_int.h"
+
+/*
+ * Ownership. An exchange is held by up to two owners, each a bit in x->holds:
+ *
+ *   BG_XHOLD_QUEUE  its connection's queue, from bg_xchg_new until the response was
+ *                   written or the client went away (bg_xchg_drop_queue; x->conn is
+ *                   NULL from then on);
+ *   BG_XHOLD_BUS    a bus command whose reply callback takes x as its argument (the
+ *                   REQUEST's XADD), from bg_xchg_hold_bus until that callback ends
+ *                   with bg_xchg_drop_bus.
+ *
+ * The owner that drops the last hold frees x; nothing else ever frees it. Everyone
+ * else (the deadline timer, the in-flight table the reply reader looks x up in) only
+ * borrows x and is detached (bg_dispatch_untrack) before the queue lets go. A callback
+ * that holds x keeps its hold until it has finished touching x: finishing x (done,
+ * problem) can write the response and drop the queue's hold on the way.
+ */
+#define BG_XHOLD_QUEUE 1
+#define BG_XHOLD_BUS 2
+
+typedef enum {
+    BG_XK_ERROR = 0, /* answered by the gateway: err_status, err_detail */
+    BG_XK_ROUTE,     /* dispatched to a service over the bus */
+    BG_XK_ADMIN,     /* an admin or operational endpoint */
+} bg_xchg_kind;
+
+/* One request/response exchange; see the ownership rule above. */
+typedef struct bg_xchg {
+    bg_wk *wk;
+    bg_conn *conn;        /* NULL once the client is gone or the response was written */
+    struct bg_xchg *next; /* the connection's queue, in request order */
+
+    /* request */
+    char id[33];
+    char method[BG_HTTP_MAX_METHOD_LEN + 1];
+    bg_http_method m;
+    int version, keep_alive;
+    char *path; /* decoded, normalised, NUL-terminated */
+    size_t path_len;
+    char *query; /* raw, NUL-terminated; NULL without '?' */
+    size_t query_len;
+    char *auth; /* Authorization value (admin endpoints only), NUL-terminated */
+    char client[64];
+    bg_xchg_kind kind;
+    bg_rt_match match;       /* BG_XK_ROUTE */
+    bg_buf meta;             /* BG_XK_ROUTE: REQUEST meta JSON */
+    bg_buf body;             /* request body */
+    int64_t t_start_us;      /* head complete */
+    int64_t t_start_wall_ms; /* the same, wall clock (access log) */
+    int64_t t_bus_us;        /* REQUEST sent; 0 = never */
+    int64_t t_reply_us;      /* RESPONSE received */
+
+    /* error answer (BG_XK_ERROR) */
+    int err_status;
+    int err_close; /* answer with "Connection: close" and close */
+    char err_detail[160];
+    char err_extra[160]; /* header lines, each ending in CRLF */
+
+    /* dispatch state */
+    bg_ev_timer *deadline;
+    int tracked; /* in the in-flight table */
+    int holds;   /* BG_XHOLD_* bits; freed when the last one is dropped */
+
+    /* response */
+    int answered;
+    int status;
+    char instance[BG_RT_ID_MAX + 1];
+    bg_buf out;
+    size_t out_off;
+} bg_xchg;
+
+/* A new exchange for connection c, held by its queue (the caller links it in). */
+bg_xchg *bg_xchg_new(bg_wk *wk, bg_conn *c);
+/* The connection lets go: the response was written, or the client is gone. */
+void bg_xchg_drop_queue(bg_xchg *x);
+/* A bus command with x as its callback argument was queued / its callback is done. */
+void bg_xchg_hold_bus(bg_xchg *x);
+void bg_xchg_drop_bus(bg_xchg *x);
+
+/* How to frame x's response (version, keep-alive, HEAD, request id). */
+void bg_xchg_resp_ctx(const bg_xchg *x, bg_resp_ctx *rc);
+/* x->out holds the whole response: write it in order. On an exchange whose client is
+ * gone it only records the status. x may be freed on return unless the caller holds it. */
+void bg_xchg_done(bg_xchg *x, int status);
+/* Renders a problem+json answer into x->out and completes x (as bg_xchg_done). */
+void bg_xchg_problem(bg_xchg *x, int status, const char *detail, const char *extra);
+
+#endif
