@@ -70,6 +70,7 @@ void bg_child_run(bg_master *m, int slot, int worker_chan)
     ctx = (bg_worker_ctx){.cfg = m->cfg,
                           .rt = m->rt,
                           .metrics = m->metrics,
+                          .busview = m->busview,
                           .listen_fds = fds,
                           .nlisten = nfds,
                           .channel_fd = worker_chan,

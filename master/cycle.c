@@ -10,6 +10,7 @@
 #include "busgate/channel.h"
 #include "busgate/control.h"
 #include "busgate/log.h"
+#include "busgate/bus_view.h"
 #include "busgate/metrics.h"
 #include "master.h"
 
@@ -50,6 +51,10 @@ static int cycle_init(bg_master *m)
     if (m->control == NULL)
         goto err;
     bg_control_set_metrics(m->control, m->metrics);
+    m->busview = bg_bv_create(err);
+    if (m->busview == NULL)
+        goto err;
+    bg_control_set_busview(m->control, m->busview);
     if (bg_proc_spawn_generation(m, m->cfg->gateway.workers) == 0) {
         bg_crit("no worker started; stopping");
         return BG_ERR;
@@ -70,6 +75,8 @@ static void cycle_free(bg_master *m)
     if (m->metrics != NULL)
         bg_metrics_destroy(m->metrics);
     m->metrics = NULL;
+    bg_bv_destroy(m->busview);
+    m->busview = NULL;
     if (m->loop != NULL)
         bg_ev_free(m->loop); /* frees the timers still armed */
     m->loop = NULL;

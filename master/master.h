@@ -13,6 +13,7 @@
 
 typedef struct bg_control bg_control;
 typedef struct bg_metrics bg_metrics;
+typedef struct bg_busview bg_busview;
 struct pidfh;
 
 /* Worker slots: a fixed table, as the metrics area and reply keys are per slot. */
@@ -148,6 +149,7 @@ struct bg_master {
     bg_ev *loop;
     bg_rt *rt;
     bg_metrics *metrics;
+    bg_busview *busview; /* warm-up and backlogs for workers (shared mapping) */
     bg_control *control;
     bg_listen_set listen;
     struct pidfh *pidfile;

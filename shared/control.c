@@ -129,7 +129,10 @@ static int ctl_start(bg_control *c, char *err)
     if (c->tick == NULL)
         return BG_ERR;
     c->reclaim = bg_ev_timer_add(c->loop, bg_ctl_reclaim_period_ms(c), bg_ctl_on_reclaim, c, err);
-    return c->reclaim != NULL ? BG_OK : BG_ERR;
+    if (c->reclaim == NULL)
+        return BG_ERR;
+    c->sampler = bg_ev_timer_add(c->loop, BG_CTL_SAMPLE_MS, bg_ctl_on_sample, c, err);
+    return c->sampler != NULL ? BG_OK : BG_ERR;
 }
 
 static void ctl_stop(bg_control *c)
@@ -139,7 +142,8 @@ static void ctl_stop(bg_control *c)
     bg_ev_timer_del(c->loop, c->reclaim);
     bg_ev_timer_del(c->loop, c->state_timer);
     bg_ev_timer_del(c->loop, c->read_retry);
-    c->tick = c->reclaim = c->state_timer = c->read_retry = NULL;
+    bg_ev_timer_del(c->loop, c->sampler);
+    c->tick = c->reclaim = c->state_timer = c->read_retry = c->sampler = NULL;
     bg_abus_free(c->rd); /* pending callbacks get NULL now */
     bg_abus_free(c->wr);
     c->rd = c->wr = NULL;

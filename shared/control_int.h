@@ -7,6 +7,7 @@
 #include "busgate/bus.h"
 #include "busgate/bus_async.h"
 #include "busgate/bus_queue.h"
+#include "busgate/bus_view.h"
 #include "busgate/control.h"
 #include "busgate/frame.h"
 #include "busgate/keys.h"
@@ -37,6 +38,12 @@
  * what the last write cost, whichever is longer (a snapshot of 10k
  * endpoints takes ~100 ms). */
 #define BG_CTL_STATE_MIN_MS 200
+/* Backlogs are sampled this often (one script call per service). */
+#define BG_CTL_SAMPLE_MS 250
+/* After the startup resync, the fleet answers within its random delay (at most 1 s,
+ * docs/protocol.md section 5) plus a margin: until then an unknown path may belong to a
+ * service not heard yet. */
+#define BG_CTL_WARM_MS 1500
 
 #define BG_CTL_STR_(x) #x
 #define BG_CTL_STR(x) BG_CTL_STR_(x)
@@ -75,7 +82,12 @@ struct bg_control {
     bg_bus *sync;
     bg_queue *queue;
 
-    bg_ev_timer *tick, *reclaim, *state_timer;
+    bg_busview *busview;     /* shared with workers, may be NULL (tests) */
+    char sample_sha[41];     /* SHA1 of the backlog sample script */
+    size_t samples_inflight; /* backlog sample calls not answered yet */
+    int64_t warm_due_ms;     /* when the startup resync has had its answers; 0 = not sent */
+
+    bg_ev_timer *tick, *reclaim, *state_timer, *sampler;
     int64_t tick_ms;
     int64_t last_publish_ms, last_state_ms, state_cost_ms;
     int64_t started_wall_ms;
@@ -117,6 +129,10 @@ void bg_ctl_resync_done(bg_reg_conn *conn);
  * a failed dead letter) are taken over and applied. */
 int64_t bg_ctl_on_reclaim(bg_ev *loop, bg_ev_timer *t, void *arg);
 int64_t bg_ctl_reclaim_period_ms(const bg_control *c);
+
+/* control_busview.c: warm-up and backlog samples for workers */
+void bg_ctl_busview_resync_sent(bg_control *c);
+int64_t bg_ctl_on_sample(bg_ev *loop, bg_ev_timer *t, void *arg);
 
 /* control_state.c: the JSON document busgatectl reads */
 void bg_ctl_state_request(bg_control *c);

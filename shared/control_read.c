@@ -81,6 +81,8 @@ static void ctl_read_setup(bg_control *c)
     }
     if (bg_ctl_resync_broadcast(c, c->rd, c->started ? "reconnect" : "startup", NULL, err) != BG_OK)
         bg_warn("control: fleet-wide resync not sent: %s", err);
+    else
+        bg_ctl_busview_resync_sent(c);
     c->started = 1;
     ctl_read_next(c);
 }

@@ -122,3 +122,132 @@ Test(gateway_faults, valkey_killed_with_requests_in_flight)
                  "the gateway did not recover after Valkey came back");
     expect_same_workers(before);
 }
+
+/* ---- startup: a gateway that has not heard the fleet yet ---- */
+
+TestSuite(gateway_startup, .timeout = 90);
+
+static void plain_stop(bgt_valkey *v, bgt_gw *g)
+{
+    bgt_gw_stop(g);
+    bgt_valkey_stop(v);
+}
+
+/* Valkey is down when the gateway starts: nothing is known, so an unknown path is "not
+ * yet" (503, Retry-After), not "never" (404), and /readyz says not ready, until the bus
+ * was heard and the startup resync had its answers. */
+Test(gateway_startup, unknown_paths_are_503_until_the_fleet_was_heard)
+{
+    bgt_valkey v;
+    bgt_gw g;
+    bgt_gw_opts o = {.workers = 2};
+    char out[4096];
+
+    cr_assert_eq(bgt_valkey_start(&v, NULL), 0);
+    bgt_valkey_kill(&v);
+    o.valkey_url = v.url;
+    cr_assert_eq(bgt_gw_init(&g, &o), 0);
+    cr_assert_eq(bgt_gw_start(&g), 0);
+    cr_assert_eq(bgt_gw_wait_workers(&g, 2, 10000), 2);
+    cr_assert_eq(bgt_http_get(g.port, "/nowhere", out, sizeof(out), 5000), 503, "%s", out);
+    cr_assert_not_null(strstr(out, "Retry-After: 1"), "%s", out);
+    cr_assert_eq(bgt_http_get(g.port, "/readyz", out, sizeof(out), 5000), 503, "%s", out);
+    cr_assert_eq(bgt_valkey_restart(&v), 0);
+    cr_assert_eq(bgt_wait_http(g.port, "/nowhere", 404, 20000), 0,
+                 "unknown paths never became 404 after Valkey came up");
+    /* Ready needs a route too (none here): the bus part of /readyz is up now. */
+    cr_assert_eq(bgt_http_get(g.port, "/readyz", out, sizeof(out), 5000), 503, "%s", out);
+    cr_assert_not_null(strstr(out, "\"bus\":true"), "%s", out);
+    plain_stop(&v, &g);
+}
+
+/* The master restarts while a service runs: from the first answer on, a served path is
+ * 503 (not learned yet) or 200, never 404. */
+Test(gateway_faults, master_restart_never_answers_404_for_a_served_path)
+{
+    char out[4096];
+    int st = -1, seen404 = 0;
+    long long until;
+
+    cr_assert_eq(bgt_gw_signal(&fix.g, SIGTERM), 0);
+    cr_assert_geq(bgt_gw_wait_exit(&fix.g, 15000), 0, "the master did not stop");
+    cr_assert_eq(bgt_gw_start(&fix.g), 0);
+    until = bgt_now_ms() + 20000;
+    while (bgt_now_ms() < until && st != 200) {
+        st = bgt_http_get(fix.port, "/echo/1", out, sizeof(out), 2000);
+        seen404 += st == 404;
+    }
+    cr_assert_eq(st, 200, "the echo route never came back (last %d)", st);
+    cr_assert_eq(seen404, 0, "a served path answered 404 during the restart");
+}
+
+/* ---- backlog: a service that stops reading ---- */
+
+/* XINFO STREAM's entries-added: every entry ever added, whatever was trimmed since. */
+static long long entries_added(const bgt_fix *f)
+{
+    char out[64];
+
+    cr_assert_eq(bgt_valkey_cmd(&f->v, out, sizeof(out),
+                                "EVAL \"local t = redis.call('XINFO', 'STREAM', KEYS[1]) for i = "
+                                "1, #t, 2 do if t[i] == 'entries-added' then return t[i + 1] end "
+                                "end\" 1 router:requests:{echo}"),
+                 0);
+    cr_assert_eq(out[0], ':', "%s", out);
+    return strtoll(out + 1, NULL, 10);
+}
+
+TestSuite(gateway_backlog, .timeout = 90);
+
+/* stream_maxlen 100 and one echo instance whose handlers sleep: 300 requests. Those the
+ * stream has room for wait (504 at the deadline); the rest get 503 with Retry-After at
+ * once. Nothing accepted is trimmed: every request the gateway accepted is still in the
+ * stream or was taken by the service. */
+Test(gateway_backlog, full_backlog_is_503_and_nothing_is_trimmed_unread)
+{
+    bgt_fix f;
+    bgt_conn conns[10];
+    char req[256], ra[32], out[128];
+    int accepted = 0, refused = 0, n;
+    long long added0, len, dead;
+    bgt_resp r;
+
+    cr_assert_eq(bgt_fix_start_ex(&f, NULL, "[messaging]\nstream_maxlen = 100\n", 1), 0);
+    added0 = entries_added(&f);
+    for (int i = 0; i < 10; i++) {
+        cr_assert_eq(bgt_conn_open(&conns[i], f.port), 0);
+        for (int j = 0; j < 30; j++) {
+            n = snprintf(req, sizeof(req),
+                         "GET /echo/slow?ms=60000&r=%d HTTP/1.1\r\nHost: t\r\n\r\n", i * 30 + j);
+            cr_assert_eq(bgt_conn_send(&conns[i], req, (size_t)n), 0);
+        }
+    }
+    for (int i = 0; i < 10; i++) {
+        for (int j = 0; j < 30; j++) {
+            cr_assert_eq(bgt_conn_read(&conns[i], &r, 0, 20000), 0, "no answer %d/%d", i, j);
+            cr_assert(r.status == 503 || r.status == 504, "status %d", r.status);
+            if (r.status == 503) {
+                cr_assert_eq(bgt_resp_header(&r, "Retry-After", ra, sizeof(ra)), 0);
+                refused++;
+            } else {
+                accepted++;
+            }
+            bgt_resp_free(&r);
+        }
+        bgt_conn_close(&conns[i]);
+    }
+    cr_assert_gt(refused, 0, "the full backlog was never refused");
+    cr_assert_gt(accepted, 0);
+    cr_assert_eq(entries_added(&f) - added0, accepted, "every accepted request was added once");
+    /* Trimming takes only acknowledged entries, and nothing was answered (the handlers
+     * sleep): each accepted request is in the stream or, past its deadline, a dead letter. */
+    cr_assert_eq(bgt_valkey_cmd(&f.v, out, sizeof(out), "XLEN router:requests:{echo}"), 0);
+    len = strtoll(out + 1, NULL, 10);
+    cr_assert_eq(bgt_valkey_cmd(&f.v, out, sizeof(out), "XLEN router:requests:{echo}:dead"), 0);
+    dead = strtoll(out + 1, NULL, 10);
+    cr_assert_geq(len + dead, accepted,
+                  "%lld in the stream + %lld dead < %d accepted: trimmed unread", len, dead,
+                  accepted);
+    bgt_fix_echo_kill(&f, 0, SIGKILL);
+    bgt_fix_stop(&f);
+}

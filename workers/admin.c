@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "busgate/bus_view.h"
 #include "busgate/channel.h"
 #include "busgate/log.h"
 #include "busgate/metrics.h"
@@ -79,7 +80,7 @@ static int admin_get_only(bg_xchg *x)
 static void admin_readyz(bg_wk *wk, bg_xchg *x)
 {
     int bus = bg_dispatch_ready(wk->dispatch);
-    int routes = bg_rt_generation(wk->ctx->rt) > 0;
+    int routes = bg_rt_generation(wk->ctx->rt) > 0 && bg_bv_warm(wk->ctx->busview);
 
     admin_json(x, bus && routes ? 200 : 503,
                json_pack("{s:s, s:b, s:b}", "status", bus && routes ? "ready" : "not ready", "bus",

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "busgate/bus_view.h"
 #include "busgate/frame.h"
 #include "busgate/log.h"
 #include "busgate/metrics.h"
@@ -123,7 +124,8 @@ static void dispatch_fill(bg_dispatch *d, const bg_xchg *x, int64_t timeout_ms, 
  * one write, so concurrent requests leave pipelined. */
 static int dispatch_write(bg_dispatch *d, bg_xchg *x, int64_t timeout_ms, char *err)
 {
-    const char *head[] = {"XADD", NULL, "MAXLEN", "~", d->maxlen, "*"};
+    /* No MAXLEN: it would trim unread requests. The master trims what was acknowledged. */
+    const char *head[] = {"XADD", NULL, "*"};
     char key[BG_KEY_MAX + 1];
     const char **argv;
     const size_t *argvlen;
@@ -149,14 +151,45 @@ cleanup:
     return rv;
 }
 
+/* A sample older than this says nothing about the backlog now (the master samples every
+ * 250 ms; a master cut off from Valkey stops sampling). */
+#define DISPATCH_SAMPLE_FRESH_MS 2000
+
+/* Unread plus pending requests of x's service at the last sample, plus what every worker
+ * added since, reach stream_maxlen: the stream is full, and a REQUEST added now would
+ * wait behind that many. Say so now (503) rather than let the client wait out its
+ * deadline. Requests taken by the service since the sample still count until the next
+ * one (the estimate errs on the full side for one period). */
+static int dispatch_backlog_full(bg_dispatch *d, const bg_xchg *x, char *detail, size_t dlen)
+{
+    bg_busview *v = d->wk->ctx->busview;
+    size_t cap = d->wk->cfg->messaging.stream_maxlen;
+    int64_t waiting;
+    bg_bv_sample s;
+
+    if (cap == 0 || bg_bv_get(v, x->match.service, &s) != BG_OK ||
+        bg_mono_ms() - s.sampled_ms > DISPATCH_SAMPLE_FRESH_MS)
+        return 0;
+    waiting = s.lag + s.pending + (bg_bv_added(v, x->match.service) - s.added_at);
+    if (waiting < (int64_t)cap)
+        return 0;
+    snprintf(detail, dlen, "service '%s' has a full backlog (%lld requests waiting)",
+             x->match.service, (long long)waiting);
+    return 1;
+}
+
 void bg_dispatch_send(bg_dispatch *d, bg_xchg *x)
 {
     int64_t timeout =
         x->match.timeout_ms > 0 ? x->match.timeout_ms : d->wk->cfg->gateway.request_timeout_ms;
-    char err[BG_ERR_LEN];
+    char err[BG_ERR_LEN], detail[160];
 
     if (!bg_dispatch_ready(d)) {
         bg_xchg_problem(x, 503, "the message bus is unavailable", "Retry-After: 1\r\n");
+        return;
+    }
+    if (dispatch_backlog_full(d, x, detail, sizeof(detail))) {
+        bg_xchg_problem(x, 503, detail, "Retry-After: 1\r\n");
         return;
     }
     if (bg_inflight_put(&d->table, x->id, x, err) != BG_OK) {
@@ -175,6 +208,7 @@ void bg_dispatch_send(bg_dispatch *d, bg_xchg *x)
         return;
     }
     x->t_bus_us = bg_mono_us();
+    bg_bv_add(d->wk->ctx->busview, x->match.service, 1);
 }
 
 void bg_dispatch_abandon(bg_dispatch *d, bg_xchg *x)
@@ -210,7 +244,6 @@ static int dispatch_names(bg_dispatch *d, char *err)
     const bg_config *cfg = d->wk->cfg;
 
     bg_messaging_names_from_config(&d->names, cfg);
-    snprintf(d->maxlen, sizeof(d->maxlen), "%zu", cfg->messaging.stream_maxlen);
     return bg_key_reply_stream(&d->names, cfg->gateway.instance_id, d->wk->ctx->slot, d->reply_key,
                                sizeof(d->reply_key), err);
 }

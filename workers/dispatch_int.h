@@ -15,7 +15,6 @@ struct bg_dispatch {
     bg_inflight table;
     bg_messaging_names names;
     char reply_key[BG_KEY_MAX + 1];
-    char maxlen[24]; /* MAXLEN ~ of request streams */
 };
 
 /* Stops tracking x (table, deadline timer). */

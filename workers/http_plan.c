@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "busgate/bus_view.h"
 #include "dispatch.h"
 #include "http_path.h"
 
@@ -97,6 +98,12 @@ static void plan_route(bg_wk *wk, bg_xchg *x, const bg_http_request *req)
         return;
     case BG_RT_NOT_FOUND:
     default:
+        if (!bg_bv_warm(wk->ctx->busview)) {
+            /* Just started: the service for this path may not have announced itself yet. */
+            plan_error(x, 503, 0, "%s", "the gateway is starting and has not heard every service");
+            snprintf(x->err_extra, sizeof(x->err_extra), "Retry-After: 1\r\n");
+            return;
+        }
         plan_error(x, 404, 0, "%s", "no service serves this path");
         return;
     }

@@ -34,6 +34,10 @@ void bg_control_free(bg_control *c);
  * slot of m (busgate_dead_letters_total, busgate_bus_reconnects_total). */
 struct bg_metrics;
 void bg_control_set_metrics(bg_control *c, struct bg_metrics *m);
+/* Tells workers through v when the startup resync has had its answers, and samples every
+ * known service's request backlog into v (and trims acknowledged requests). */
+struct bg_busview;
+void bg_control_set_busview(bg_control *c, struct bg_busview *v);
 
 /* Sends a RESYNC_REQUEST: kind FLEET (target ignored) to the broadcast stream,
  * SERVICE to every known instance of service target, CONNECTION to the one

@@ -151,6 +151,11 @@ int bgt_fix_start_ex(bgt_fix *f, const char *extra_gateway, const char *extra_se
         fprintf(stderr, "gw_fixture: the echo route never answered 200\n");
         return -1;
     }
+    /* Past the startup grace: unknown paths answer 404, not 503. */
+    if (bgt_fix_wait_status(f, "/readyz", 200, 10000) != 200) {
+        fprintf(stderr, "gw_fixture: /readyz never answered 200\n");
+        return -1;
+    }
     return 0;
 }
 
