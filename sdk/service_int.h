@@ -46,7 +46,8 @@ struct busgate_response {
     bg_frame frame; /* status and meta.headers; body set when sending */
     char *body;
     size_t body_len;
-    int failed; /* a setter failed: the handler's response becomes a 500 */
+    int failed;    /* a setter failed: the handler's response becomes a 500 */
+    int too_large; /* ... because the body does not fit a RESPONSE frame: a 502 */
     char why[BG_ERR_LEN];
 };
 
