@@ -142,8 +142,7 @@ void bgs_job_run(bgs_worker *w, bgs_job *job)
     }
     late = bg_wall_ms() - job->req.deadline_ms;
     if (late > 0) {
-        bg_notice("%s/%s: request %s (%s %s) skipped: deadline passed %" PRId64 " ms ago", s->name,
-                  s->instance, job->req.id, job->req.method, job->req.path, late);
+        job->outcome = BGS_JOB_DEAD; /* the responder moves it and logs it */
         return;
     }
     respond_call(job, &job->res);
