@@ -135,14 +135,16 @@ void bgs_job_run(bgs_worker *w, bgs_job *job)
     response_init(&job->res);
     job->has_res = 1;
     job->outcome = BGS_JOB_ACK;
-    if (atomic_load(&job->req.cancelled)) {
-        bg_info("%s/%s: request %s cancelled before it started: skipped", s->name, s->instance,
-                job->req.id);
-        return;
-    }
+    /* Late first: the gateway's CANCEL (reason deadline) for it has usually arrived by
+     * now, and a cancelled late request is still one nobody handled. */
     late = bg_wall_ms() - job->req.deadline_ms;
     if (late > 0) {
         job->outcome = BGS_JOB_DEAD; /* the responder moves it and logs it */
+        return;
+    }
+    if (atomic_load(&job->req.cancelled)) {
+        bg_info("%s/%s: request %s cancelled before it started: skipped", s->name, s->instance,
+                job->req.id);
         return;
     }
     respond_call(job, &job->res);

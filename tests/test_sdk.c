@@ -816,8 +816,9 @@ Test(sdk, request_past_its_deadline_is_dead_lettered_without_response)
     svc_stop(&t);
 }
 
-/* Read in time, but its deadline passes while it waits for the only thread: the responder
- * moves it (re-encoded from the decoded frame) instead of acking it away. */
+/* Read in time, but its deadline passes while it waits for the only thread, and the
+ * gateway's CANCEL follows: the responder moves it (re-encoded from the decoded frame)
+ * instead of acking it away. */
 Test(sdk, request_late_in_the_pool_is_dead_lettered)
 {
     svc_opts o = {.instance = "d2", .threads = 1};
@@ -831,6 +832,8 @@ Test(sdk, request_late_in_the_pool_is_dead_lettered)
                              .path = "/echo/expired",
                              .endpoint = "/echo/{id}",
                              .deadline_ms = bg_wall_ms() + 300});
+    usleep(450 * 1000);
+    send_cancel("queued");
     expect_response("busy", &f);
     bg_frame_free(&f);
     expect_dead_late("queued", "d2");
