@@ -2,7 +2,6 @@
  * requests whose deadline passed). */
 #include "service_int.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,6 @@
 /* service_respond.c: one held request on a handler thread: checks, handler call, encoded answer. */
 #include "service_int.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

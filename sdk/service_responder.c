@@ -13,9 +13,9 @@
 
 int bgs_responder_init(bgs_responder *r, busgate_service *s, bg_bus *bus, char *err)
 {
-    memset(r, 0, sizeof(*r));
     bg_queue_opts o;
 
+    memset(r, 0, sizeof(*r));
     r->svc = s;
     r->bus = bus;
     bgs_queue_opts(s, &o);
