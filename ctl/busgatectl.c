@@ -17,6 +17,11 @@ static void usage(FILE *to)
                 "  state [--json]                          services, connections, endpoints\n"
                 "  resync [--connection ID | --service NAME]  ask instances for their endpoints\n"
                 "  queues [--json]                         stream lengths, pending, dead letters\n"
+                "  dead list SERVICE [--count N] [--json]  a service's dead letters, oldest first\n"
+                "  dead show SERVICE ENTRY_ID              every field of one dead letter\n"
+                "  dead replay SERVICE ENTRY_ID|--all      back onto the request stream, fresh "
+                "deadline\n"
+                "  dead purge SERVICE ENTRY_ID|--all       delete dead letters\n"
                 "options:\n"
                 "  -c FILE     configuration (default " BG_CONFIG_DEFAULT_PATH ")\n"
                 "  -u URL      Valkey URL, overrides [valkey] url\n"
@@ -141,13 +146,15 @@ static int run_command(bgctl *x, int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(bgctl *, int, char **);
-    } cmds[] = {
-        {"state", bgctl_cmd_state}, {"resync", bgctl_cmd_resync}, {"queues", bgctl_cmd_queues}};
+    } cmds[] = {{"state", bgctl_cmd_state},
+                {"resync", bgctl_cmd_resync},
+                {"queues", bgctl_cmd_queues},
+                {"dead", bgctl_cmd_dead}};
 
     for (size_t i = 0; i < BG_ARRAY_LEN(cmds); i++)
         if (strcmp(argv[0], cmds[i].name) == 0)
             return cmds[i].fn(x, argc, argv);
-    bgctl_fail("unknown command '%s' (state, resync, queues)", argv[0]);
+    bgctl_fail("unknown command '%s' (state, resync, queues, dead)", argv[0]);
     return BGCTL_EXIT_USAGE;
 }
 

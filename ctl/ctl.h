@@ -36,5 +36,6 @@ redisReply *bgctl_command(bgctl *x, char *err, const char *fmt, ...);
 int bgctl_cmd_state(bgctl *x, int argc, char **argv);
 int bgctl_cmd_resync(bgctl *x, int argc, char **argv);
 int bgctl_cmd_queues(bgctl *x, int argc, char **argv);
+int bgctl_cmd_dead(bgctl *x, int argc, char **argv);
 
 #endif

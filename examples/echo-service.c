@@ -3,7 +3,9 @@
  * Endpoints (service "echo"), for every method GET HEAD POST PUT PATCH DELETE OPTIONS:
  *   /echo   /echo/{id}   /echo/files/{path*}
  * and GET /echo/slow?ms=N, which waits N milliseconds (at most 10 minutes) before
- * answering and stops early when the gateway cancels the request.
+ * answering and stops early when the gateway cancels the request, and GET /echo/big?mb=N,
+ * which answers N MiB (0..128) of 'x' as application/octet-stream: above the 64 MiB a
+ * RESPONSE frame carries, the SDK answers 502 instead (for tests of the limit).
  *
  * The answer is 200 with Content-Type application/json:
  *   {"method":"POST","path":"/echo/42","endpoint":"/echo/{id}","query":"a=1",
@@ -30,6 +32,7 @@
 #include "busgate/service.h"
 
 #define SLOW_MAX_MS (10 * 60 * 1000)
+#define BIG_MAX_MB 128
 
 static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
 static const char *const paths[] = {"/echo", "/echo/{id}", "/echo/files/{path*}"};
@@ -294,13 +297,37 @@ static int handle_slow(const busgate_request *req, busgate_response *res, void *
                                busgate_request_cancelled(req)));
 }
 
+/* A body of N MiB; the SDK refuses (and answers 502) one too large for the bus. */
+static int handle_big(const busgate_request *req, busgate_response *res, void *arg)
+{
+    char value[32];
+    long mb = 0;
+    char *body;
+    int rc;
+
+    (void)arg;
+    if (busgate_request_query_param(req, "mb", value, sizeof(value)) == BG_OK)
+        mb = strtol(value, NULL, 10);
+    if (mb < 0 || mb > BIG_MAX_MB)
+        return send_json(res, 400, json_pack("{s:s}", "error", "mb must be 0..128"));
+    body = malloc(mb > 0 ? (size_t)mb << 20 : 1);
+    if (body == NULL)
+        return send_json(res, 500, json_pack("{s:s}", "error", "out of memory"));
+    memset(body, 'x', (size_t)mb << 20);
+    rc = busgate_response_set(res, 200, "application/octet-stream", body, (size_t)mb << 20);
+    free(body);
+    return rc;
+}
+
 static int add_endpoints(busgate_service *s, char *err)
 {
     for (size_t p = 0; p < sizeof(paths) / sizeof(paths[0]); p++)
         for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++)
             if (busgate_service_add_endpoint(s, methods[m], paths[p], handle_echo, s, NULL, err))
                 return BG_ERR;
-    return busgate_service_add_endpoint(s, "GET", "/echo/slow", handle_slow, NULL, NULL, err);
+    if (busgate_service_add_endpoint(s, "GET", "/echo/slow", handle_slow, NULL, NULL, err))
+        return BG_ERR;
+    return busgate_service_add_endpoint(s, "GET", "/echo/big", handle_big, NULL, NULL, err);
 }
 
 static void on_ready(busgate_service *s, void *arg)

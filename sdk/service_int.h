@@ -28,6 +28,8 @@
 #define BGS_RESYNC_SPREAD_MS 1000
 /* Pause after a read error that neither backed off nor reconnected (e.g. WRONGTYPE). */
 #define BGS_ERROR_PAUSE_MS 200
+/* dead_reason of a request whose deadline passed before a handler took it. */
+#define BGS_DEAD_DEADLINE "deadline_passed"
 
 typedef struct bgs_endpoint {
     bg_method method;
@@ -46,7 +48,8 @@ struct busgate_response {
     bg_frame frame; /* status and meta.headers; body set when sending */
     char *body;
     size_t body_len;
-    int failed; /* a setter failed: the handler's response becomes a 500 */
+    int failed;    /* a setter failed: the handler's response becomes a 500 */
+    int too_large; /* ... because the body does not fit a RESPONSE frame: a 502 */
     char why[BG_ERR_LEN];
 };
 
@@ -55,6 +58,7 @@ typedef enum {
     BGS_JOB_ACK = 0, /* no answer (skipped, cancelled): acknowledge only */
     BGS_JOB_ANSWER,  /* write wire to reply_to, then acknowledge */
     BGS_JOB_DROP,    /* neither: left pending, so it is delivered again after the lease */
+    BGS_JOB_DEAD,    /* deadline passed before it ran: to the dead-letter stream (acks it) */
 } bgs_job_outcome;
 
 /* One request held by this instance: read (pending on us) until acked. */
@@ -142,6 +146,7 @@ typedef struct bgs_control {
 typedef struct bgs_responder {
     struct busgate_service *svc;
     bg_bus *bus;
+    bg_queue *queue; /* the request stream on bus: dead letters of late jobs */
     pthread_t thread;
     int started;
     /* Responder thread only. */
@@ -268,6 +273,16 @@ void bgs_reader_loop(bgs_reader *r);
 /* Keeps leases of held jobs alive until the pool is empty. */
 void bgs_reader_drain(bgs_reader *r);
 void bgs_reader_destroy(bgs_reader *r);
+
+/* service_dead.c: dead letters of requests whose deadline passed. */
+/* The request queue's options (stream, group, consumer, lease, deliveries, trim). */
+void bgs_queue_opts(const busgate_service *s, bg_queue_opts *o);
+/* The notice line for a request moved to the dead-letter stream of q, late_ms late. */
+void bgs_dead_late_logged(const busgate_service *s, const bg_queue *q, const busgate_request *req,
+                          int64_t late_ms);
+/* Moves a held job, re-encoded from its decoded frame, to the dead-letter stream with
+ * dead_reason BGS_DEAD_DEADLINE (which acks it); logs either way. */
+int bgs_dead_letter_job(const busgate_service *s, bg_queue *q, const bgs_job *job);
 
 /* service_control.c: HELLO, HEARTBEAT, RESYNC, CANCEL, GOODBYE on their own thread. */
 int bgs_control_init(bgs_control *c, busgate_service *s, bg_bus *bus, char *err);

@@ -155,6 +155,7 @@ int busgate_response_set_body(busgate_response *res, const void *body, size_t le
 
     if (len > BG_FRAME_BODY_MAX) {
         res->failed = 1;
+        res->too_large = 1;
         bg_set_error(res->why, "body of %zu bytes exceeds %d", len, BG_FRAME_BODY_MAX);
         return BG_ERR;
     }

@@ -1,8 +1,7 @@
-/* service_requests.c: the request reader: group reads, reclaim, leases, dead letters, deadline
- * skip. */
+/* service_requests.c: the request reader: group reads, reclaim, leases, dead letters (also of
+ * requests whose deadline passed). */
 #include "service_int.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,14 +15,7 @@ int bgs_reader_init(bgs_reader *r, busgate_service *s, bg_bus *bus, char *err)
 
     r->svc = s;
     r->bus = bus;
-    bg_queue_opts_init(&o);
-    o.stream = s->k_requests;
-    o.group = s->group;
-    o.consumer = s->instance;
-    o.lease_ms = c->messaging.lease_duration_ms;
-    o.max_deliveries = c->messaging.max_deliveries;
-    o.maxlen = c->messaging.stream_maxlen; /* for the dead-letter stream */
-    o.start_id = "0";
+    bgs_queue_opts(s, &o);
     if ((r->queue = bg_queue_new(bus, &o, err)) == NULL)
         return BG_ERR;
     bg_bus_set_reconnect_hook(bus, bg_queue_reconnect_hook, r->queue);
@@ -130,7 +122,23 @@ dead:
     return NULL;
 }
 
-/* Decoded, checked and matched to its handler; NULL when dead-lettered or skipped. */
+/* Nobody waits for the answer any more (the gateway answered 504), but the request is kept
+ * for operators: moved to the dead-letter stream, which acks it. */
+static void reader_dead_late(bgs_reader *r, const bg_queue_entry *e, const bgs_job *job,
+                             int64_t late)
+{
+    busgate_service *s = r->svc;
+    char err[BG_ERR_LEN];
+
+    if (bg_queue_dead_letter(r->queue, e, BGS_DEAD_DEADLINE, err) != BG_OK) {
+        bg_error("%s/%s: request %s: deadline passed, but cannot dead-letter it: %s", s->name,
+                 s->instance, job->req.id, err);
+        return;
+    }
+    bgs_dead_late_logged(s, r->queue, &job->req, late);
+}
+
+/* Decoded, checked and matched to its handler; NULL when dead-lettered. */
 static bgs_job *reader_prepare(bgs_reader *r, const bg_queue_entry *e)
 {
     busgate_service *s = r->svc;
@@ -142,9 +150,7 @@ static bgs_job *reader_prepare(bgs_reader *r, const bg_queue_entry *e)
         return NULL;
     late = bg_wall_ms() - job->req.deadline_ms;
     if (late > 0) {
-        bg_notice("%s/%s: request %s (%s %s) skipped: deadline passed %" PRId64 " ms ago", s->name,
-                  s->instance, job->req.id, job->req.method, job->req.path, late);
-        reader_ack(r, e->id, job->req.id);
+        reader_dead_late(r, e, job, late);
         bgs_job_free(job);
         return NULL;
     }

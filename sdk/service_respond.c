@@ -1,7 +1,6 @@
 /* service_respond.c: one held request on a handler thread: checks, handler call, encoded answer. */
 #include "service_int.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +40,22 @@ static void response_error(busgate_response *res, int status, const char *why)
     busgate_response_set(res, status, "application/json", body, n);
 }
 
+/* What the gateway would answer had it received the response: the client sees the same
+ * 502 problem+json whether the SDK or the gateway finds it unusable. */
+static void response_problem(busgate_response *res, const char *request_id, const char *detail)
+{
+    char body[BG_ERR_LEN + 256];
+    int n = snprintf(body, sizeof(body),
+                     "{\"type\":\"about:blank\",\"title\":\"Bad Gateway\",\"status\":502,"
+                     "\"detail\":\"%s\",\"requestId\":\"%s\"}",
+                     detail, request_id);
+
+    response_clear(res);
+    response_init(res);
+    busgate_response_set(res, 502, "application/problem+json", body,
+                         n > 0 && (size_t)n < sizeof(body) ? (size_t)n : 0);
+}
+
 static int respond_encode(bgs_worker *w, bgs_job *job, char *why)
 {
     busgate_response *res = &job->res;
@@ -54,7 +69,8 @@ static int respond_encode(bgs_worker *w, bgs_job *job, char *why)
     return bg_frame_encode(f, &job->wire, why);
 }
 
-/* Encodes the answer into job->wire; an invalid one becomes a 500. BG_ERR when not even
+/* Encodes the answer into job->wire; one that does not encode (the setters checked the
+ * rest, so a limit of the frame: meta over 1 MiB) becomes a 502. BG_ERR when not even
  * that encodes: the request is then neither answered nor acked (delivered again). */
 static int respond_prepare(bgs_worker *w, bgs_job *job)
 {
@@ -62,13 +78,14 @@ static int respond_prepare(bgs_worker *w, bgs_job *job)
 
     if (respond_encode(w, job, why) == BG_OK)
         return BG_OK;
-    bg_error("%s/%s: request %s: handler's response is invalid, answering 500: %s", w->svc->name,
-             w->svc->instance, job->req.id, why);
+    bg_error("%s/%s: request %s (%s %s): handler's response cannot be sent as a RESPONSE frame, "
+             "answering 502: %s",
+             w->svc->name, w->svc->instance, job->req.id, job->req.method, job->req.path, why);
     bg_frame_wire_free(&job->wire);
-    response_error(&job->res, 500, "invalid response from the service");
+    response_problem(&job->res, job->req.id, "the service's response cannot be sent over the bus");
     if (respond_encode(w, job, why) == BG_OK)
         return BG_OK;
-    bg_error("%s/%s: request %s: cannot encode a 500, it will be delivered again: %s", w->svc->name,
+    bg_error("%s/%s: request %s: cannot encode a 502, it will be delivered again: %s", w->svc->name,
              w->svc->instance, job->req.id, why);
     bg_frame_wire_free(&job->wire);
     return BG_ERR;
@@ -87,6 +104,12 @@ static void respond_call(const bgs_job *job, busgate_response *res)
     rc = job->ep->fn(&job->req, res, job->ep->arg);
     if (rc == BG_OK && !res->failed)
         return;
+    if (res->too_large) {
+        bg_error("request %s (%s %s): response too large for a RESPONSE frame: %s: answering 502",
+                 job->req.id, job->req.method, job->req.path, res->why);
+        response_problem(res, job->req.id, "the service's response is too large for the bus");
+        return;
+    }
     bg_error("request %s (%s %s): handler failed%s%s: answering 500", job->req.id, job->req.method,
              job->req.path, res->failed ? ": " : "", res->failed ? res->why : "");
     response_error(res, 500, "the handler failed");
@@ -111,15 +134,16 @@ void bgs_job_run(bgs_worker *w, bgs_job *job)
     response_init(&job->res);
     job->has_res = 1;
     job->outcome = BGS_JOB_ACK;
+    /* Late first: the gateway's CANCEL (reason deadline) for it has usually arrived by
+     * now, and a cancelled late request is still one nobody handled. */
+    late = bg_wall_ms() - job->req.deadline_ms;
+    if (late > 0) {
+        job->outcome = BGS_JOB_DEAD; /* the responder moves it and logs it */
+        return;
+    }
     if (atomic_load(&job->req.cancelled)) {
         bg_info("%s/%s: request %s cancelled before it started: skipped", s->name, s->instance,
                 job->req.id);
-        return;
-    }
-    late = bg_wall_ms() - job->req.deadline_ms;
-    if (late > 0) {
-        bg_notice("%s/%s: request %s (%s %s) skipped: deadline passed %" PRId64 " ms ago", s->name,
-                  s->instance, job->req.id, job->req.method, job->req.path, late);
         return;
     }
     respond_call(job, &job->res);

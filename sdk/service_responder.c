@@ -13,9 +13,14 @@
 
 int bgs_responder_init(bgs_responder *r, busgate_service *s, bg_bus *bus, char *err)
 {
+    bg_queue_opts o;
+
     memset(r, 0, sizeof(*r));
     r->svc = s;
     r->bus = bus;
+    bgs_queue_opts(s, &o);
+    if ((r->queue = bg_queue_new(bus, &o, err)) == NULL)
+        return BG_ERR;
     r->batch = calloc(BGS_ROUND_MAX, sizeof(*r->batch));
     r->acks = calloc(2 * BGS_ROUND_MAX, sizeof(*r->acks));
     r->release = calloc(BGS_ROUND_MAX, sizeof(*r->release));
@@ -160,13 +165,16 @@ static void responder_ack_later(bgs_responder *r, const bgs_job *job)
 
 /* Sorts the batch: answers to write, and jobs only to ack (in this round, after the
  * previous round's confirmed ones); a dropped job is left pending (delivered again after
- * the lease). */
+ * the lease). A late one is dead-lettered now, which acks it (rare: it waited for a
+ * thread past its deadline). */
 static void responder_sort(bgs_responder *r, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         bgs_job *job = r->batch[i];
         r->write[i] = responder_should_write(r, job);
-        if (!r->write[i] && job->outcome != BGS_JOB_DROP)
+        if (job->outcome == BGS_JOB_DEAD)
+            bgs_dead_letter_job(r->svc, r->queue, job);
+        else if (!r->write[i] && job->outcome != BGS_JOB_DROP)
             responder_ack_later(r, job);
     }
 }
@@ -232,6 +240,7 @@ void bgs_responder_finish(bgs_responder *r)
 
 void bgs_responder_destroy(bgs_responder *r)
 {
+    bg_queue_free(r->queue);
     bg_bus_free(r->bus);
     free(r->batch);
     free(r->acks);

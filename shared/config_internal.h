@@ -45,6 +45,7 @@ struct bg_cfg_key {
     unsigned flags;
     bg_cfg_parse_fn parse; /* BG_CFG_CUSTOM only */
     const char *allowed;   /* for custom kinds: what the error says is allowed */
+    const char *over_max;  /* numbers: the reason given above max (NULL: "out of range") */
 };
 
 struct bg_cfg_ctx {

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "busgate/frame.h"
 #include "config_internal.h"
 
 #define FIELD(f) offsetof(bg_config, f), sizeof(((bg_config *)0)->f)
@@ -15,11 +16,16 @@
 
 #define KEY(sec, name, kind, field, min, max, flags)                                               \
     {                                                                                              \
-        sec, name, kind, FIELD(field), min, max, flags, NULL, NULL                                 \
+        sec, name, kind, FIELD(field), min, max, flags, NULL, NULL, NULL                           \
     }
 #define CUSTOM(sec, name, field, fn, flags, allowed)                                               \
     {                                                                                              \
-        sec, name, BG_CFG_CUSTOM, FIELD(field), 0, 0, flags, fn, allowed                           \
+        sec, name, BG_CFG_CUSTOM, FIELD(field), 0, 0, flags, fn, allowed, NULL                     \
+    }
+/* A number whose maximum is a limit set elsewhere: the error above it says which. */
+#define KEY_CAPPED(sec, name, kind, field, min, max, over_max)                                     \
+    {                                                                                              \
+        sec, name, kind, FIELD(field), min, max, 0, NULL, NULL, over_max                           \
     }
 
 /* Sections in file order; the two bus sections are what services read. */
@@ -46,7 +52,9 @@ static const bg_cfg_key keys[] = {
     KEY("gateway", "drain_timeout", BG_CFG_DURATION, gateway.drain_timeout_ms, 0, HOUR(1), 0),
     KEY("gateway", "header_timeout", BG_CFG_DURATION, gateway.header_timeout_ms, 100, HOUR(1), 0),
     KEY("gateway", "body_timeout", BG_CFG_DURATION, gateway.body_timeout_ms, 100, HOUR(1), 0),
-    KEY("gateway", "max_request_body", BG_CFG_SIZE, gateway.max_request_body, 0, MIB(512), 0),
+    /* The body travels as one field of a REQUEST frame (meta has a limit of its own). */
+    KEY_CAPPED("gateway", "max_request_body", BG_CFG_SIZE, gateway.max_request_body, 0,
+               BG_FRAME_BODY_MAX, "larger than the body of a REQUEST frame on the bus can be"),
     KEY("gateway", "max_header_size", BG_CFG_SIZE, gateway.max_header_size, KIB(1), MIB(1), 0),
     KEY("gateway", "max_connections", BG_CFG_INT, gateway.max_connections, 1, 1048576, 0),
     KEY("gateway", "open_files", BG_CFG_INT, gateway.open_files, 64, 1048576, 0),

@@ -111,6 +111,10 @@ static int parse_number(bg_cfg_ctx *ctx, const bg_cfg_key *key, const char *valu
     if (key->kind == BG_CFG_SIZE) {
         if (bg_cfg_parse_size(value, &sz, reason) != BG_OK)
             return BG_ERR;
+        if ((uint64_t)sz > (uint64_t)key->max && key->over_max != NULL) {
+            bg_set_error(reason, "%s", key->over_max);
+            return BG_ERR;
+        }
         if ((uint64_t)sz > (uint64_t)key->max || (int64_t)sz < key->min) {
             bg_set_error(reason, "out of range");
             return BG_ERR;

@@ -1,5 +1,6 @@
 /* test_busgatectl.c: the control plane end to end with real processes (valkey-server, busgated,
- * echo-service, a simulated instance) observed through busgatectl. */
+ * echo-service, a simulated instance) observed through busgatectl, and busgatectl dead on the
+ * dead letters of a request stream. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "busgate/bus.h"
+#include "busgate/bus_queue.h"
 #include "busgate/frame.h"
 #include "busgate/log.h"
 #include "proc_harness.h"
@@ -563,4 +565,195 @@ Test(busgatectl, resync_through_the_bus)
     cr_assert(strstr(o.err, "unknown connection 'echo/nope'") != NULL, "'%s'", o.err);
     ctl(&o, "-c", gw.ini, "resync", "--connection", "x", "--service", "y", NULL);
     cr_assert_eq(o.rc, 2);
+}
+
+/* ---- dead letters ---- */
+
+#define DEAD_REQUESTS "router:requests:{echo}"
+#define DEAD_STREAM DEAD_REQUESTS ":dead"
+
+/* Two late REQUESTs on a fresh echo stream, read through its group and dead-lettered as
+ * the SDK does (deadline 5 s after ts, both long past). */
+static void dead_letter_two(void)
+{
+    char err[BG_ERR_LEN];
+    bg_queue_batch b = {0};
+    bg_queue_opts qo;
+    bg_bus_opts o;
+    bg_queue *q;
+    bg_bus *bus;
+
+    bg_bus_opts_init(&o);
+    cr_assert_eq(bg_bus_opts_from_url(&o, server.url, err), BG_OK, "%s", err);
+    cr_assert_not_null(bus = bg_bus_connect(&o, err), "%s", err);
+    bg_queue_opts_init(&qo);
+    qo.stream = DEAD_REQUESTS;
+    qo.group = "router-gateway";
+    qo.consumer = "e1";
+    cr_assert_not_null(q = bg_queue_new(bus, &qo, err), "%s", err);
+    freeReplyObject(bg_bus_command(bus, err, "DEL %s", DEAD_REQUESTS));
+    cr_assert_eq(bg_queue_ensure_group(q, err), BG_OK, "%s", err);
+    for (int i = 7; i <= 8; i++) {
+        redisReply *r = bg_bus_command(
+            bus, err,
+            "XADD %s * v 1 type REQUEST id gw1:1:00000000000%d ts 1700000020000 service echo "
+            "method POST path /echo/%d endpoint /echo/{id} reply_to router:responses:gw1:1 "
+            "deadline 1700000025000 gateway gw1 body hello",
+            DEAD_REQUESTS, i, i);
+        cr_assert(r != NULL && r->type == REDIS_REPLY_STRING, "XADD: %s", err);
+        freeReplyObject(r);
+    }
+    cr_assert_eq(bg_queue_read(q, 10, 0, &b, err), BG_OK, "%s", err);
+    cr_assert_eq(b.count, 2);
+    for (size_t i = 0; i < b.count; i++)
+        cr_assert_eq(bg_queue_dead_letter(q, &b.entries[i], "deadline_passed", err), BG_OK, "%s",
+                     err);
+    bg_queue_batch_free(&b);
+    bg_queue_free(q);
+    bg_bus_free(bus);
+}
+
+static long long dead_xlen(const char *key)
+{
+    redisContext *c = valkey();
+    redisReply *r = redisCommand(c, "XLEN %s", key);
+    long long n = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+
+    freeReplyObject(r);
+    redisFree(c);
+    return n;
+}
+
+/* The entry id of the index-th dead letter in `dead list --json`. */
+static void dead_entry_id(int index, char *id, size_t len)
+{
+    ctl_out o;
+    json_t *doc, *e;
+
+    ctl(&o, "-u", server.url, "dead", "list", "echo", "--json", NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.err);
+    doc = json_loads(o.out, 0, NULL);
+    e = json_array_get(json_object_get(doc, "entries"), (size_t)index);
+    cr_assert_not_null(e, "%s", o.out);
+    snprintf(id, len, "%s", json_string_value(json_object_get(e, "entry_id")));
+    json_decref(doc);
+}
+
+Test(busgatectl, dead_list_and_show)
+{
+    json_t *doc, *e;
+    char id[64];
+    ctl_out o;
+
+    dead_letter_two();
+    ctl(&o, "-u", server.url, "dead", "list", "echo", "--json", NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.err);
+    doc = json_loads(o.out, 0, NULL);
+    cr_assert_eq(json_integer_value(json_object_get(doc, "total")), 2, "%s", o.out);
+    cr_assert_str_eq(json_string_value(json_object_get(doc, "stream")), DEAD_STREAM);
+    e = json_array_get(json_object_get(doc, "entries"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(e, "request_id")), "gw1:1:000000000007");
+    cr_assert_str_eq(json_string_value(json_object_get(e, "method")), "POST");
+    cr_assert_str_eq(json_string_value(json_object_get(e, "path")), "/echo/7");
+    cr_assert_str_eq(json_string_value(json_object_get(e, "dead_reason")), "deadline_passed");
+    cr_assert_eq(json_integer_value(json_object_get(e, "deliveries")), 1);
+    cr_assert_gt(json_integer_value(json_object_get(e, "dead_at_ms")), 1700000025000);
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(e, "entry_id")));
+    json_decref(doc);
+
+    ctl(&o, "-u", server.url, "dead", "list", "echo", "--count", "1", "--json", NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.err);
+    doc = json_loads(o.out, 0, NULL);
+    cr_assert_eq(json_array_size(json_object_get(doc, "entries")), 1, "%s", o.out);
+    json_decref(doc);
+    ctl(&o, "-u", server.url, "dead", "list", "echo", NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.err);
+    cr_assert(strstr(o.out, "2 dead letter(s)") != NULL, "%s", o.out);
+    cr_assert(strstr(o.out, "gw1:1:000000000008") != NULL, "%s", o.out);
+
+    ctl(&o, "-u", server.url, "dead", "show", "echo", id, NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.err);
+    cr_assert(strstr(o.out, "dead_reason      deadline_passed\n") != NULL, "%s", o.out);
+    cr_assert(strstr(o.out, "path             /echo/7\n") != NULL, "%s", o.out);
+    cr_assert(strstr(o.out, "body             hello\n") != NULL, "%s", o.out);
+
+    ctl(&o, "-u", server.url, "dead", "show", "echo", "1-1", NULL);
+    cr_assert_eq(o.rc, 1);
+    cr_assert(strstr(o.err, "no dead letter 1-1") != NULL, "'%s'", o.err);
+    ctl(&o, "-u", server.url, "dead", "list", "nosuch", NULL);
+    cr_assert_eq(o.rc, 1);
+    cr_assert(strstr(o.err, "unknown service 'nosuch'") != NULL, "'%s'", o.err);
+    ctl(&o, "-u", server.url, "dead", "show", "echo", "not-an-id", NULL);
+    cr_assert_eq(o.rc, 2);
+    ctl(&o, "-u", server.url, "dead", "purge", "echo", NULL);
+    cr_assert_eq(o.rc, 2, "purge needs ENTRY_ID or --all");
+}
+
+/* The replayed entry: a valid REQUEST, the original's fields, no dead_*, a fresh deadline
+ * with the original 5 s budget. */
+static void expect_replayed(const char *new_id)
+{
+    char err[BG_ERR_LEN];
+    bg_field fields[BG_FRAME_FIELDS_MAX];
+    redisContext *c = valkey();
+    redisReply *r = redisCommand(c, "XRANGE %s %s %s", DEAD_REQUESTS, new_id, new_id);
+    const redisReply *kv;
+    bg_frame f;
+    size_t n = 0;
+
+    cr_assert(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1, "no entry %s", new_id);
+    kv = r->element[0]->element[1];
+    for (size_t i = 0; i + 1 < kv->elements; i += 2, n++) {
+        cr_assert(strncmp(kv->element[i]->str, "dead_", 5) != 0, "%s kept", kv->element[i]->str);
+        fields[n] = (bg_field){{kv->element[i]->str, kv->element[i]->len},
+                               {kv->element[i + 1]->str, kv->element[i + 1]->len}};
+    }
+    cr_assert_eq(bg_frame_decode(fields, n, &f, err), BG_OK, "%s", err);
+    cr_assert_str_eq(f.id, "gw1:1:000000000007");
+    cr_assert_str_eq((const char *)f.path.ptr, "/echo/7");
+    cr_assert_eq(f.body.len, 5);
+    cr_assert_gt(f.deadline_ms, bg_wall_ms() + 3000, "the deadline is not fresh");
+    cr_assert_eq(f.deadline_ms - f.ts, 5000);
+    bg_frame_free(&f);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+Test(busgatectl, dead_replay_and_purge)
+{
+    char id[64], other[64], new_id[64], want[256];
+    long long before = 0;
+    ctl_out o;
+
+    dead_letter_two();
+    before = dead_xlen(DEAD_REQUESTS);
+    dead_entry_id(0, id, sizeof(id));
+    dead_entry_id(1, other, sizeof(other));
+    ctl(&o, "-u", server.url, "dead", "replay", "echo", id, NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.err);
+    snprintf(want, sizeof(want), "replayed %s as %%63s on " DEAD_REQUESTS, id);
+    cr_assert_eq(sscanf(o.out, want, new_id), 1, "'%s'", o.out);
+    expect_replayed(new_id);
+    cr_assert_eq(dead_xlen(DEAD_REQUESTS), before + 1);
+    cr_assert_eq(dead_xlen(DEAD_STREAM), 1);
+    ctl(&o, "-u", server.url, "dead", "replay", "echo", id, NULL);
+    cr_assert_eq(o.rc, 1, "a second replay of one entry");
+    cr_assert(strstr(o.err, "no dead letter") != NULL, "'%s'", o.err);
+
+    ctl(&o, "-u", server.url, "dead", "purge", "echo", other, NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.err);
+    cr_assert_eq(dead_xlen(DEAD_STREAM), 0);
+    ctl(&o, "-u", server.url, "dead", "purge", "echo", other, NULL);
+    cr_assert_eq(o.rc, 1);
+
+    dead_letter_two();
+    ctl(&o, "-u", server.url, "dead", "replay", "echo", "--all", NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.err);
+    cr_assert(strstr(o.out, "replayed 2 dead letter(s)") != NULL, "%s", o.out);
+    cr_assert_eq(dead_xlen(DEAD_STREAM), 0);
+    dead_letter_two();
+    ctl(&o, "-u", server.url, "dead", "purge", "echo", "--all", NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.err);
+    cr_assert(strstr(o.out, "purged 2 dead letter(s)") != NULL, "%s", o.out);
+    cr_assert_eq(dead_xlen(DEAD_STREAM), 0);
 }

@@ -808,6 +808,33 @@ Test(config, busgated_t_rejects_bad_key)
     cr_assert(strstr(out, want) != NULL, "%s", out);
 }
 
+/* A body above the frame's body limit could never reach a service: refused at load, so a
+ * large request gets 413 from the gateway instead of a 503 from a failed XADD. */
+Test(config, max_request_body_capped_by_the_frame_body_limit)
+{
+    static bg_config cfg;
+    char path[512], out[8192], want[700];
+    const char *const args[] = {"-t", "-c", path, NULL};
+    int rc;
+
+    expect_ok("[gateway]\nmax_request_body = 64m\n", &cfg);
+    cr_assert_eq(cfg.gateway.max_request_body, 64u << 20);
+    expect_err("[gateway]\nmax_request_body = 70m\n", 2, "[gateway] max_request_body = '70m': ",
+               "larger than the body of a REQUEST frame on the bus can be", "0..64m");
+    expect_err("[gateway]\nmax_request_body = 67108865\n", 2, "max_request_body = '67108865'",
+               "REQUEST frame");
+    expect_err("[gateway]\nmax_request_body = 1g\n", 2, "max_request_body = '1g'", "REQUEST frame");
+
+    write_text("big.ini", "[gateway]\nworkers = 1\nmax_request_body = 70m\n", path);
+    rc = run_busgated(args, out, sizeof(out));
+    cr_assert_eq(rc, 1, "exit %d:\n%s", rc, out);
+    snprintf(want, sizeof(want), "busgated: %s:3: [gateway] max_request_body = '70m': larger",
+             path);
+    cr_assert(strstr(out, want) != NULL, "%s", out);
+    snprintf(want, sizeof(want), "busgated: configuration file %s test failed", path);
+    cr_assert(strstr(out, want) != NULL, "%s", out);
+}
+
 Test(config, busgated_usage_errors)
 {
     const char *const bad[] = {"-x", NULL}, *const extra[] = {"-t", "stray", NULL};

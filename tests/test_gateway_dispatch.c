@@ -1,6 +1,7 @@
 /* test_gateway_dispatch.c: end-to-end dispatch over the bus: params and query, the identity
  * header policy, 504 + CANCEL, client gone -> CANCEL, replies checked (502) and matched
- * once, no live instance (503), and Valkey restarting under a sandboxed worker. */
+ * once, a response too large for the bus (502), no live instance (503), and Valkey
+ * restarting under a sandboxed worker. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
@@ -259,6 +260,33 @@ Test(gateway_dispatch, replies_are_checked_and_matched_once)
     bgt_resp_free(&r);
     bgt_conn_close(&c);
     bg_bus_free(b);
+}
+
+/* A body the SDK cannot put in a RESPONSE frame: the client gets the SDK's 502 problem+json
+ * (not a 500), and the service log names the request and the size. */
+Test(gateway_dispatch, response_too_large_for_the_bus_is_502)
+{
+    char type[64], rid[64], want[128];
+    bgt_resp r;
+
+    cr_assert_eq(get("/echo/big?mb=1", NULL, &r), 200);
+    cr_assert_eq(r.body_len, 1u << 20);
+    bgt_resp_free(&r);
+    cr_assert_eq(get("/echo/big?mb=70", NULL, &r), 502);
+    cr_assert_eq(bgt_resp_header(&r, "Content-Type", type, sizeof(type)), 0);
+    cr_assert_str_eq(type, "application/problem+json");
+    cr_assert_not_null(strstr(r.body, "\"status\":502"), "%s", r.body);
+    cr_assert_not_null(strstr(r.body, "too large"), "%s", r.body);
+    cr_assert_eq(bgt_resp_header(&r, "X-Request-Id", rid, sizeof(rid)), 0);
+    cr_assert_not_null(strstr(r.body, rid), "requestId %s in %s", rid, r.body);
+    bgt_resp_free(&r);
+    /* Either instance may have served it. */
+    snprintf(want, sizeof(want), "request %s (GET /echo/big): response too large", rid);
+    cr_assert(bgt_wait_file(fix.echo_log[0], want, 1500) == 0 ||
+                  bgt_wait_file(fix.echo_log[1], want, 1500) == 0,
+              "no '%s' in the echo logs", want);
+    cr_assert(bgt_wait_file(fix.echo_log[0], "body of 73400320 bytes", 100) == 0 ||
+              bgt_wait_file(fix.echo_log[1], "body of 73400320 bytes", 100) == 0);
 }
 
 Test(gateway_dispatch, no_live_instance_is_503_until_one_returns)

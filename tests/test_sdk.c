@@ -770,7 +770,30 @@ Test(sdk, malformed_requests_are_dead_lettered_with_their_reason)
     svc_stop(&t);
 }
 
-Test(sdk, request_past_its_deadline_is_acked_without_response)
+/* The one dead letter is request_id's, moved by instance with dead_reason deadline_passed. */
+static void expect_dead_late(const char *request_id, const char *instance)
+{
+    char value[256];
+    redisReply *r;
+    int ok;
+
+    WAIT_FOR(ok, xlen(DEAD) == 1, 5000);
+    cr_assert(ok, "dead letters: %lld, expected 1", xlen(DEAD));
+    r = bg_bus_command(bus, err, "XRANGE %s - +", DEAD);
+    cr_assert(r != NULL && r->elements == 1);
+    cr_assert(entry_field(r->element[0], "dead_reason", value, sizeof(value)));
+    cr_assert_str_eq(value, "deadline_passed");
+    cr_assert(entry_field(r->element[0], "id", value, sizeof(value)));
+    cr_assert_str_eq(value, request_id);
+    cr_assert(entry_field(r->element[0], "type", value, sizeof(value)));
+    cr_assert_str_eq(value, "REQUEST");
+    cr_assert(entry_field(r->element[0], "dead_consumer", value, sizeof(value)));
+    cr_assert_str_eq(value, instance);
+    cr_assert(entry_field(r->element[0], "dead_from_id", value, sizeof(value)));
+    freeReplyObject(r);
+}
+
+Test(sdk, request_past_its_deadline_is_dead_lettered_without_response)
 {
     svc_opts o = {.instance = "d1"};
     svc_thread t;
@@ -783,11 +806,39 @@ Test(sdk, request_past_its_deadline_is_acked_without_response)
                              .endpoint = "/echo/{id}",
                              .deadline_ms = bg_wall_ms() - 1000});
     send_request(&(req_spec){.id = "ontime", .path = "/echo/1", .endpoint = "/echo/{id}"});
-    /* Entries are read in order and a skip is acked before the next read. */
+    /* Entries are read in order and a late one is moved before the next read. */
     expect_response("ontime", &f);
     bg_frame_free(&f);
     expect_all_acked();
+    expect_dead_late("late", "d1");
     cr_assert_eq(count_responses("late"), 0, "a request past its deadline was answered");
+    cr_assert_eq(atomic_load(&expired_calls), 0, "the handler ran for an expired request");
+    svc_stop(&t);
+}
+
+/* Read in time, but its deadline passes while it waits for the only thread, and the
+ * gateway's CANCEL follows: the responder moves it (re-encoded from the decoded frame)
+ * instead of acking it away. */
+Test(sdk, request_late_in_the_pool_is_dead_lettered)
+{
+    svc_opts o = {.instance = "d2", .threads = 1};
+    svc_thread t;
+    bg_frame f;
+
+    make_reply_stream();
+    svc_start(&t, &o);
+    send_request(&(req_spec){.id = "busy", .path = "/sleep", .query = "ms=800"});
+    send_request(&(req_spec){.id = "queued",
+                             .path = "/echo/expired",
+                             .endpoint = "/echo/{id}",
+                             .deadline_ms = bg_wall_ms() + 300});
+    usleep(450 * 1000);
+    send_cancel("queued");
+    expect_response("busy", &f);
+    bg_frame_free(&f);
+    expect_dead_late("queued", "d2");
+    expect_all_acked();
+    cr_assert_eq(count_responses("queued"), 0, "a request past its deadline was answered");
     cr_assert_eq(atomic_load(&expired_calls), 0, "the handler ran for an expired request");
     svc_stop(&t);
 }

@@ -50,7 +50,7 @@
  *   more than there are handler threads, so it holds few requests it cannot
  *   start at once and its reads overlap the handlers' work), reclaims
  *   entries idle past the lease from dead instances, dead-letters malformed and
- *   too-often-delivered entries, skips requests whose deadline passed, and
+ *   too-often-delivered entries and those whose deadline passed, and
  *   extends the lease of requests whose handler runs longer than half of it;
  *   it stops reading while threads + batch_size requests are queued or being
  *   handled;
