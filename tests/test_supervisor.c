@@ -493,6 +493,7 @@ static void logs_up(void)
     echo_pid = bgt_spawn_built("echo-service", args, echo_out);
     cr_assert_gt(echo_pid, 0, "echo-service not built");
     cr_assert_eq(bgt_wait_http(gw.port, "/echo/1", 200, 15000), 0, "echo never routed");
+    cr_assert_eq(bgt_wait_http(gw.port, "/readyz", 200, 15000), 0, "never ready");
 }
 
 TestSuite(supervisor_logs, .init = logs_up, .fini = load_down, .timeout = 60);
