@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <signal.h>
 #include <time.h>
 
 #include "busgate/log.h"
@@ -240,9 +242,40 @@ static void run_signals(busgate_service *s, struct sigaction *old_term, struct s
     sigaction(SIGINT, &sa, old_int);
 }
 
+/*
+ * OpenSSL writes to its socket with write(), not send(MSG_NOSIGNAL): a Valkey that goes
+ * away under a TLS connection raises SIGPIPE, whose default action kills the process.
+ * Rather than change the process-wide disposition behind the application's back, SIGPIPE
+ * is blocked in the thread that runs the service and in every thread it starts (they
+ * inherit the mask), so a write to a dead peer fails with EPIPE and the connection is made
+ * again. A blocked SIGPIPE stays pending on its thread: the run thread takes it back with
+ * sigtimedwait before restoring its mask; the other threads end and discard theirs.
+ */
+static void run_block_sigpipe(sigset_t *old)
+{
+    sigset_t pipe;
+
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, old);
+}
+
+static void run_restore_sigpipe(const sigset_t *old)
+{
+    const struct timespec now = {0, 0};
+    sigset_t pipe;
+
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    while (sigtimedwait(&pipe, NULL, &now) == SIGPIPE)
+        ;
+    pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
 int busgate_service_run(busgate_service *s, char *err)
 {
     struct sigaction old_term, old_int;
+    sigset_t old_mask;
     int rc, expected = 0;
 
     if (!atomic_compare_exchange_strong(&s->running, &expected, 1)) {
@@ -254,7 +287,9 @@ int busgate_service_run(busgate_service *s, char *err)
     memset(&s->reader, 0, sizeof(s->reader));
     memset(&s->responder, 0, sizeof(s->responder));
     run_signals(s, &old_term, &old_int);
+    run_block_sigpipe(&old_mask);
     rc = run_serve(s, err);
+    run_restore_sigpipe(&old_mask);
     if (s->handle_signals) {
         sigaction(SIGTERM, &old_term, NULL);
         sigaction(SIGINT, &old_int, NULL);

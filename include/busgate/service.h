@@ -74,7 +74,11 @@
  * should poll busgate_request_cancelled() in long loops and return early once
  * it is set: the response of a cancelled request is dropped (the request is
  * still acknowledged). The threads the SDK starts block SIGTERM and SIGINT, so
- * these signals reach the thread that called busgate_service_run().
+ * these signals reach the thread that called busgate_service_run(). SIGPIPE is
+ * blocked in that thread while it runs the service and in every thread the SDK
+ * starts (handlers included): a write to a closed peer, such as a TLS connection
+ * to a Valkey that restarted, fails with EPIPE instead of killing the process.
+ * The process-wide disposition of SIGPIPE is left as the application set it.
  *
  * Delivery is at least once: after a crash or a lost lease a request is handed
  * to another instance, possibly after the first one did the work. Make
