@@ -92,7 +92,8 @@ static int64_t ctl_on_tick(bg_ev *loop, bg_ev_timer *t, void *arg)
 
     (void)loop;
     (void)t;
-    if (bg_reg_expire(c->reg, now, ctl_on_liveness, c) > 0)
+    /* As of the last answer from the bus: while it is silent nobody's silence is known. */
+    if (bg_reg_expire(c->reg, c->heard_ms, ctl_on_liveness, c) > 0)
         bg_ctl_publish(c, 1);
     else if (bg_reg_heartbeats_dirty(c->reg))
         bg_ctl_publish(c, 0);
@@ -112,6 +113,7 @@ static int ctl_start(bg_control *c, char *err)
     c->stopping = 0;
     c->reading = 0;
     c->backoff_ms = 0;
+    c->block_ms = bg_ctl_block_ms(&c->cfg);
     bg_ctl_bus_opts(c, "control", name, sizeof(name), &o);
     /* the read blocks BG_CTL_BLOCK_MS: that is no timeout */
     if (o.command_timeout_ms > 0)

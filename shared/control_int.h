@@ -17,9 +17,12 @@
 /* Entries per XREADGROUP: a batch is applied with one publish, so a burst
  * (a fleet answering a resync) costs few table rebuilds. */
 #define BG_CTL_READ_COUNT 256
-/* BLOCK of the control read: only bounds how long a dead connection goes
- * unnoticed; frames wake the read at once. */
+/* Longest BLOCK of the control read: it bounds how long a dead connection goes
+ * unnoticed; frames wake the read at once. The read blocks half a heartbeat
+ * interval when that is shorter, so a live bus answers at least that often. */
 #define BG_CTL_BLOCK_MS 2000
+/* A read answered this much later than its BLOCK means the bus was not answering. */
+#define BG_CTL_SILENCE_SLACK_MS 500
 /* Heartbeat-only changes reach the table at most this often (a publish
  * rebuilds the whole table: ~7 ms at 10k endpoints). */
 #define BG_CTL_HB_PUBLISH_MS 1000
@@ -75,6 +78,9 @@ struct bg_control {
     int need_setup;                /* the group must be made again (NOGROUP) before reading */
     int stopping;                  /* ctl_stop runs: callbacks issue nothing new */
     int64_t backoff_ms;            /* after read errors and NOGROUP */
+    int64_t block_ms;              /* BLOCK of the control read */
+    int64_t heard_ms;              /* last answer to a control read: expiry is judged as of then */
+    int resumed;                   /* rd reconnected: the next answer ends an outage */
     bg_ev_timer *read_retry;
 
     /* sync: a blocking connection for the queue scripts (dead letter,
@@ -100,6 +106,8 @@ struct bg_control {
 void bg_ctl_on_rd_state(bg_abus *b, int connected, void *arg);
 /* Stops reading (reconfigure/free): the in-flight read gets NULL. */
 void bg_ctl_read_stop(bg_control *c);
+/* Half a heartbeat interval, 50 ms .. BG_CTL_BLOCK_MS. */
+int64_t bg_ctl_block_ms(const bg_config *cfg);
 
 /* control_apply.c: one stream entry, read or reclaimed. Returns 1 when the
  * caller must ack it, 0 when it was dead-lettered (acked by the script), -1

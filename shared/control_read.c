@@ -1,6 +1,7 @@
 /* control_read.c: reading the control stream through this gateway's group on its own connection. */
 #include "control_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,6 +96,7 @@ void bg_ctl_on_rd_state(bg_abus *b, int connected, void *arg)
     c->reading = 0; /* a read in flight got its NULL reply */
     if (!connected || c->stopping)
         return;
+    c->resumed = 1;
     bg_ev_timer_del(c->loop, c->read_retry);
     c->read_retry = NULL;
     ctl_read_setup(c);
@@ -190,6 +192,30 @@ static const redisReply *ctl_reply_entries(const redisReply *r)
     return NULL;
 }
 
+int64_t bg_ctl_block_ms(const bg_config *cfg)
+{
+    int64_t ms = cfg->messaging.heartbeat_interval_ms / 2;
+
+    return ms < 50 ? 50 : ms > BG_CTL_BLOCK_MS ? BG_CTL_BLOCK_MS : ms;
+}
+
+/* A read answered: the bus is heard as of now. After a reconnect, or an answer much later
+ * than the read's BLOCK (Valkey stopped), the master was cut off: what the services sent
+ * meanwhile may be lost or still arriving, so the expiry clock restarts now plus one
+ * heartbeat interval instead of marking every instance down at once. */
+static void ctl_heard(bg_control *c)
+{
+    int64_t now = bg_mono_ms(), silent = c->heard_ms > 0 ? now - c->heard_ms : 0;
+
+    if (c->heard_ms > 0 && (c->resumed || silent > c->block_ms + BG_CTL_SILENCE_SLACK_MS)) {
+        bg_reg_hold_expiry(c->reg, now + c->cfg.messaging.heartbeat_interval_ms);
+        bg_notice("control: the bus was silent for %lld ms: heartbeat expiry restarted",
+                  (long long)silent);
+    }
+    c->resumed = 0;
+    c->heard_ms = now;
+}
+
 static void ctl_on_read(bg_abus *b, redisReply *r, void *arg)
 {
     bg_control *c = arg;
@@ -207,6 +233,7 @@ static void ctl_on_read(bg_abus *b, redisReply *r, void *arg)
         return;
     }
     c->backoff_ms = 0;
+    ctl_heard(c);
     list = ctl_reply_entries(r);
     if (r->type != REDIS_REPLY_NIL && list == NULL) {
         bg_error("control: XREADGROUP %s: unexpected reply type %d", c->control_key, r->type);
@@ -221,12 +248,14 @@ static void ctl_on_read(bg_abus *b, redisReply *r, void *arg)
 static void ctl_read_next(bg_control *c)
 {
     static const char count[] = BG_CTL_STR(BG_CTL_READ_COUNT);
-    static const char block[] = BG_CTL_STR(BG_CTL_BLOCK_MS);
     const char *argv[] = {"XREADGROUP", "GROUP", c->group,  c->gateway,     "COUNT", count,
-                          "BLOCK",      block,   "STREAMS", c->control_key, ">"};
+                          "BLOCK",      NULL,    "STREAMS", c->control_key, ">"};
+    char block[24];
 
     if (c->reading || c->stopping || c->rd == NULL)
         return;
+    snprintf(block, sizeof(block), "%lld", (long long)c->block_ms);
+    argv[7] = block;
     if (bg_abus_command_argv(c->rd, ctl_on_read, c, (int)BG_ARRAY_LEN(argv), argv, NULL) != BG_OK) {
         ctl_read_later(c, 0);
         return;

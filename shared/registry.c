@@ -283,6 +283,17 @@ int bg_reg_expire(bg_registry *r, int64_t now_ms, bg_reg_event_fn *fn, void *ud)
     return changed;
 }
 
+void bg_reg_hold_expiry(bg_registry *r, int64_t not_before_ms)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        bg_reg_conn *c = r->conns[i];
+        if (c->up && c->last_seen_ms < not_before_ms)
+            c->last_seen_ms = not_before_ms;
+        else if (!c->up && c->down_since_ms < not_before_ms)
+            c->down_since_ms = not_before_ms;
+    }
+}
+
 int64_t bg_reg_next_expiry(const bg_registry *r)
 {
     int64_t next = INT64_MAX;

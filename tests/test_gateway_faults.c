@@ -267,3 +267,26 @@ Test(gateway_backlog, full_backlog_is_503_and_nothing_is_trimmed_unread)
     bgt_fix_echo_kill(&f, 0, SIGKILL);
     bgt_fix_stop(&f);
 }
+
+/* The master is cut off from Valkey (stopped) for three times heartbeat_expiry while the
+ * services stay up: when the bus answers again, no instance is marked down and the route
+ * never says "no live instance". */
+Test(gateway_faults, bus_silence_does_not_expire_live_instances)
+{
+    char out[4096];
+    long long until;
+    int st;
+
+    cr_assert_eq(kill(fix.v.pid, SIGSTOP), 0);
+    nanosleep(&(struct timespec){3, 0}, NULL);
+    cr_assert_eq(kill(fix.v.pid, SIGCONT), 0);
+    until = bgt_now_ms() + 3000; /* past the restarted clock: interval + expiry */
+    while (bgt_now_ms() < until) {
+        st = bgt_http_get(fix.port, "/echo/hb", out, sizeof(out), 3000);
+        cr_assert(st != 503 || strstr(out, "no live instance") == NULL,
+                  "a live instance was marked down after the bus came back: %s", out);
+        nanosleep(&(struct timespec){0, 20 * 1000000L}, NULL);
+    }
+    cr_assert_eq(bgt_fix_wait_status(&fix, "/echo/hb", 200, 10000), 200);
+    cr_assert_eq(bgt_gw_log_count(&fix.g, "marked down"), 0, "see %s", fix.g.log);
+}

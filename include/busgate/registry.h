@@ -105,6 +105,10 @@ int bg_reg_goodbye(bg_registry *r, const bg_frame *f);
 int bg_reg_expire(bg_registry *r, int64_t now_ms, bg_reg_event_fn *fn, void *ud);
 /* Monotonic time of the next liveness change, INT64_MAX when none. */
 int64_t bg_reg_next_expiry(const bg_registry *r);
+/* The bus was silent (the master cut off from Valkey): no connection is counted idle
+ * before not_before_ms (last_seen and down_since move up to it), so instances that kept
+ * heartbeating through the outage are not marked down, nor down ones removed, for it. */
+void bg_reg_hold_expiry(bg_registry *r, int64_t not_before_ms);
 
 /* 1 when routing changed since the last publish (connection added, removed,
  * up/down, version or endpoints); heartbeat-only changes are not routing. */
