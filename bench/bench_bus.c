@@ -6,8 +6,8 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "busgate/bus_async.h"
-#include "busgate/log.h"
+#include "busgate/bus/bus_async.h"
+#include "busgate/core/log.h"
 #include "valkey_harness.h"
 
 #define BENCH_N 200000

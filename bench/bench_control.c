@@ -8,10 +8,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "busgate/bus.h"
-#include "busgate/control.h"
-#include "busgate/frame.h"
-#include "busgate/log.h"
+#include "busgate/bus/bus.h"
+#include "busgate/control/control.h"
+#include "busgate/proto/frame.h"
+#include "busgate/core/log.h"
 #include "valkey_harness.h"
 
 #define BENCH_UPDATES 1000

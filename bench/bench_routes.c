@@ -6,7 +6,7 @@
 #include <time.h>
 
 #include "busgate/common.h"
-#include "busgate/route_table.h"
+#include "busgate/routing/route_table.h"
 
 #define NSERVICES 1000
 #define NEP 10 /* endpoints per service */

@@ -7,8 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "busgate/control.h"
-#include "busgate/log.h"
+#include "busgate/core/log.h"
 #include "ctl.h"
 
 static void usage(FILE *to)
@@ -84,7 +83,7 @@ json_t *bgctl_state_load(bgctl *x, char *err)
     redisReply *r;
     json_t *doc;
 
-    if (bg_control_state_key(&x->names, key, sizeof(key), err) != BG_OK)
+    if (bg_key_gateway_state(&x->names, key, sizeof(key), err) != BG_OK)
         return NULL;
     r = bgctl_command(x, err, "GET %s", key);
     if (r == NULL)

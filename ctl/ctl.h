@@ -4,9 +4,9 @@
 
 #include <jansson.h>
 
-#include "busgate/bus.h"
-#include "busgate/config.h"
-#include "busgate/keys.h"
+#include "busgate/bus/bus.h"
+#include "busgate/config/config.h"
+#include "busgate/proto/keys.h"
 
 /* Exit codes (busgatectl(1)). */
 #define BGCTL_EXIT_OK 0

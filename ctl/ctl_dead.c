@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "busgate/frame.h"
+#include "busgate/proto/frame.h"
 #include "ctl.h"
 
 #define DEAD_LIST_DEFAULT 100

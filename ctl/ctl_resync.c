@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "busgate/frame.h"
+#include "busgate/proto/frame.h"
 #include "ctl.h"
 
 /* As the master writes them (protocol section 9). */

@@ -27,8 +27,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "busgate/frame.h"
-#include "busgate/log.h"
+#include "busgate/proto/frame.h"
+#include "busgate/core/log.h"
 #include "busgate/service.h"
 
 #define SLOW_MAX_MS (10 * 60 * 1000)

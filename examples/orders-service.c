@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "busgate/log.h"
+#include "busgate/core/log.h"
 #include "busgate/service.h"
 
 #define ORDER_ID_MAX 64

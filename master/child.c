@@ -6,9 +6,9 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include "access_log.h"
-#include "busgate/log.h"
-#include "busgate/worker.h"
+#include "busgate/core/access_log.h"
+#include "busgate/core/log.h"
+#include "busgate/workers/worker.h"
 #include "master.h"
 
 static int fd_cmp(const void *a, const void *b)

@@ -6,12 +6,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "access_log.h"
-#include "busgate/channel.h"
-#include "busgate/control.h"
-#include "busgate/log.h"
-#include "busgate/bus_view.h"
-#include "busgate/metrics.h"
+#include "busgate/core/access_log.h"
+#include "busgate/core/channel.h"
+#include "busgate/control/control.h"
+#include "busgate/core/log.h"
+#include "busgate/routing/bus_view.h"
+#include "busgate/metrics/metrics.h"
 #include "master.h"
 
 static int cycle_create_rt(bg_master *m, char *err)

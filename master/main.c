@@ -7,9 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "access_log.h"
-#include "busgate/config.h"
-#include "busgate/log.h"
+#include "busgate/core/access_log.h"
+#include "busgate/config/config.h"
+#include "busgate/core/log.h"
 #include "master.h"
 
 /* Exit status: 0 stopped normally, 1 runtime failure (cannot listen, already

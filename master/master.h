@@ -7,9 +7,9 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#include "busgate/config.h"
-#include "busgate/ev.h"
-#include "busgate/route_table.h"
+#include "busgate/config/config.h"
+#include "busgate/core/ev.h"
+#include "busgate/routing/route_table.h"
 
 typedef struct bg_control bg_control;
 typedef struct bg_metrics bg_metrics;

@@ -6,10 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "busgate/channel.h"
-#include "busgate/log.h"
-#include "busgate/metrics.h"
-#include "busgate/worker.h"
+#include "busgate/core/channel.h"
+#include "busgate/core/log.h"
+#include "busgate/metrics/metrics.h"
+#include "busgate/workers/worker.h"
 #include "master.h"
 
 static void proc_on_channel(bg_ev *loop, int fd, void *arg, int mask);

@@ -3,8 +3,8 @@
 #include <signal.h>
 #include <string.h>
 
-#include "busgate/channel.h"
-#include "busgate/log.h"
+#include "busgate/core/channel.h"
+#include "busgate/core/log.h"
 #include "master.h"
 
 static int64_t stop_on_deadline(bg_ev *loop, bg_ev_timer *t, void *arg);

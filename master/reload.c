@@ -2,9 +2,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "access_log.h"
-#include "busgate/control.h"
-#include "busgate/log.h"
+#include "busgate/core/access_log.h"
+#include "busgate/control/control.h"
+#include "busgate/core/log.h"
 #include "master.h"
 
 #define RELOAD_ERRORS_LEN (64 * 1024)

@@ -1,5 +1,5 @@
 # mk/fuzz.mk: libFuzzer targets. `make fuzz` builds every tests/fuzz/fuzz_*.c with clang
-# against shared/*.c and workers/*.c; `make fuzz-smoke` runs each for FUZZ_TIME seconds
+# against shared/*/*.c and workers/*.c; `make fuzz-smoke` runs each for FUZZ_TIME seconds
 # over its seed corpus (tests/fuzz/corpus/<target>/) and fails on a crash, or says it
 # skipped when clang's libFuzzer runtime is missing. Include it after the `all` rule:
 # it uses BUILD, PKG_CFLAGS and PKG_LIBS from the Makefile.
@@ -15,11 +15,11 @@ FUZZ_TOP   := $(firstword $(MAKEFILE_LIST))
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                -fno-omit-frame-pointer
 FUZZ_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP \
-               -Iinclude -Ishared $(PKG_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+               -Iinclude $(PKG_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link
 
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS    := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
-FUZZ_DEP_SRC := $(wildcard shared/*.c) $(wildcard workers/*.c)
+FUZZ_DEP_SRC := $(wildcard shared/*/*.c) $(wildcard workers/*.c)
 FUZZ_DEP_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_DEP_SRC))
 # An archive, not loose objects: a target links only the members it needs, so code
 # it does not use (and whatever that code needs) stays out.
@@ -48,4 +48,4 @@ $(FUZZ_DEP_LIB): $(FUZZ_DEP_OBJ)
 $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_DEP_LIB)
 	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< $(FUZZ_DEP_LIB) $(PKG_LIBS)
 
--include $(wildcard $(FUZZ_BUILD)/obj/*/*.d $(FUZZ_BUILD)/obj/tests/fuzz/*.d)
+-include $(wildcard $(FUZZ_BUILD)/obj/*/*.d $(FUZZ_BUILD)/obj/*/*/*.d $(FUZZ_BUILD)/obj/tests/fuzz/*.d)

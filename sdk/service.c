@@ -9,7 +9,7 @@
 #include <signal.h>
 #include <time.h>
 
-#include "busgate/log.h"
+#include "busgate/core/log.h"
 
 /* Set by the SIGTERM/SIGINT handler; only a flag, everything else happens in the loops.
  * Atomic (lock-free, so signal-safe): every thread of the service reads it. */

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "busgate/log.h"
+#include "busgate/core/log.h"
 
 /* Connection attempts at start-up back off like bg_bus reconnects do. */
 #define OPEN_BACKOFF_MIN_MS 100

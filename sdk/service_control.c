@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "busgate/log.h"
+#include "busgate/core/log.h"
 
 #define CONTROL_READ_COUNT "32"
 /* While draining, read in short slices so GOODBYE follows the drain closely. */

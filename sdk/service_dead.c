@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "busgate/log.h"
+#include "busgate/core/log.h"
 
 void bgs_queue_opts(const busgate_service *s, bg_queue_opts *o)
 {

@@ -8,11 +8,11 @@
 
 #include <jansson.h>
 
-#include "busgate/bus.h"
-#include "busgate/bus_queue.h"
-#include "busgate/config.h"
-#include "busgate/frame.h"
-#include "busgate/keys.h"
+#include "busgate/bus/bus.h"
+#include "busgate/bus/bus_queue.h"
+#include "busgate/config/config.h"
+#include "busgate/proto/frame.h"
+#include "busgate/proto/keys.h"
 #include "busgate/service.h"
 
 /* Longest blocking read: bounds how long a stop or a timer waits. */

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "busgate/core/text.h"
+
 static const bg_frame *request_frame(const busgate_request *req)
 {
     return req->priv_;
@@ -53,17 +55,6 @@ int busgate_request_header_at(const busgate_request *req, size_t i, const char *
     return BG_OK;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes src[0..len) (%XX, '+' = space) into out; BG_ERR when bad or too long. */
 static int query_decode(const char *src, size_t len, char *out, size_t outlen)
 {
@@ -72,11 +63,10 @@ static int query_decode(const char *src, size_t len, char *out, size_t outlen)
     for (size_t i = 0; i < len; i++) {
         char c = src[i];
         if (c == '%') {
-            int hi = i + 2 < len ? hex_value(src[i + 1]) : -1;
-            int lo = i + 2 < len ? hex_value(src[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
+            int byte = bg_pct_byte(src, len, i);
+            if (byte < 0)
                 return BG_ERR;
-            c = (char)(hi * 16 + lo);
+            c = (char)byte;
             i += 2;
         } else if (c == '+') {
             c = ' ';

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "busgate/log.h"
+#include "busgate/core/log.h"
 
 void bgs_job_free(bgs_job *job)
 {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "busgate/log.h"
+#include "busgate/core/log.h"
 
 int bgs_reader_init(bgs_reader *r, busgate_service *s, bg_bus *bus, char *err)
 {

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "busgate/log.h"
+#include "busgate/core/log.h"
 
 static void response_init(busgate_response *res)
 {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "busgate/log.h"
+#include "busgate/core/log.h"
 
 /* Per answer: XADD's head, then its fields (bg_frame_wire_command). */
 #define RESPONDER_XADD_HEAD 7

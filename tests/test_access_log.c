@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "access_log.h"
+#include "busgate/core/access_log.h"
 #include "sandbox.h"
 
 #define WAIT_LIMIT_MS 20000

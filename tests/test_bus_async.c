@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "busgate/bus_async.h"
-#include "busgate/log.h"
+#include "busgate/bus/bus_async.h"
+#include "busgate/core/log.h"
 #include "tls_certs.h"
 #include "valkey_harness.h"
 

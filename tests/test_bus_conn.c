@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "busgate/bus.h"
+#include "busgate/bus/bus.h"
 #include "tls_certs.h"
 #include "valkey_harness.h"
 

@@ -7,8 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "busgate/bus.h"
-#include "busgate/bus_queue.h"
+#include "busgate/bus/bus.h"
+#include "busgate/bus/bus_queue.h"
 #include "valkey_harness.h"
 
 #define GROUP "router-gateway"

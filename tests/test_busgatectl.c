@@ -16,10 +16,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "busgate/bus.h"
-#include "busgate/bus_queue.h"
-#include "busgate/frame.h"
-#include "busgate/log.h"
+#include "busgate/bus/bus.h"
+#include "busgate/bus/bus_queue.h"
+#include "busgate/proto/frame.h"
+#include "busgate/core/log.h"
 #include "proc_harness.h"
 #include "valkey_harness.h"
 

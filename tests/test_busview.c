@@ -10,12 +10,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "busgate/bus.h"
-#include "busgate/bus_view.h"
-#include "busgate/control.h"
-#include "busgate/frame.h"
-#include "busgate/log.h"
-#include "busgate/metrics.h"
+#include "busgate/bus/bus.h"
+#include "busgate/routing/bus_view.h"
+#include "busgate/control/control.h"
+#include "busgate/proto/frame.h"
+#include "busgate/core/log.h"
+#include "busgate/metrics/metrics.h"
 #include "valkey_harness.h"
 
 #define SVC_KEY "router:requests:{orders}"

@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "busgate/config.h"
+#include "busgate/config/config.h"
 
 static char tmpdir[64];
 

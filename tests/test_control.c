@@ -9,12 +9,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "busgate/bus.h"
-#include "busgate/control.h"
-#include "busgate/metrics.h"
-#include "busgate/frame.h"
-#include "busgate/log.h"
-#include "busgate/registry.h"
+#include "busgate/bus/bus.h"
+#include "busgate/control/control.h"
+#include "busgate/metrics/metrics.h"
+#include "busgate/proto/frame.h"
+#include "busgate/core/log.h"
+#include "busgate/control/registry.h"
 #include "valkey_harness.h"
 
 static bgt_valkey server;

@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "busgate/ev.h"
+#include "busgate/core/ev.h"
 
 #define LOG_MAX 2048
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "busgate/frame.h"
+#include "busgate/proto/frame.h"
 #include "valkey_harness.h"
 
 /* ---- a mutable list of fields, the decoder's input ---- */

@@ -7,7 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "busgate/bus.h"
+#include "busgate/bus/bus.h"
 #include "gw_fixture.h"
 
 #define RESYNC "/api/v1/gateway/administration/router/resync"

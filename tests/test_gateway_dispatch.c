@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "busgate/bus.h"
+#include "busgate/bus/bus.h"
 #include "gw_fixture.h"
 
 static bgt_fix fix;

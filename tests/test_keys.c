@@ -2,7 +2,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "busgate/keys.h"
+#include "busgate/proto/keys.h"
 
 static bg_messaging_names defaults(void)
 {

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "busgate/metrics.h"
+#include "busgate/metrics/metrics.h"
 
 #define MAX_SAMPLES 4096
 #define WAIT_LIMIT_MS 30000

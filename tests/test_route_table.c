@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "busgate/common.h"
-#include "busgate/route_table.h"
+#include "busgate/routing/route_table.h"
 
 static const bg_rt_limits small_limits = {
     .max_services = 16, .max_connections = 32, .max_endpoints = 256};

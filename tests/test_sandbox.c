@@ -28,9 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "busgate/bus_async.h"
-#include "busgate/config.h"
-#include "busgate/metrics.h"
+#include "busgate/bus/bus_async.h"
+#include "busgate/config/config.h"
+#include "busgate/metrics/metrics.h"
 #include "sandbox.h"
 #include "tls_certs.h"
 #include "valkey_harness.h"

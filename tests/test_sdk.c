@@ -15,9 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "busgate/bus.h"
-#include "busgate/frame.h"
-#include "busgate/log.h"
+#include "busgate/bus/bus.h"
+#include "busgate/proto/frame.h"
+#include "busgate/core/log.h"
 #include "busgate/service.h"
 #include "valkey_harness.h"
 

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "busgate/channel.h"
+#include "busgate/core/channel.h"
 #include "gw_fixture.h"
 #include "proc_harness.h"
 #include "valkey_harness.h"

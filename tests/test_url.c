@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "busgate/url.h"
+#include "busgate/core/url.h"
 
 static bg_valkey_addr parse_ok(const char *url)
 {

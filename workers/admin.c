@@ -7,10 +7,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "busgate/bus_view.h"
-#include "busgate/channel.h"
-#include "busgate/log.h"
-#include "busgate/metrics.h"
+#include "busgate/routing/bus_view.h"
+#include "busgate/core/channel.h"
+#include "busgate/core/log.h"
+#include "busgate/metrics/metrics.h"
 #include "dispatch.h"
 
 #define ADMIN_RESYNC BG_ADMIN_PREFIX "router/resync"

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "busgate/channel.h"
-#include "busgate/log.h"
+#include "busgate/core/channel.h"
+#include "busgate/core/log.h"
 
 static const char *const resync_kinds[] = {"fleet", "service", "connection"};
 

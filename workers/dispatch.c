@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "busgate/bus_view.h"
-#include "busgate/frame.h"
-#include "busgate/log.h"
-#include "busgate/metrics.h"
+#include "busgate/routing/bus_view.h"
+#include "busgate/proto/frame.h"
+#include "busgate/core/log.h"
+#include "busgate/metrics/metrics.h"
 
 #define DISPATCH_CANCEL_MAXLEN "10000"
 #define DISPATCH_REPLY_TTL_MS (10 * 60 * 1000)

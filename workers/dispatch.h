@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#include "busgate/bus.h"
+#include "busgate/bus/bus.h"
 #include "http_conn.h"
 #include "worker_int.h"
 

@@ -2,8 +2,8 @@
 #ifndef BUSGATE_DISPATCH_INT_H
 #define BUSGATE_DISPATCH_INT_H
 
-#include "busgate/bus_async.h"
-#include "busgate/keys.h"
+#include "busgate/bus/bus_async.h"
+#include "busgate/proto/keys.h"
 #include "dispatch.h"
 #include "inflight.h"
 #include "reply_reader.h"

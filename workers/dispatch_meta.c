@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "busgate/frame.h"
+#include "busgate/proto/frame.h"
 
 /* Appends s as a JSON string; BG_ERR when it is not UTF-8 (or has NUL). */
 static int meta_quote(bg_buf *b, const char *s, size_t len)

@@ -4,8 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "busgate/frame.h"
-#include "busgate/log.h"
+#include "busgate/core/text.h"
+#include "busgate/proto/frame.h"
+#include "busgate/core/log.h"
 
 static const bg_field *reply_field(const bg_field *fields, size_t n, const char *name)
 {
@@ -15,22 +16,6 @@ static const bg_field *reply_field(const bg_field *fields, size_t n, const char 
         if (fields[i].name.len == len && memcmp(fields[i].name.ptr, name, len) == 0)
             return &fields[i];
     return NULL;
-}
-
-static int reply_token_ok(const char *p, size_t len)
-{
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-    size_t i;
-
-    if (len == 0)
-        return 0;
-    for (i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c != '\0' && strchr(extra, c) != NULL)))
-            return 0;
-    }
-    return 1;
 }
 
 static int reply_value_ok(const char *p, size_t len)
@@ -61,7 +46,7 @@ static int reply_headers(const bg_frame *f, bg_buf *out, char *why, size_t wlen)
     for (i = 0; i < n; i++) {
         if (bg_frame_header_at(f, i, &h) != BG_OK)
             return BG_ERR;
-        if (!reply_token_ok(h.name, h.name_len) || !reply_value_ok(h.value, h.value_len)) {
+        if (!bg_is_token(h.name, h.name_len) || !reply_value_ok(h.value, h.value_len)) {
             snprintf(why, wlen, "invalid header name or value (header %zu)", i);
             return BG_ERR;
         }

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "busgate/route_table.h"
+#include "busgate/routing/route_table.h"
 #include "http_parser.h"
 #include "http_response.h"
 #include "worker_int.h"
@@ -36,7 +36,7 @@ typedef enum {
 } bg_xchg_kind;
 
 /* One request/response exchange; see the ownership rule above. */
-typedef struct bg_xchg {
+struct bg_xchg {
     bg_wk *wk;
     bg_conn *conn;        /* NULL once the client is gone or the response was written */
     struct bg_xchg *next; /* the connection's queue, in request order */
@@ -78,7 +78,7 @@ typedef struct bg_xchg {
     char instance[BG_RT_ID_MAX + 1];
     bg_buf out;
     size_t out_off;
-} bg_xchg;
+};
 
 /* A new exchange for connection c, held by its queue (the caller links it in). */
 bg_xchg *bg_xchg_new(bg_wk *wk, bg_conn *c);

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "busgate/core/text.h"
+
 enum {
     CH_SIZE = 0,   /* chunk-size hex digits */
     CH_SIZE_WS,    /* BWS between the size and ';' */
@@ -36,17 +38,6 @@ static int chunk_fail(bg_http_chunked *c, bg_http_error e, bg_http_error *err)
     return BG_ERR;
 }
 
-static int hex_digit(unsigned char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* The size line is complete: start the data, or the trailers after the last chunk. */
 static int size_line_end(bg_http_chunked *c, bg_http_error *err)
 {
@@ -63,7 +54,7 @@ static int size_line_end(bg_http_chunked *c, bg_http_error *err)
 
 static int size_byte(bg_http_chunked *c, unsigned char ch, bg_http_error *err)
 {
-    int d = hex_digit(ch);
+    int d = bg_hex_value(ch);
 
     if (d >= 0) {
         if (++c->digits > BG_HTTP_CHUNK_MAX_DIGITS || c->chunk_left > (UINT64_MAX >> 4))

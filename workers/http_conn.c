@@ -7,9 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "admin.h"
-#include "busgate/log.h"
-#include "dispatch.h"
+#include "busgate/core/log.h"
 
 /* ---- exchanges ---- */
 
@@ -42,10 +40,10 @@ void bg_conn_xchg_ready(bg_conn *c, bg_xchg *x)
 {
     switch (x->kind) {
     case BG_XK_ROUTE:
-        bg_dispatch_send(c->wk->dispatch, x);
+        c->wk->handlers->route(c->wk, x);
         return;
     case BG_XK_ADMIN:
-        bg_admin_handle(c->wk, x);
+        c->wk->handlers->admin(c->wk, x);
         return;
     case BG_XK_ERROR:
     default:

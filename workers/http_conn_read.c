@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "busgate/log.h"
+#include "busgate/core/log.h"
 
 /* ---- heads ---- */
 

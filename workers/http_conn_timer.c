@@ -2,7 +2,7 @@
  * or linger; a stalled head or body is answered 408. */
 #include "http_conn_int.h"
 
-#include "busgate/log.h"
+#include "busgate/core/log.h"
 
 static void conn_timeout(bg_conn *c, int kind)
 {

@@ -8,10 +8,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "access_log.h"
-#include "busgate/log.h"
-#include "busgate/metrics.h"
-#include "dispatch.h"
+#include "busgate/core/access_log.h"
+#include "busgate/core/log.h"
+#include "busgate/metrics/metrics.h"
 
 #define CONN_IOV_MAX 64
 
@@ -47,7 +46,7 @@ void bg_conn_abandon_queue(bg_conn *c)
         bg_xchg *x = c->qhead;
         c->qhead = x->next;
         x->conn = NULL; /* whatever finishes x from here on has nobody to tell */
-        bg_dispatch_abandon(c->wk->dispatch, x);
+        c->wk->handlers->abandon(c->wk, x);
         bg_xchg_drop_queue(x);
     }
     c->qtail = NULL;

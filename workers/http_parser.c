@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "busgate/core/text.h"
+
 #include "http_path.h"
 
 /* Running facts about the framing headers, collected in one pass over the headers. */
@@ -51,13 +53,6 @@ static int mem_ieq(const char *a, const char *b, size_t n)
 int bg_http_token_eq(const char *p, size_t len, const char *lit)
 {
     return strlen(lit) == len && mem_ieq(p, lit, len);
-}
-
-static int is_tchar(unsigned char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return 1;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
 static int is_ows(unsigned char c)
@@ -241,7 +236,7 @@ static int request_line_split(const char *s, size_t n, bg_http_request *req, bg_
 {
     size_t i = 0, t0;
 
-    while (i < n && is_tchar((unsigned char)s[i]))
+    while (i < n && bg_is_tchar((unsigned char)s[i]))
         i++;
     if (i == 0 || i == n) {
         *err = BG_HTTP_E_BAD_REQUEST_LINE;
@@ -292,7 +287,7 @@ static int header_line_parse(const char *s, size_t n, bg_http_request *req, bg_h
         *err = BG_HTTP_E_OBS_FOLD;
         return BG_ERR;
     }
-    while (i < n && is_tchar((unsigned char)s[i]))
+    while (i < n && bg_is_tchar((unsigned char)s[i]))
         i++;
     if (i == 0 || i == n || s[i] != ':') {
         *err = i > 0 && i < n && is_ows((unsigned char)s[i]) ? BG_HTTP_E_SPACE_BEFORE_COLON
@@ -360,16 +355,6 @@ static int list_each(bg_bytes v, int (*fn)(const char *, size_t, void *), void *
     return BG_OK;
 }
 
-static int is_token(const char *p, size_t len)
-{
-    size_t i;
-
-    for (i = 0; i < len; i++)
-        if (!is_tchar((unsigned char)p[i]))
-            return 0;
-    return len > 0;
-}
-
 static int te_item(const char *p, size_t len, void *arg)
 {
     head_facts *f = arg;
@@ -391,7 +376,7 @@ static int conn_item(const char *p, size_t len, void *arg)
 {
     bg_http_request *req = arg;
 
-    if (!is_token(p, len) || req->nconn_tokens >= BG_HTTP_MAX_CONN_TOKENS)
+    if (!bg_is_token(p, len) || req->nconn_tokens >= BG_HTTP_MAX_CONN_TOKENS)
         return BG_ERR;
     req->conn_tokens[req->nconn_tokens++] = (bg_bytes){p, len};
     if (bg_http_token_eq(p, len, "close"))

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "busgate/core/text.h"
+
 void bg_http_target_split(const char *target, size_t len, bg_bytes *path, bg_bytes *query)
 {
     const char *q = len > 0 ? memchr(target, '?', len) : NULL;
@@ -13,34 +15,22 @@ void bg_http_target_split(const char *target, size_t len, bg_bytes *path, bg_byt
     query->len = q != NULL ? len - path->len - 1 : 0;
 }
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes the byte at path[*i] (a literal or a %XX escape) and advances *i. */
 static int path_byte(const char *path, size_t len, size_t *i, unsigned char *out,
                      bg_http_error *err)
 {
-    int hi, lo;
+    int byte;
 
     if (path[*i] != '%') {
         *out = (unsigned char)path[(*i)++];
         return BG_OK;
     }
-    hi = *i + 2 < len ? hex_value((unsigned char)path[*i + 1]) : -1;
-    lo = hi >= 0 ? hex_value((unsigned char)path[*i + 2]) : -1;
-    if (lo < 0) {
+    byte = bg_pct_byte(path, len, *i);
+    if (byte < 0) {
         *err = BG_HTTP_E_BAD_PERCENT;
         return BG_ERR;
     }
-    *out = (unsigned char)(hi << 4 | lo);
+    *out = (unsigned char)byte;
     *i += 3;
     if (*out == '\0')
         *err = BG_HTTP_E_PATH_NUL;

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "admin.h"
-#include "busgate/bus_view.h"
+#include "busgate/routing/bus_view.h"
 #include "dispatch.h"
 #include "http_path.h"
 

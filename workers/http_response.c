@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "busgate/frame.h"
+#include "busgate/proto/frame.h"
 #include "http_parser.h"
 
 const char bg_resp_continue[] = "HTTP/1.1 100 Continue\r\n\r\n";

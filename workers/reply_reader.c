@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "busgate/bus_async.h"
-#include "busgate/frame.h"
-#include "busgate/log.h"
+#include "busgate/bus/bus_async.h"
+#include "busgate/proto/frame.h"
+#include "busgate/core/log.h"
 
 #define READER_RETRY_MS 500
 #define READER_TRIM_EVERY_MS 10000

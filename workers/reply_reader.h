@@ -5,9 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "busgate/bus.h"
+#include "busgate/bus/bus.h"
 #include "busgate/common.h"
-#include "busgate/ev.h"
+#include "busgate/core/ev.h"
 
 typedef struct bg_reply_reader bg_reply_reader;
 

@@ -2,7 +2,7 @@
 #ifndef BUSGATE_SANDBOX_H
 #define BUSGATE_SANDBOX_H
 
-#include "busgate/config.h"
+#include "busgate/config/config.h"
 
 /*
  * Call once in the worker, after everything that needs files, DNS or new

@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "busgate/log.h"
+#include "busgate/core/log.h"
 #include "http_conn.h"
 #include "http_response.h"
 

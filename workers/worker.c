@@ -1,5 +1,5 @@
 /* worker.c: the worker process: setup, sandbox, event loop, channel commands, graceful stop. */
-#include "busgate/worker.h"
+#include "busgate/workers/worker.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -12,11 +12,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "access_log.h"
-#include "busgate/bus.h"
-#include "busgate/channel.h"
-#include "busgate/log.h"
-#include "busgate/metrics.h"
+#include "busgate/core/access_log.h"
+#include "busgate/bus/bus.h"
+#include "busgate/core/channel.h"
+#include "busgate/core/log.h"
+#include "busgate/metrics/metrics.h"
+#include "admin.h"
 #include "dispatch.h"
 #include "http_conn.h"
 #include "sandbox.h"
@@ -55,6 +56,23 @@ void bg_wk_check_drained(bg_wk *wk)
 
 /* The sandbox forbids opening files, so /etc/hosts and resolv.conf must be read now:
  * connect (and reconnect) by numeric address, and verify TLS against the name. */
+/* The connection's way out to dispatch and admin (worker_int.h). */
+static void worker_route(bg_wk *wk, bg_xchg *x)
+{
+    bg_dispatch_send(wk->dispatch, x);
+}
+
+static void worker_abandon(bg_wk *wk, bg_xchg *x)
+{
+    bg_dispatch_abandon(wk->dispatch, x);
+}
+
+static const bg_conn_handlers worker_handlers = {
+    .route = worker_route,
+    .admin = bg_admin_handle,
+    .abandon = worker_abandon,
+};
+
 static int worker_resolve(const bg_config *cfg, bg_bus_opts *o, char *tls_name, size_t tlen,
                           char *err)
 {
@@ -277,6 +295,7 @@ static int worker_setup(worker_state *w, char *err)
     /* TLS files are loaded here, before the sandbox forbids opening them. */
     if ((wk->dispatch = bg_dispatch_new(wk, &w->bus, err)) == NULL)
         return BG_ERR;
+    wk->handlers = &worker_handlers;
     if ((wk->server = bg_server_new(wk, ctx->listen_fds, ctx->nlisten, err)) == NULL)
         return BG_ERR;
     if (bg_ev_file_add(wk->loop, ctx->channel_fd, BG_EV_READABLE, worker_on_channel, w, err) !=

@@ -5,15 +5,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "busgate/config.h"
-#include "busgate/ev.h"
-#include "busgate/worker.h"
+#include "busgate/config/config.h"
+#include "busgate/core/ev.h"
+#include "busgate/workers/worker.h"
 #include "http_parser.h"
 #include "identity.h"
 
 typedef struct bg_conn bg_conn;
+typedef struct bg_wk bg_wk;
 typedef struct bg_server bg_server;
 typedef struct bg_dispatch bg_dispatch;
+typedef struct bg_xchg bg_xchg;
+
+/* Where a connection hands an exchange whose request is complete, and whom it tells when
+ * the client leaves first. worker.c fills it in, so the HTTP code knows nothing of the
+ * bus or the admin API. */
+typedef struct bg_conn_handlers {
+    void (*route)(bg_wk *wk, bg_xchg *x);   /* kind BG_XK_ROUTE: send it to its service */
+    void (*admin)(bg_wk *wk, bg_xchg *x);   /* kind BG_XK_ADMIN */
+    void (*abandon)(bg_wk *wk, bg_xchg *x); /* the client is gone: forget x */
+} bg_conn_handlers;
 
 typedef struct bg_wk {
     const bg_worker_ctx *ctx;
@@ -21,6 +32,7 @@ typedef struct bg_wk {
     bg_ev *loop;
     bg_server *server;
     bg_dispatch *dispatch;
+    const bg_conn_handlers *handlers;
     bg_identity identity;
     bg_http_limits limits;
     bg_conn *conns; /* every open client connection (http_conn.c keeps the list) */

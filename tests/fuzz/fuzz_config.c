@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "busgate/config.h"
+#include "busgate/config/config.h"
 
 #define BIG_ERRLEN 4096
 #define SMALL_ERRLEN_MAX 200

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "busgate/frame.h"
+#include "busgate/proto/frame.h"
 
 #define MAX_FIELDS 80
 

@@ -1,0 +1,81 @@
+/* bus.h: one blocking Valkey connection with TLS, AUTH, timeouts and reconnect with backoff. */
+#ifndef BUSGATE_BUS_H
+#define BUSGATE_BUS_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "busgate/common.h"
+#include "busgate/core/url.h" /* bg_valkey_addr, bg_valkey_url_parse() */
+
+/* Replies appended with bg_bus_append_argv and not yet read: past this many a
+ * slow server would make our output buffer grow without bound, so refuse. */
+#define BG_BUS_MAX_INFLIGHT 4096
+
+typedef struct bg_bus_opts {
+    bg_valkey_addr addr;
+    int64_t connect_timeout_ms, command_timeout_ms;
+    const char *tls_ca_file, *tls_cert_file, *tls_key_file, *tls_server_name; /* NULL/"" = unset */
+    int tls_verify;          /* 1 = verify server certificate (default) */
+    const char *client_name; /* CLIENT SETNAME, optional */
+} bg_bus_opts;
+
+/* Defaults: localhost:6379, connect 2 s, command 5 s, verify on. */
+void bg_bus_opts_init(bg_bus_opts *o);
+/* Options from the [valkey] section of cfg (strings borrowed: cfg must outlive o). */
+struct bg_config;
+void bg_bus_opts_from_config(bg_bus_opts *o, const struct bg_config *cfg, const char *client_name);
+/* Fill o->addr from a valkey:// valkeys:// redis:// rediss:// unix:// URL. */
+int bg_bus_opts_from_url(bg_bus_opts *o, const char *url, char *err);
+
+typedef struct bg_bus bg_bus; /* one blocking connection */
+/* Runs after every successful re-connect (not after the first connect). */
+typedef void bg_bus_reconnect_fn(bg_bus *bus, void *arg);
+
+/* Connect + AUTH + SELECT + SETNAME; NULL with err set on failure. */
+bg_bus *bg_bus_connect(const bg_bus_opts *o, char *err);
+void bg_bus_free(bg_bus *bus);
+void bg_bus_set_reconnect_hook(bg_bus *bus, bg_bus_reconnect_fn *fn, void *arg);
+/* E.g. longer than a BLOCK read; applies now and to later reconnects. */
+void bg_bus_set_command_timeout(bg_bus *bus, int64_t ms);
+int64_t bg_bus_command_timeout(const bg_bus *bus); /* 0 = none */
+
+/* Run one command. On an I/O error (a command timeout is one) or a
+ * "-UNBLOCKED"/"-READONLY"/"-LOADING" error it reconnects (exponential backoff
+ * with full jitter, 100 ms..5 s, so it may sleep that long) and retries once:
+ * delivery is at-least-once, a retried write may have been applied. Returns the reply (caller frees
+ * with freeReplyObject; a -ERR reply comes back as REDIS_REPLY_ERROR, not NULL) or NULL with err
+ * set when the server is unreachable. */
+redisReply *bg_bus_command(bg_bus *bus, char *err, const char *fmt, ...);
+redisReply *bg_bus_command_argv(bg_bus *bus, int argc, const char **argv, const size_t *argvlen,
+                                char *err);
+
+/* Pipelining: append many, then read as many replies. Neither retries: after an
+ * I/O error the caller reconnects (bg_bus_reconnect) and resends what it needs. */
+int bg_bus_append_argv(bg_bus *bus, int argc, const char **argv, const size_t *argvlen, char *err);
+int bg_bus_get_reply(bg_bus *bus, redisReply **reply, char *err);
+
+/* Replace the context with a new one; honours the backoff schedule (sleeps
+ * until the next attempt is due; a signal cuts the sleep short and returns
+ * BG_ERR) and runs the hook on success. Inside the hook, commands that fail
+ * do not reconnect again; the next command after the hook does. */
+int bg_bus_reconnect(bg_bus *bus, char *err);
+unsigned long bg_bus_reconnect_count(const bg_bus *bus);
+/* Connection attempts made so far, successful or not (for tests and metrics). */
+unsigned long bg_bus_connect_attempts(const bg_bus *bus);
+/* Milliseconds until the backoff schedule allows the next attempt (0 = now). */
+int64_t bg_bus_next_attempt_in_ms(const bg_bus *bus);
+/* 1 when the connection is down (the next command or bg_bus_reconnect reconnects). */
+int bg_bus_is_broken(const bg_bus *bus);
+/* "127.0.0.1:6379", "[::1]:6379" or "unix:/path", for messages. */
+const char *bg_bus_where(const bg_bus *bus);
+/* 1 when TLS holds decrypted bytes that poll() on the socket would not show. */
+int bg_bus_tls_pending(bg_bus *bus);
+/* The current context; changes on every reconnect, so do not keep it. */
+redisContext *bg_bus_context(bg_bus *bus);
+/* hiredis sockets are not FD_CLOEXEC; done on every (re)connect already, this
+ * is for callers that want to be explicit before fork+exec. */
+void bg_bus_close_on_exec(bg_bus *bus);
+
+#endif

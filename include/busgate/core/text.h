@@ -1,0 +1,65 @@
+/* text.h: byte classes every parser here needs: hex digits, percent-escapes, RFC 9110 tokens. */
+#ifndef BUSGATE_TEXT_H
+#define BUSGATE_TEXT_H
+
+#include <stddef.h>
+
+/* The value of hex digit c (either case), or -1. */
+static inline int bg_hex_value(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* The byte of the percent-escape "%XX" at s[i] (s[i] is '%'), or -1 when fewer than two
+ * hex digits follow within len. What a decoded byte may be is the caller's rule. */
+static inline int bg_pct_byte(const char *s, size_t len, size_t i)
+{
+    int hi = i + 2 < len ? bg_hex_value((unsigned char)s[i + 1]) : -1;
+    int lo = hi >= 0 ? bg_hex_value((unsigned char)s[i + 2]) : -1;
+
+    return lo < 0 ? -1 : hi << 4 | lo;
+}
+
+/* An RFC 9110 tchar: what header field names and methods consist of. */
+static inline int bg_is_tchar(int c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return 1;
+    switch (c) {
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* p[0..len) is a non-empty token. */
+static inline int bg_is_token(const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!bg_is_tchar((unsigned char)p[i]))
+            return 0;
+    return len > 0;
+}
+
+#endif

@@ -1,0 +1,36 @@
+/* worker.h: entry point of a gateway worker process, called by the supervisor after fork(). */
+#ifndef BUSGATE_WORKER_H
+#define BUSGATE_WORKER_H
+
+#include "busgate/config/config.h"
+#include "busgate/routing/route_table.h"
+
+/* Shared counters (include/busgate/metrics.h); a repeated identical typedef is valid C11. */
+typedef struct bg_metrics bg_metrics;
+typedef struct bg_busview bg_busview;
+
+/* Everything a worker inherits from the master. The worker owns the fds from now on
+ * (it closes them when it exits); it never frees cfg, rt or metrics. */
+typedef struct bg_worker_ctx {
+    const bg_config *cfg;  /* the generation's config (child's copy) */
+    bg_rt *rt;             /* shared routing table (worker calls bg_rt_protect_readonly) */
+    bg_metrics *metrics;   /* shared counters; this worker writes slot `slot` */
+    bg_busview *busview;   /* warm-up and backlogs from the master; workers count REQUESTs in it */
+    const int *listen_fds; /* non-blocking, close-on-exec */
+    int nlisten;
+    int channel_fd;      /* worker end of the socketpair to the master */
+    int slot;            /* 0..max_workers-1, stable across respawns */
+    unsigned generation; /* config generation (reloads) */
+} bg_worker_ctx;
+
+/* Exit codes of bg_worker_main (and of the worker process). */
+#define BG_WORKER_EXIT_OK 0      /* stopped on request, drained */
+#define BG_WORKER_EXIT_RUNTIME 1 /* runtime failure: the master respawns */
+#define BG_WORKER_EXIT_CONFIG 2  /* fatal configuration error: the master does not respawn */
+
+/* Sets up (bus connections, sandbox) and serves until told to stop over the channel
+ * (BG_CHAN_QUIT_GRACEFUL: stop accepting, drain in-flight requests) or until the
+ * channel closes (the master died). Returns the exit code. */
+int bg_worker_main(const bg_worker_ctx *ctx);
+
+#endif
