@@ -24,8 +24,4 @@ void bg_conn_close_all(bg_wk *wk);
  * after their queued responses (a fresh connection gets its first request served). */
 void bg_conn_drain_all(bg_wk *wk);
 
-/* http_plan.c: decides what answers a request whose head just arrived: normalises the
- * path, then an admin endpoint, a route (x->match, x->meta) or an error (x->err_*). */
-void bg_http_plan(bg_wk *wk, bg_xchg *x, const bg_http_request *req);
-
 #endif

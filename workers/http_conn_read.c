@@ -60,7 +60,7 @@ static void conn_on_head(bg_conn *c)
      * answer says "Connection: close", so the same holds. */
     if (!x->keep_alive || c->wk->draining)
         c->no_more = 1;
-    bg_http_plan(c->wk, x, req);
+    c->wk->handlers->plan(c->wk, x, req);
     if (!has_body) {
         bg_conn_xchg_ready(c, x);
         return;

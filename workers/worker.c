@@ -19,6 +19,7 @@
 #include "busgate/metrics/metrics.h"
 #include "admin.h"
 #include "dispatch.h"
+#include "plan.h"
 #include "http_conn.h"
 #include "sandbox.h"
 #include "server.h"
@@ -68,6 +69,7 @@ static void worker_abandon(bg_wk *wk, bg_xchg *x)
 }
 
 static const bg_conn_handlers worker_handlers = {
+    .plan = bg_plan_request,
     .route = worker_route,
     .admin = bg_admin_handle,
     .abandon = worker_abandon,

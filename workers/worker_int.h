@@ -17,10 +17,11 @@ typedef struct bg_server bg_server;
 typedef struct bg_dispatch bg_dispatch;
 typedef struct bg_xchg bg_xchg;
 
-/* Where a connection hands an exchange whose request is complete, and whom it tells when
- * the client leaves first. worker.c fills it in, so the HTTP code knows nothing of the
- * bus or the admin API. */
+/* Who decides what answers a request whose head arrived, where a connection hands an
+ * exchange whose request is complete, and whom it tells when the client leaves first. worker.c
+ * fills it in, so the HTTP code knows nothing of the bus or the admin API. */
 typedef struct bg_conn_handlers {
+    void (*plan)(bg_wk *wk, bg_xchg *x, const bg_http_request *req); /* what answers x */
     void (*route)(bg_wk *wk, bg_xchg *x);   /* kind BG_XK_ROUTE: send it to its service */
     void (*admin)(bg_wk *wk, bg_xchg *x);   /* kind BG_XK_ADMIN */
     void (*abandon)(bg_wk *wk, bg_xchg *x); /* the client is gone: forget x */

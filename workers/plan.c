@@ -1,6 +1,6 @@
-/* http_plan.c: from a parsed request head to a plan: admin endpoint, service
+/* plan.c: from a parsed request head to a plan: admin endpoint, service
  * route or error. */
-#include "http_conn.h"
+#include "plan.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,7 +109,7 @@ static void plan_route(bg_wk *wk, bg_xchg *x, const bg_http_request *req)
     }
 }
 
-void bg_http_plan(bg_wk *wk, bg_xchg *x, const bg_http_request *req)
+void bg_plan_request(bg_wk *wk, bg_xchg *x, const bg_http_request *req)
 {
     if (req->target_form == BG_HTTP_TARGET_ASTERISK) {
         plan_error(x, 404, 0, "%s", "'*' names no resource here");
