@@ -27,8 +27,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include "busgate/proto/frame.h"
-#include "busgate/core/log.h"
 #include "busgate/service.h"
 
 #define SLOW_MAX_MS (10 * 60 * 1000)
@@ -156,19 +154,23 @@ static void jb_put(jbuf *b, const char *s, size_t n)
     b->len += n;
 }
 
-/* A JSON string literal through the library's quoter. BG_ERR when s is not UTF-8 or
- * holds a NUL: the caller lets the jansson version answer then. */
+/* A JSON string literal of printable ASCII, copied as it is. BG_ERR for anything that
+ * needs escaping or validating (quotes, backslashes, control bytes, non-ASCII): the caller
+ * lets the jansson version answer then. An example uses only the public SDK header, so
+ * it does not borrow the gateway's own quoter. */
 static int jb_str(jbuf *b, const char *s, size_t len)
 {
-    size_t need;
-
-    /* An escaped byte takes at most 6 bytes ("\u00XX"), plus the two quotes. */
-    if (jb_reserve(b, 6 * len + 2) != BG_OK)
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+            return BG_ERR;
+    }
+    if (jb_reserve(b, len + 2) != BG_OK)
         return BG_OK; /* bad is set: the whole echo goes the jansson way */
-    need = bg_json_quote(b->p + b->len, b->cap - b->len, s, len);
-    if (need == (size_t)-1)
-        return BG_ERR;
-    b->len += need;
+    b->p[b->len++] = '"';
+    memcpy(b->p + b->len, s, len);
+    b->len += len;
+    b->p[b->len++] = '"';
     return BG_OK;
 }
 
@@ -387,7 +389,6 @@ int main(int argc, char **argv)
     busgate_service *s;
     int rc;
 
-    bg_log_set_ident("echo-service");
     s = busgate_service_new("echo", "1.0.0", err);
     if (s == NULL || configure(s, argc, argv, err) != BG_OK || add_endpoints(s, err) != BG_OK) {
         fprintf(stderr, "echo-service: %s\n", err);

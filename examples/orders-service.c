@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "busgate/core/log.h"
 #include "busgate/service.h"
 
 #define ORDER_ID_MAX 64
@@ -303,7 +302,6 @@ int main(int argc, char **argv)
     busgate_service *s;
     int rc;
 
-    bg_log_set_ident("orders-service");
     s = busgate_service_new("orders", "1.0.0", err);
     if (s == NULL || configure(s, argc, argv, err) != BG_OK || add_endpoints(s, err) != BG_OK) {
         fprintf(stderr, "orders-service: %s\n", err);

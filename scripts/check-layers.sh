@@ -8,7 +8,6 @@ cd "$(dirname "$0")/.."
 
 # layer: the layers it may include besides itself. Public headers (busgate/common.h,
 # busgate/service.h) sit outside the layers; service.h is for the SDK and its users.
-# The examples link only the SDK archive; they use its log ident and JSON quoting.
 allowed() {
     case $1 in
     core) echo "" ;;
@@ -19,7 +18,7 @@ allowed() {
     control | workers) echo "core proto config bus routing metrics" ;;
     sdk | ctl) echo "core proto config bus" ;;
     master) echo "core proto config bus routing metrics control workers" ;;
-    examples) echo "core proto" ;; # carried by the SDK archive they link
+    examples) echo "" ;; # the public busgate/service.h only: they build from the packages
     esac
 }
 
