@@ -70,6 +70,7 @@ start echo "$build/echo-service" -c "$dir/busgate.ini" -n echo-1
 start orders "$build/orders-service" -c "$dir/busgate.ini" -n orders-1
 wait_for "the gateway" curl -sf "http://127.0.0.1:$port/healthz"
 wait_for "the echo service route" curl -sf "http://127.0.0.1:$port/echo/hello"
+wait_for "the gateway to be ready" curl -sf "http://127.0.0.1:$port/readyz"
 
 cat <<MSG
 
