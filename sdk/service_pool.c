@@ -2,6 +2,8 @@
 #include "service_int.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,8 +221,16 @@ static void *pool_main(void *arg)
 {
     bgs_worker *w = arg;
     bgs_pool *p = &w->svc->pool;
-    bgs_job *job = pool_next(p, NULL);
+    bgs_job *job;
+    sigset_t pipe;
 
+    /* Handlers are the application's code and never write to Valkey: they get SIGPIPE
+     * back (blocked by busgate_service_run for the SDK's own writes), so a program they
+     * run does not inherit a blocked SIGPIPE. */
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_UNBLOCK, &pipe, NULL);
+    job = pool_next(p, NULL);
     /* Each job goes to the responder, which releases it once its answer is written. */
     while (job != NULL) {
         bgs_job_run(w, job);

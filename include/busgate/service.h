@@ -75,10 +75,11 @@
  * it is set: the response of a cancelled request is dropped (the request is
  * still acknowledged). The threads the SDK starts block SIGTERM and SIGINT, so
  * these signals reach the thread that called busgate_service_run(). SIGPIPE is
- * blocked in that thread while it runs the service and in every thread the SDK
- * starts (handlers included): a write to a closed peer, such as a TLS connection
- * to a Valkey that restarted, fails with EPIPE instead of killing the process.
- * The process-wide disposition of SIGPIPE is left as the application set it.
+ * blocked in that thread while it runs the service and in the SDK's own bus
+ * threads: a write to a closed peer, such as a TLS connection to a Valkey that
+ * restarted, fails with EPIPE instead of killing the process. Handler threads
+ * have SIGPIPE unblocked, and the process-wide disposition of SIGPIPE is left
+ * as the application set it.
  *
  * Delivery is at least once: after a crash or a lost lease a request is handed
  * to another instance, possibly after the first one did the work. Make
