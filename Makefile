@@ -82,6 +82,7 @@ test:
 	@sh scripts/check-layers.sh .test-results
 	$(MAKE) --no-print-directory check
 	$(MAKE) --no-print-directory SANITIZE=1 check
+	$(MAKE) --no-print-directory chaos CHAOS_SECONDS=5 CHAOS_CLIENTS=16 CHAOS_RESULTS=.test-results
 	$(MAKE) --no-print-directory fuzz-smoke FUZZ_TIME=5
 	-@sh tests/package/test_package.sh .test-results
 	@sh tests/summary.sh .test-results
@@ -169,4 +170,5 @@ clean:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 include mk/fuzz.mk
+include mk/chaos.mk
 include mk/packaging.mk

@@ -3,7 +3,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "busgate/core/access_log.h"
@@ -34,14 +33,12 @@ static void child_close_fds(int *keep, int n)
     close_range(first, ~0U, 0);
 }
 
-static void child_set_parent_death(pid_t master)
+/* The worker must not outlive the master for long, nor die with it mid-answer: it
+ * watches its channel, which closes when the master dies, then finishes what it holds
+ * and exits (worker.c). So no PR_SET_PDEATHSIG, which could only kill. A master that
+ * died before we got here closed the channel too, but check the parent anyway. */
+static void child_check_parent(pid_t master)
 {
-    /* The worker must not outlive the master. If the master died before
-     * prctl() ran, the signal never comes: check the parent ourselves. */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
-        bg_error("prctl(PR_SET_PDEATHSIG) failed in a worker");
-        _exit(BG_WORKER_EXIT_RUNTIME);
-    }
     if (getppid() != master)
         _exit(BG_WORKER_EXIT_RUNTIME);
 }
@@ -53,7 +50,7 @@ void bg_child_run(bg_master *m, int slot, int worker_chan)
     bg_worker_ctx ctx;
 
     bg_signals_reset();
-    child_set_parent_death(m->pid);
+    child_check_parent(m->pid);
     setproctitle("-%s", "busgate: worker process");
     snprintf(ident, sizeof(ident), "worker %d", slot);
     bg_log_set_ident(ident);

@@ -1,15 +1,26 @@
 #!/bin/sh
-# run.sh BUILD RESULTS: run every Criterion test binary of one build, append
-# "<build> <passed> <failed>" to RESULTS, exit non-zero if any test failed.
+# run.sh BUILD RESULTS [LABEL JOBS BINARY...]: run every Criterion test binary of one
+# build (or the binaries named, JOBS tests at a time, counted under LABEL), append
+# "<label> <passed> <failed>" to RESULTS, exit non-zero if any test failed.
 set -u
 build=$1
 results=$2
+label=$build
+jobs=2
+shift 2
+if [ $# -ge 3 ]; then
+    label=$1
+    jobs=$2
+    shift 2
+else
+    set -- "$build"/tests/test_*
+fi
 passed=0
 failed=0
-for t in "$build"/tests/test_*; do
+for t in "$@"; do
     [ -x "$t" ] || continue
     out=$(mktemp)
-    "$t" --jobs 2 --timeout 120 >"$out" 2>&1
+    "$t" --jobs "$jobs" --timeout 180 >"$out" 2>&1
     rc=$?
     cat "$out"
     line=$(grep 'Synthesis: Tested:' "$out" | tail -n 1)
@@ -31,6 +42,6 @@ for t in "$build"/tests/test_*; do
     failed=$((failed + f + c))
     rm -f "$out"
 done
-echo "$build $passed $failed" >>"$results"
-echo "$build: $passed passed, $failed failed"
+echo "$label $passed $failed" >>"$results"
+echo "$label: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -210,18 +210,19 @@ void bg_conn_close_all(bg_wk *wk)
         bg_conn_kill(wk->conns);
 }
 
-/* As nginx: only keep-alive connections idle after a response are closed. A
- * connection that never sent a request may have its first one still unread in
- * the socket (accepted just before the listen fds closed): it is served, with
- * "Connection: close", or ends by the header timeout. */
+/* Keep-alive connections idle after a response are not closed at once: a request
+ * the client sends at that moment would meet a reset. They keep BG_CONN_DRAIN_IDLE_MS
+ * to send one more request, answered with "Connection: close", and are then closed
+ * with a lingering close (their timers say when). A connection that never sent a
+ * request may have its first one still unread in the socket: it is served the same
+ * way, or ends by the header timeout. */
 void bg_conn_drain_all(bg_wk *wk)
 {
     bg_conn *c = wk->conns, *next;
 
     for (; c != NULL; c = next) {
         next = c->next;
-        if (c->served > 0 && c->qlen == 0 && c->rstate == BG_RS_HEAD && c->in_off == c->in.len &&
-            !c->killed)
-            bg_conn_kill(c);
+        if (!c->killed)
+            bg_conn_timer_update(c);
     }
 }

@@ -11,6 +11,8 @@
 #define BG_CONN_READ_CHUNK 16384
 #define BG_CONN_IDLE_BUF_MAX 65536 /* an idle connection keeps at most this much input buffer */
 #define BG_CONN_LINGER_MS 2000
+/* While draining: how long an idle keep-alive connection may still send a request. */
+#define BG_CONN_DRAIN_IDLE_MS 1000
 
 /* What the connection is reading. */
 enum { BG_RS_HEAD, BG_RS_BODY, BG_RS_STOP, BG_RS_LINGER };

@@ -16,6 +16,9 @@ static void conn_timeout(bg_conn *c, int kind)
         bg_conn_fail(c, c->cur, 408, "the request body did not arrive in time");
         break;
     case BG_TK_IDLE:
+        /* FIN after a read drain: a request crossing the close meets no reset. */
+        bg_conn_linger(c);
+        break;
     case BG_TK_SEND:
     case BG_TK_LINGER:
         bg_conn_kill(c);
@@ -66,6 +69,9 @@ static int conn_timer_want(const bg_conn *c, int64_t *due)
          * keep-alive. */
         *due = c->idle_since_ms +
                (c->served > 0 ? cfg->gateway.keepalive_timeout_ms : cfg->gateway.header_timeout_ms);
+        if (c->wk->draining && c->served > 0 &&
+            *due > c->wk->drain_since_ms + BG_CONN_DRAIN_IDLE_MS)
+            *due = c->wk->drain_since_ms + BG_CONN_DRAIN_IDLE_MS;
         return BG_TK_IDLE;
     }
     *due = 0;

@@ -177,12 +177,31 @@ void bg_server_start(bg_server *s)
         server_listen_all(s, 1);
 }
 
-void bg_server_stop(bg_server *s)
+/* Accepts until the backlog is empty (or the connection cap is reached). */
+static void server_take_backlog(bg_server *s)
+{
+    for (int i = 0; i < s->n; i++) {
+        while (s->fds[i] >= 0 && s->wk->nconns < (size_t)s->wk->cfg->gateway.max_connections) {
+            struct sockaddr_storage ss;
+            socklen_t sl = sizeof(ss);
+            int fd = accept4(s->fds[i], (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
+                continue;
+            if (fd < 0)
+                break;
+            server_take(s, fd, &ss);
+        }
+    }
+}
+
+void bg_server_stop(bg_server *s, int take_backlog)
 {
     int i;
 
     if (s == NULL || s->stopped)
         return;
+    if (take_backlog && s->started && !s->paused)
+        server_take_backlog(s);
     s->stopped = 1;
     if (s->started)
         server_listen_all(s, 0);
@@ -200,7 +219,7 @@ void bg_server_free(bg_server *s)
 {
     if (s == NULL)
         return;
-    bg_server_stop(s);
+    bg_server_stop(s, 0);
     free(s->fds);
     free(s);
 }

@@ -9,7 +9,9 @@ bg_server *bg_server_new(bg_wk *wk, const int *fds, int n, char *err);
 /* Starts accepting (the worker is ready to serve); idempotent, a no-op once stopped. */
 void bg_server_start(bg_server *s);
 /* Stops accepting and closes the listen fds (graceful quit); idempotent. */
-void bg_server_stop(bg_server *s);
+/* Stops accepting and closes this worker's listen fds. take_backlog: accept what
+ * already waits in the backlog first (the master is gone, so no later worker will). */
+void bg_server_stop(bg_server *s, int take_backlog);
 void bg_server_free(bg_server *s);
 
 #endif

@@ -124,7 +124,8 @@ static void worker_limits(bg_wk *wk)
 
 /* ---- channel from the master ---- */
 
-static void worker_drain(worker_state *w)
+/* orphaned: the master is gone, so nobody will accept what waits in the backlog. */
+static void worker_drain(worker_state *w, int orphaned)
 {
     bg_wk *wk = &w->wk;
 
@@ -133,8 +134,9 @@ static void worker_drain(worker_state *w)
     bg_notice("graceful stop: %zu connection(s), %zu request(s) in flight", wk->nconns,
               bg_dispatch_inflight(wk->dispatch));
     wk->draining = 1;
-    w->drain_deadline_ms = bg_mono_ms() + wk->cfg->gateway.drain_timeout_ms;
-    bg_server_stop(wk->server);
+    wk->drain_since_ms = bg_mono_ms();
+    w->drain_deadline_ms = wk->drain_since_ms + wk->cfg->gateway.drain_timeout_ms;
+    bg_server_stop(wk->server, orphaned);
     bg_conn_drain_all(wk);
     bg_wk_check_drained(wk);
 }
@@ -181,16 +183,18 @@ static void worker_on_channel(bg_ev *loop, int fd, void *arg, int mask)
         }
         worker_close_fds(fds, nfds); /* only REOPEN_LOGS carries descriptors */
         if (m.cmd == BG_CHAN_QUIT_GRACEFUL)
-            worker_drain(w);
+            worker_drain(w, 0);
         else
             bg_warn("channel: unexpected command %u", m.cmd);
     }
     if (rc == BG_ERR) {
-        /* The master is gone (or the channel broke): nobody supervises us any more. */
-        bg_error("channel to the master: %s; exiting", err);
+        /* The master is gone (or the channel broke): nobody supervises us any more.
+         * Answer what we hold, then exit, so a supervisor can start a fresh master
+         * on the port; serving on unsupervised would hide the failure. */
+        bg_error("channel to the master: %s; finishing in-flight requests, then exiting", err);
         bg_ev_file_del(loop, fd, BG_EV_READABLE);
         w->exit_code = BG_WORKER_EXIT_RUNTIME;
-        bg_ev_stop(loop);
+        worker_drain(w, 1);
     }
 }
 

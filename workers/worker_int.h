@@ -39,6 +39,7 @@ typedef struct bg_wk {
     bg_conn *conns; /* every open client connection (http_conn.c keeps the list) */
     size_t nconns;
     int draining; /* graceful quit: no accepting, "Connection: close", exit when idle */
+    int64_t drain_since_ms;
     uint64_t id_prefix, id_seq;
 } bg_wk;
 

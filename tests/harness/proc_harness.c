@@ -44,17 +44,16 @@ int bgt_build_path(const char *name, char *out, size_t len)
     if (n <= 0)
         return -1;
     exe[n] = '\0';
-    slash = strrchr(exe, '/');
-    if (slash == NULL)
-        return -1;
-    *slash = '\0'; /* BUILD/tests */
-    slash = strrchr(exe, '/');
-    if (slash == NULL)
-        return -1;
-    *slash = '\0'; /* BUILD */
-    if ((size_t)snprintf(out, len, "%s/%s", exe, name) >= len)
-        return -1;
-    return access(out, X_OK) == 0 ? 0 : -1;
+    /* BUILD/tests/test_x or BUILD/tests/<suite>/test_x: the first directory above
+     * the test binary that holds the binary is BUILD. */
+    while ((slash = strrchr(exe, '/')) != NULL) {
+        *slash = '\0';
+        if ((size_t)snprintf(out, len, "%s/%s", exe, name) >= len)
+            return -1;
+        if (access(out, X_OK) == 0)
+            return 0;
+    }
+    return -1;
 }
 
 static int write_file(const char *path, const char *text)

@@ -19,7 +19,7 @@
  *   bgt_valkey_stop(&v);
  *
  * The master is started with PR_SET_PDEATHSIG, so a crashing test does not
- * leave it behind (its workers have their own parent-death signal).
+ * leave it behind (its workers finish and exit when their master is gone).
  */
 
 #define BGT_GW_MAX_WORKERS 64
@@ -46,8 +46,9 @@ typedef struct bgt_gw {
     char out[320];     /* DIR/stderr.log: busgated's stdout and stderr */
 } bgt_gw;
 
-/* Path of a binary of this build: BUILD/NAME, found next to the running test
- * binary (BUILD/tests/test_x). Returns 0, or -1 when it is not built. */
+/* Path of a binary of this build: BUILD/NAME, found in the nearest directory above the
+ * running test binary (BUILD/tests/test_x, BUILD/tests/chaos/test_x) that has it.
+ * Returns 0, or -1 when it is not built. */
 int bgt_build_path(const char *name, char *out, size_t len);
 
 /* Makes the temp dir, picks a free port and writes the ini. Returns 0 or -1. */
