@@ -197,6 +197,43 @@ Test(gateway_faults, master_restart_never_answers_404_for_a_served_path)
     cr_assert_eq(seen404, 0, "a served path answered 404 during the restart");
 }
 
+/* kill -9 of the master: its workers answer the request they hold, refuse nothing they
+ * accepted, and exit by themselves (no worker serves on without supervision). */
+Test(gateway_faults, workers_of_a_killed_master_finish_and_exit)
+{
+    pid_t workers[BGT_GW_MAX_WORKERS];
+    const char req[] = "GET /echo/slow?ms=700 HTTP/1.1\r\nHost: t\r\n\r\n";
+    int n = bgt_gw_workers(&fix.g, workers, BGT_GW_MAX_WORKERS), alive = 1;
+    char conn_hdr[32];
+    long long until;
+    bgt_conn c;
+    bgt_resp r;
+
+    cr_assert_geq(n, 1);
+    cr_assert_eq(bgt_conn_open(&c, fix.port), 0);
+    cr_assert_eq(bgt_conn_send(&c, req, sizeof(req) - 1), 0);
+    /* Whether a worker has read it yet or it still waits in the backlog, it is answered. */
+    cr_assert_eq(kill(fix.g.pid, SIGKILL), 0);
+    cr_assert_eq(bgt_gw_wait_exit(&fix.g, 5000), 128 + SIGKILL);
+    cr_assert_eq(bgt_conn_read(&c, &r, 0, 10000), 0, "the request in flight got no answer");
+    cr_expect_eq(r.status, 200, "%s", r.head);
+    cr_expect(bgt_resp_header(&r, "Connection", conn_hdr, sizeof(conn_hdr)) == 0 &&
+                  strcmp(conn_hdr, "close") == 0,
+              "a worker without master must close after its answer: %s", r.head);
+    bgt_resp_free(&r);
+    bgt_conn_close(&c);
+    until = bgt_now_ms() + 15000; /* drain_timeout is 5 s */
+    while (alive && bgt_now_ms() < until) {
+        alive = 0;
+        for (int i = 0; i < n; i++)
+            alive += kill(workers[i], 0) == 0 && bgt_proc_title(workers[i], (char[64]){0}, 64) > 0;
+        if (alive)
+            usleep(50000);
+    }
+    cr_expect_eq(alive, 0, "%d worker(s) still run without their master", alive);
+    cr_expect_neq(bgt_wait_port(fix.port, 200), 0, "the port still accepts with no master");
+}
+
 /* ---- backlog: a service that stops reading ---- */
 
 /* XINFO STREAM's entries-added: every entry ever added, whatever was trimmed since. */

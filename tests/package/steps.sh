@@ -90,6 +90,7 @@ step_run_gateway() {
     step_reload_refused
     step_resync
     step_upgrade
+    step_master_killed
     step_stop
 }
 
@@ -226,6 +227,29 @@ step_upgrade() {
     wait_until 100 workers_are 3 && [ "$(master_pid)" != "$master_before" ] &&
         wait_until 100 http_is 200 GET "$GW/echo/after-upgrade"
     verdict "upgrade: a new master with 3 workers serves through the echo service" $? \
+        "$(show_procs | tr '\n' ';')"
+}
+
+# kill -9 of the master: status reports it dead (exit 1), its workers drain and leave on
+# their own, and start brings up a fresh master that serves again.
+step_master_killed() {
+    mk_pid=$(master_pid) || {
+        fail "kill -9 master: no master found"
+        return 1
+    }
+    kill -9 "$mk_pid"
+    wait_until 100 sh -c "! kill -0 $mk_pid 2>/dev/null"
+    bounded 30 "$INIT" status >"$LOG_DIR/init-status-dead.log" 2>&1
+    rc=$?
+    [ "$rc" -eq 1 ]
+    verdict "kill -9 master: $INIT status exits 1 (dead, pid file left)" $? "exit $rc"
+    wait_until 200 no_busgate_left
+    verdict "kill -9 master: its workers finish and exit by themselves" $? \
+        "$(show_procs | tr '\n' ';')"
+    run_logged init-start-after-kill 60 "$INIT" start
+    verdict "kill -9 master: $INIT start exits 0 over the stale pid file" $? || return 1
+    wait_until 100 workers_are 3 && wait_until 100 http_is 200 GET "$GW/echo/after-kill"
+    verdict "kill -9 master: a fresh master with 3 workers serves through the echo service" $? \
         "$(show_procs | tr '\n' ';')"
 }
 
