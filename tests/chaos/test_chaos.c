@@ -240,7 +240,7 @@ static void assert_settled(chaos_run *r, int nworkers)
 
 static int is_transport_loss(const chaos_rec *rec)
 {
-    return rec->reused && (rec->kind == CHAOS_RESET || rec->kind == CHAOS_EOF);
+    return rec->kind == CHAOS_RESET || rec->kind == CHAOS_EOF;
 }
 
 static void fault_kill_worker(chaos_run *r)
