@@ -37,8 +37,17 @@ static int reply_gateway_owned(const bg_pair *h)
            bg_http_token_eq(h->name, h->name_len, "x-request-id");
 }
 
+/* Hop-by-hop headers describe one connection, and the gateway owns the client's: a
+ * service's copy is dropped with a warning (what nginx does with an upstream's), so a
+ * framework that adds "Connection: keep-alive" by habit still gets its answer through. */
+static void reply_drop_hop_by_hop(const bg_xchg *x, const bg_pair *h)
+{
+    bg_warn("request %s: service '%s' sent hop-by-hop header '%.*s': dropped", x->id,
+            x->match.service, (int)(h->name_len > 64 ? 64 : h->name_len), h->name);
+}
+
 /* Copies the service's headers after checking each; BG_ERR (why set) means 502. */
-static int reply_headers(const bg_frame *f, bg_buf *out, char *why, size_t wlen)
+static int reply_headers(const bg_xchg *x, const bg_frame *f, bg_buf *out, char *why, size_t wlen)
 {
     size_t i, n = bg_frame_header_count(f);
     bg_pair h;
@@ -51,9 +60,8 @@ static int reply_headers(const bg_frame *f, bg_buf *out, char *why, size_t wlen)
             return BG_ERR;
         }
         if (bg_http_is_hop_by_hop(NULL, h.name, h.name_len)) {
-            snprintf(why, wlen, "hop-by-hop header '%.*s'",
-                     (int)(h.name_len > 64 ? 64 : h.name_len), h.name);
-            return BG_ERR;
+            reply_drop_hop_by_hop(x, &h);
+            continue;
         }
         if (!reply_gateway_owned(&h) &&
             bg_resp_header(out, h.name, h.name_len, h.value, h.value_len) != BG_OK)
@@ -75,7 +83,7 @@ static int reply_render(bg_xchg *x, const bg_frame *f, char *why, size_t wlen)
     bg_xchg_resp_ctx(x, &rc);
     if (bg_buf_reserve(&x->out, 512 + blen) != BG_OK || bg_resp_status(&x->out, f->status) != BG_OK)
         goto oom;
-    if (reply_headers(f, &x->out, why, wlen) != BG_OK) {
+    if (reply_headers(x, f, &x->out, why, wlen) != BG_OK) {
         if (why[0] == '\0')
             goto oom;
         return BG_ERR;
