@@ -909,6 +909,46 @@ Test(registry, heartbeats_alone_are_not_a_routing_change)
     rfx_close(&f);
 }
 
+/* Expiry honours the interval an instance announces (three of them), bounded below by the
+ * gateway's heartbeat_expiry and above by BG_REG_EXPIRY_CAP times it. */
+static void rfx_heartbeat(rfx *f, const char *inst, int64_t interval_ms, int64_t now)
+{
+    char err[BG_ERR_LEN] = "";
+    bg_reg_conn *conn;
+    bg_frame fr;
+    int created;
+
+    rfx_frame(&fr, BG_FRAME_HEARTBEAT, "a", inst, NULL);
+    fr.interval_ms = interval_ms;
+    cr_assert_eq(bg_reg_heartbeat(f->reg, &fr, now, &created, &conn, err), BG_OK, "%s", err);
+    bg_frame_free(&fr);
+}
+
+Test(registry, expiry_follows_the_announced_interval_within_bounds)
+{
+    rfx f;
+
+    rfx_open(&f, 0);                        /* heartbeat_expiry 1000 ms */
+    rfx_heartbeat(&f, "slow", 600, 0);      /* 3 x 600 = 1800 > 1000 */
+    rfx_heartbeat(&f, "fast", 100, 0);      /* 300 < 1000: the gateway's expiry */
+    rfx_heartbeat(&f, "lazy", 86400000, 0); /* a day: capped at 10 x 1000 */
+    cr_assert_eq(bg_reg_conn_expiry(f.reg, bg_reg_find(f.reg, "a", "slow")), 1800);
+    cr_assert_eq(bg_reg_conn_expiry(f.reg, bg_reg_find(f.reg, "a", "fast")), 1000);
+    cr_assert_eq(bg_reg_conn_expiry(f.reg, bg_reg_find(f.reg, "a", "lazy")), 10000);
+    cr_assert_eq(bg_reg_next_expiry(f.reg), 1000);
+    cr_assert_eq(bg_reg_expire(f.reg, 1000, NULL, NULL), 1, "only 'fast' is down");
+    cr_assert(bg_reg_find(f.reg, "a", "slow")->up);
+    cr_assert_eq(bg_reg_next_expiry(f.reg), 1500, "fast removed at 1000 + 500");
+    cr_assert_eq(bg_reg_expire(f.reg, 1799, NULL, NULL), 1, "fast removed, slow still up");
+    cr_assert(bg_reg_find(f.reg, "a", "slow")->up);
+    cr_assert_eq(bg_reg_expire(f.reg, 1800, NULL, NULL), 1);
+    cr_assert_not(bg_reg_find(f.reg, "a", "slow")->up);
+    cr_assert(bg_reg_find(f.reg, "a", "lazy")->up);
+    cr_assert_eq(bg_reg_expire(f.reg, 9999, NULL, NULL), 1, "slow removed");
+    cr_assert_eq(bg_reg_expire(f.reg, 10000, NULL, NULL), 1, "lazy down at the cap");
+    rfx_close(&f);
+}
+
 Test(registry, capacity_errors_change_nothing)
 {
     char err[BG_ERR_LEN] = "", meta[1024];

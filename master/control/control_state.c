@@ -17,7 +17,7 @@ int64_t bg_control_state_ttl_ms(const bg_control *c)
     return ttl < 3000 ? 3000 : ttl;
 }
 
-static json_t *ctl_json_conn(const bg_reg_conn *conn, int64_t now)
+static json_t *ctl_json_conn(const bg_registry *reg, const bg_reg_conn *conn, int64_t now)
 {
     json_t *o = json_object();
 
@@ -25,6 +25,8 @@ static json_t *ctl_json_conn(const bg_reg_conn *conn, int64_t now)
     json_object_set_new(o, "up", json_boolean(conn->up));
     json_object_set_new(o, "endpoints_received", json_boolean(conn->has_endpoints));
     json_object_set_new(o, "idle_ms", json_integer(now - conn->last_seen_ms));
+    json_object_set_new(o, "heartbeat_interval_ms", json_integer(conn->interval_ms));
+    json_object_set_new(o, "expiry_ms", json_integer(bg_reg_conn_expiry(reg, conn)));
     if (!conn->up)
         json_object_set_new(o, "down_for_ms", json_integer(now - conn->down_since_ms));
     json_object_set_new(o, "resync",
@@ -88,7 +90,7 @@ static json_t *ctl_json_head(bg_control *c, int64_t now)
     json_t *o = json_object(), *reg = json_array(), *openapi = json_object();
 
     for (size_t i = 0; i < bg_reg_count(c->reg); i++) {
-        json_array_append_new(reg, ctl_json_conn(bg_reg_at(c->reg, i), now));
+        json_array_append_new(reg, ctl_json_conn(c->reg, bg_reg_at(c->reg, i), now));
         ctl_json_openapi_conn(openapi, bg_reg_at(c->reg, i));
     }
     json_object_set_new(o, "gateway", json_string(c->gateway));

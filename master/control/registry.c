@@ -221,7 +221,10 @@ int bg_reg_heartbeat(bg_registry *r, const bg_frame *f, int64_t now_ms, int *cre
                      bg_reg_conn **conn, char *err)
 {
     *conn = reg_get(r, f, now_ms, created, err);
-    return *conn != NULL ? BG_OK : BG_ERR;
+    if (*conn == NULL)
+        return BG_ERR;
+    (*conn)->interval_ms = f->interval_ms;
+    return BG_OK;
 }
 
 int bg_reg_endpoints(bg_registry *r, const bg_frame *f, int64_t now_ms, int *created,
@@ -256,6 +259,17 @@ int bg_reg_goodbye(bg_registry *r, const bg_frame *f)
     return 0;
 }
 
+int64_t bg_reg_conn_expiry(const bg_registry *r, const bg_reg_conn *c)
+{
+    int64_t expiry = r->o.heartbeat_expiry_ms;
+    int64_t announced = BG_REG_EXPIRY_INTERVALS * c->interval_ms;
+    int64_t cap = BG_REG_EXPIRY_CAP * expiry;
+
+    if (announced > expiry)
+        expiry = announced < cap ? announced : cap;
+    return expiry;
+}
+
 int bg_reg_expire(bg_registry *r, int64_t now_ms, bg_reg_event_fn *fn, void *ud)
 {
     int changed = 0;
@@ -264,7 +278,7 @@ int bg_reg_expire(bg_registry *r, int64_t now_ms, bg_reg_event_fn *fn, void *ud)
     while (i < r->n) {
         bg_reg_conn *c = r->conns[i];
 
-        if (c->up && now_ms - c->last_seen_ms >= r->o.heartbeat_expiry_ms) {
+        if (c->up && now_ms - c->last_seen_ms >= bg_reg_conn_expiry(r, c)) {
             c->up = 0;
             c->down_since_ms = now_ms;
             r->dirty = 1;
@@ -300,7 +314,7 @@ int64_t bg_reg_next_expiry(const bg_registry *r)
 
     for (size_t i = 0; i < r->n; i++) {
         const bg_reg_conn *c = r->conns[i];
-        int64_t at = c->up ? c->last_seen_ms + r->o.heartbeat_expiry_ms
+        int64_t at = c->up ? c->last_seen_ms + bg_reg_conn_expiry(r, c)
                            : c->down_since_ms + r->o.connection_remove_ms;
         if (at < next)
             next = at;

@@ -45,6 +45,7 @@ typedef struct bg_reg_conn {
     int64_t last_seen_ms; /* monotonic time of its last frame */
     int64_t down_since_ms;
     int64_t last_heartbeat_wall_ms; /* wall clock of its last frame (shown in state) */
+    int64_t interval_ms;            /* heartbeat interval it announced, 0 = not yet */
     bg_reg_endpoint *endpoints;
     size_t nendpoints;
     json_t *openapi; /* service-level OpenAPI fragment of its last update, NULL = none */
@@ -99,6 +100,14 @@ int bg_reg_endpoints(bg_registry *r, const bg_frame *f, int64_t now_ms, int *cre
                      bg_reg_conn **conn, char *err);
 /* Removes the connection at once; returns 1 if it was known, 0 if not. */
 int bg_reg_goodbye(bg_registry *r, const bg_frame *f);
+
+/* An instance is down after the longer of heartbeat_expiry and three of the heartbeat
+ * intervals it announced, at most BG_REG_EXPIRY_CAP times heartbeat_expiry: a service
+ * that heartbeats every 10 s does not flap against a gateway whose expiry is 6 s, and a
+ * service announcing a day cannot keep a dead instance routed for a day. */
+#define BG_REG_EXPIRY_INTERVALS 3
+#define BG_REG_EXPIRY_CAP 10
+int64_t bg_reg_conn_expiry(const bg_registry *r, const bg_reg_conn *c);
 
 /* Liveness sweep: marks connections down / removes them per the timers,
  * calling fn (may be NULL) for each. Returns how many changed. */
