@@ -4,6 +4,8 @@
 set -eu
 
 BUILD_PKGS="build-essential pkg-config libssl-dev libbsd-dev libjansson-dev libinih-dev libcriterion-dev libseccomp-dev curl openssl"
+# Test tools: redis-py drives tests/plain_service.py, the service written from docs/protocol.md alone.
+TEST_PKGS="python3 python3-redis"
 # Packaging and its checks (make deb, make rpm, the package test).
 PACKAGING_PKGS="debhelper lintian rpm logrotate shellcheck groff-base"
 HIREDIS_PKG="libhiredict-shims-dev"
@@ -89,7 +91,7 @@ install_valkey() {
 }
 
 main() {
-    missing=$(missing_of $BUILD_PKGS $PACKAGING_PKGS)
+    missing=$(missing_of $BUILD_PKGS $TEST_PKGS $PACKAGING_PKGS)
     if [ -n "$missing" ]; then
         apt_update
         apt_install $missing
