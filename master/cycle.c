@@ -96,7 +96,11 @@ static void cycle_stop(bg_master *m, int kind)
     if (kind == 1) {
         bg_notice("graceful stop: %d workers draining for up to %lld ms", bg_proc_live(m),
                   (long long)drain);
-        bg_proc_quit_older(m, 0, drain);
+        /* No generation follows: the master's copies of the listening sockets go first,
+         * so that once every worker has taken its backlog and closed its own, new
+         * clients are refused instead of queued and then reset at the last close. */
+        bg_listen_close(&m->listen);
+        bg_proc_quit_all_final(m, drain);
         return;
     }
     bg_notice("fast stop: %d workers", bg_proc_live(m));

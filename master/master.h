@@ -90,6 +90,8 @@ void bg_proc_reap(bg_master *m);
 /* Tells every running worker of a generation older than `generation` (or all,
  * with generation 0) to quit gracefully; SIGKILL after drain_ms. */
 void bg_proc_quit_older(bg_master *m, unsigned generation, int64_t drain_ms);
+/* Graceful stop of the gateway: every worker drains after taking its listen backlog. */
+void bg_proc_quit_all_final(bg_master *m, int64_t drain_ms);
 /* Sends sig to every live worker and marks them exiting; SIGKILL after drain_ms. */
 void bg_proc_signal_all(bg_master *m, int sig, int64_t drain_ms);
 /* Sends msg with nfds descriptors (SCM_RIGHTS) to every live worker (best

@@ -46,10 +46,10 @@ static void stop_mark(bg_slot *s, int64_t drain_ms)
 }
 
 /* Graceful quit of one worker: over the channel, SIGTERM when that fails. */
-static void stop_quit_one(bg_master *m, int i, int64_t drain_ms)
+static void stop_quit_one(bg_master *m, int i, int64_t drain_ms, bg_chan_cmd cmd)
 {
     bg_slot *s = &m->slots[i];
-    bg_chan_msg msg = {.cmd = BG_CHAN_QUIT_GRACEFUL};
+    bg_chan_msg msg = {.cmd = cmd};
     char err[BG_ERR_LEN] = "no channel";
 
     if (s->chan < 0 || bg_chan_send(s->chan, &msg, err) != BG_OK) {
@@ -61,7 +61,7 @@ static void stop_quit_one(bg_master *m, int i, int64_t drain_ms)
     stop_mark(s, drain_ms);
 }
 
-void bg_proc_quit_older(bg_master *m, unsigned generation, int64_t drain_ms)
+static void stop_quit_where(bg_master *m, unsigned generation, int64_t drain_ms, bg_chan_cmd cmd)
 {
     for (int i = 0; i < BG_MAX_WORKER_SLOTS; i++) {
         bg_slot *s = &m->slots[i];
@@ -73,10 +73,20 @@ void bg_proc_quit_older(bg_master *m, unsigned generation, int64_t drain_ms)
             memset(s, 0, sizeof(*s));
             s->chan = -1;
         } else if (!s->exiting) {
-            stop_quit_one(m, i, drain_ms);
+            stop_quit_one(m, i, drain_ms, cmd);
         }
     }
     stop_arm_deadline(m);
+}
+
+void bg_proc_quit_older(bg_master *m, unsigned generation, int64_t drain_ms)
+{
+    stop_quit_where(m, generation, drain_ms, BG_CHAN_QUIT_GRACEFUL);
+}
+
+void bg_proc_quit_all_final(bg_master *m, int64_t drain_ms)
+{
+    stop_quit_where(m, 0, drain_ms, BG_CHAN_QUIT_FINAL);
 }
 
 void bg_proc_signal_all(bg_master *m, int sig, int64_t drain_ms)

@@ -124,8 +124,9 @@ static void worker_limits(bg_wk *wk)
 
 /* ---- channel from the master ---- */
 
-/* orphaned: the master is gone, so nobody will accept what waits in the backlog. */
-static void worker_drain(worker_state *w, int orphaned)
+/* take_backlog: nobody will accept what waits in the listen backlog after us (the
+ * master is gone, or the gateway stops), so it is accepted and answered first. */
+static void worker_drain(worker_state *w, int take_backlog)
 {
     bg_wk *wk = &w->wk;
 
@@ -136,7 +137,7 @@ static void worker_drain(worker_state *w, int orphaned)
     wk->draining = 1;
     wk->drain_since_ms = bg_mono_ms();
     w->drain_deadline_ms = wk->drain_since_ms + wk->cfg->gateway.drain_timeout_ms;
-    bg_server_stop(wk->server, orphaned);
+    bg_server_stop(wk->server, take_backlog);
     bg_conn_drain_all(wk);
     bg_wk_check_drained(wk);
 }
@@ -182,8 +183,8 @@ static void worker_on_channel(bg_ev *loop, int fd, void *arg, int mask)
             continue;
         }
         worker_close_fds(fds, nfds); /* only REOPEN_LOGS carries descriptors */
-        if (m.cmd == BG_CHAN_QUIT_GRACEFUL)
-            worker_drain(w, 0);
+        if (m.cmd == BG_CHAN_QUIT_GRACEFUL || m.cmd == BG_CHAN_QUIT_FINAL)
+            worker_drain(w, m.cmd == BG_CHAN_QUIT_FINAL);
         else
             bg_warn("channel: unexpected command %u", m.cmd);
     }

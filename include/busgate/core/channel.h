@@ -11,7 +11,12 @@
  * are non-blocking and close-on-exec. A message is always sent and received
  * whole, so there is no framing and no partial read.
  *   master -> worker: BG_CHAN_QUIT_GRACEFUL (stop accepting, drain in-flight
- *                     requests, exit 0), BG_CHAN_REOPEN_LOGS (the master
+ *                     requests, exit 0; a newer generation takes over the
+ *                     listening sockets), BG_CHAN_QUIT_FINAL (the same when
+ *                     the gateway stops: no successor, so first accept what
+ *                     waits in the listen backlog, which would otherwise be
+ *                     reset when the last copy of the socket closes),
+ *                     BG_CHAN_REOPEN_LOGS (the master
  *                     reopened its log files and passes the new descriptors
  *                     along, SCM_RIGHTS: a sandboxed worker cannot open files).
  *   worker -> master: BG_CHAN_RESYNC (admin resync; target_kind/target say
@@ -28,6 +33,7 @@ typedef enum {
     BG_CHAN_QUIT_GRACEFUL,
     BG_CHAN_REOPEN_LOGS,
     BG_CHAN_READY,
+    BG_CHAN_QUIT_FINAL,
 } bg_chan_cmd;
 
 /* target_kind of BG_CHAN_REOPEN_LOGS: a bitmask of the descriptors that come
