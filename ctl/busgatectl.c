@@ -14,6 +14,7 @@ static void usage(FILE *to)
 {
     fprintf(to, "usage: busgatectl [-c FILE] [-u URL] [-g GATEWAY] COMMAND\n"
                 "  state [--json]                          services, connections, endpoints\n"
+                "  gateways [--json]                       every gateway on this bus\n"
                 "  resync [--connection ID | --service NAME]  ask instances for their endpoints\n"
                 "  queues [--json]                         stream lengths, pending, dead letters\n"
                 "  dead list SERVICE [--count N] [--json]  a service's dead letters, oldest first\n"
@@ -148,12 +149,13 @@ static int run_command(bgctl *x, int argc, char **argv)
     } cmds[] = {{"state", bgctl_cmd_state},
                 {"resync", bgctl_cmd_resync},
                 {"queues", bgctl_cmd_queues},
-                {"dead", bgctl_cmd_dead}};
+                {"dead", bgctl_cmd_dead},
+                {"gateways", bgctl_cmd_gateways}};
 
     for (size_t i = 0; i < BG_ARRAY_LEN(cmds); i++)
         if (strcmp(argv[0], cmds[i].name) == 0)
             return cmds[i].fn(x, argc, argv);
-    bgctl_fail("unknown command '%s' (state, resync, queues, dead)", argv[0]);
+    bgctl_fail("unknown command '%s' (state, resync, queues, dead, gateways)", argv[0]);
     return BGCTL_EXIT_USAGE;
 }
 

@@ -29,6 +29,9 @@ int bgctl_connect(bgctl *x);
 /* The gateway's state document; NULL with err "no running gateway 'X' found
  * (state key K missing or expired)" when it does not exist. */
 json_t *bgctl_state_load(bgctl *x, char *err);
+/* Every gateway with a state document on the bus, sorted by name: an array of {gateway,
+ * pid, version, started_ms, time_ms, generation, services, connections}; NULL, err set. */
+json_t *bgctl_gateways_load(bgctl *x, char *err);
 /* One command whose reply must not be an error; NULL with err set. */
 redisReply *bgctl_command(bgctl *x, char *err, const char *fmt, ...);
 
@@ -37,5 +40,6 @@ int bgctl_cmd_state(bgctl *x, int argc, char **argv);
 int bgctl_cmd_resync(bgctl *x, int argc, char **argv);
 int bgctl_cmd_queues(bgctl *x, int argc, char **argv);
 int bgctl_cmd_dead(bgctl *x, int argc, char **argv);
+int bgctl_cmd_gateways(bgctl *x, int argc, char **argv);
 
 #endif

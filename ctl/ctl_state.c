@@ -118,6 +118,26 @@ static void print_service(const json_t *doc, const json_t *svc)
     }
 }
 
+/* "other gateways on this bus: gw2, gw3": state shows one gateway, the bus may carry many. */
+static void print_other_gateways(bgctl *x, const json_t *doc)
+{
+    char err[BG_ERR_LEN];
+    json_t *list = bgctl_gateways_load(x, err), *g;
+    int n = 0;
+    size_t i;
+
+    json_array_foreach(list, i, g)
+    {
+        const char *name = json_string_value(json_object_get(g, "gateway"));
+        if (strcmp(name, jstr(doc, "gateway")) == 0)
+            continue;
+        printf("%s%s", n++ ? ", " : "other gateways on this bus: ", name);
+    }
+    if (n > 0)
+        putchar('\n');
+    json_decref(list);
+}
+
 static void print_state(const json_t *doc)
 {
     const json_t *services = json_object_get(doc, "services");
@@ -164,6 +184,7 @@ int bgctl_cmd_state(bgctl *x, int argc, char **argv)
         putchar('\n');
     } else {
         print_state(doc);
+        print_other_gateways(x, doc);
     }
     json_decref(doc);
     return fflush(stdout) == 0 ? BGCTL_EXIT_OK : BGCTL_EXIT_FAIL;

@@ -757,3 +757,52 @@ Test(busgatectl, dead_replay_and_purge)
     cr_assert(strstr(o.out, "purged 2 dead letter(s)") != NULL, "%s", o.out);
     cr_assert_eq(dead_xlen(DEAD_STREAM), 0);
 }
+
+/* ---- many gateways on one bus ---- */
+
+static int gateways_listed(const char *const *want, int nwant)
+{
+    ctl_out o;
+    json_t *list, *g;
+    size_t i;
+    int found = 0;
+
+    ctl(&o, "-c", gw.ini, "gateways", "--json", NULL);
+    if (o.rc != 0 || (list = json_loads(o.out, 0, NULL)) == NULL)
+        return -1;
+    json_array_foreach(list, i, g)
+    {
+        for (int k = 0; k < nwant; k++)
+            found += strcmp(json_string_value(json_object_get(g, "gateway")), want[k]) == 0;
+    }
+    found = found == nwant && (int)json_array_size(list) == nwant ? nwant : -1;
+    json_decref(list);
+    return found;
+}
+
+/* Each gateway keeps its own state document; busgatectl finds every one of them on the
+ * bus (gateways), and state names the others; a gateway that stops leaves the list. */
+Test(busgatectl, gateways_lists_every_gateway_on_the_bus)
+{
+    const char *const both[] = {"gw-ctl", "gw-two"}, *const one[] = {"gw-ctl"};
+    bgt_gw_opts o2 = {
+        .valkey_url = server.url, .workers = 1, .extra_gateway = "instance_id = gw-two\n"};
+    bgt_gw two;
+    ctl_out o;
+    int n = -1;
+
+    gw_start("heartbeat_interval = 2s\n");
+    cr_assert_eq(bgt_gw_init(&two, &o2), 0);
+    cr_assert_eq(bgt_gw_start(&two), 0, "second busgated did not start (see %s)", two.log);
+    WAIT_UNTIL((n = gateways_listed(both, 2)) == 2, 10000);
+    cr_assert_eq(n, 2, "busgatectl gateways did not list gw-ctl and gw-two alone");
+    ctl(&o, "-c", gw.ini, "state", NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.err);
+    cr_assert(strstr(o.out, "other gateways on this bus: gw-two") != NULL, "%s", o.out);
+    ctl(&o, "-c", gw.ini, "gateways", NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.err);
+    cr_assert(strstr(o.out, "gw-ctl") != NULL && strstr(o.out, "gw-two") != NULL, "%s", o.out);
+    bgt_gw_stop(&two);
+    WAIT_UNTIL((n = gateways_listed(one, 1)) == 1, 10000);
+    cr_assert_eq(n, 1, "a stopped gateway is still listed");
+}

@@ -141,3 +141,25 @@ Test(keys, result_longer_than_key_max)
     cr_assert_eq(bg_key_dead_letter(big, out, sizeof(out), err), BG_ERR);
     cr_assert(strstr(err, "longer than 256") != NULL, "%s", err);
 }
+
+/* Every gateway's state key is found with one SCAN pattern, and read back to its name. */
+Test(keys, gateway_state_pattern_and_name)
+{
+    bg_messaging_names m = defaults(), odd = defaults();
+    char gw[BG_NAME_MAX + 1];
+
+    KEY_OK(bg_key_gateway_state(&m, out, sizeof(out), err), "router:gateway:gw1:state");
+    KEY_OK(bg_key_gateway_state_pattern(&m, out, sizeof(out), err), "router:gateway:*:state");
+    cr_assert_eq(bg_key_gateway_of_state(&m, "router:gateway:gw-2.a:state", gw, sizeof(gw)), BG_OK);
+    cr_assert_str_eq(gw, "gw-2.a");
+    cr_assert_eq(bg_key_gateway_of_state(&m, "router:gateway::state", gw, sizeof(gw)), BG_ERR);
+    cr_assert_eq(bg_key_gateway_of_state(&m, "other:gateway:gw1:state", gw, sizeof(gw)), BG_ERR);
+    cr_assert_eq(bg_key_gateway_of_state(&m, "router:gateway:gw1:stat", gw, sizeof(gw)), BG_ERR);
+    cr_assert_eq(bg_key_gateway_of_state(&m, "router:gateway:a b:state", gw, sizeof(gw)), BG_ERR);
+    cr_assert_eq(bg_key_gateway_of_state(&m, "router:gateway:gw1:state", gw, 3), BG_ERR,
+                 "name longer than the buffer");
+    /* glob characters in a prefix match only themselves */
+    odd.key_prefix = "r*[x]?";
+    KEY_OK(bg_key_gateway_state_pattern(&odd, out, sizeof(out), err),
+           "r\\*\\[x\\]\\?:gateway:*:state");
+}

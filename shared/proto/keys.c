@@ -198,3 +198,43 @@ int bg_key_gateway_state(const bg_messaging_names *m, char *out, size_t outlen, 
     }
     return BG_OK;
 }
+
+int bg_key_gateway_state_pattern(const bg_messaging_names *m, char *out, size_t outlen, char *err)
+{
+    const char *prefix = m->key_prefix != NULL ? m->key_prefix : BG_DEFAULT_KEY_PREFIX;
+    size_t o = 0;
+
+    for (const char *p = prefix; *p != '\0'; p++) {
+        if (o + 2 >= outlen)
+            goto too_long;
+        if (strchr("*?[]\\", *p) != NULL) /* SCAN's glob would read them as patterns */
+            out[o++] = '\\';
+        out[o++] = *p;
+    }
+    if ((size_t)snprintf(out + o, outlen - o, ":gateway:*:state") >= outlen - o)
+        goto too_long;
+    return BG_OK;
+too_long:
+    bg_set_error(err, "gateway state pattern for prefix '%s' is too long", prefix);
+    return BG_ERR;
+}
+
+int bg_key_gateway_of_state(const bg_messaging_names *m, const char *key, char *gateway,
+                            size_t glen)
+{
+    const char *prefix = m->key_prefix != NULL ? m->key_prefix : BG_DEFAULT_KEY_PREFIX;
+    size_t plen = strlen(prefix), klen = strlen(key), nlen;
+    static const char head[] = ":gateway:", tail[] = ":state";
+    char err[BG_ERR_LEN];
+
+    if (klen < plen + sizeof(head) - 1 + sizeof(tail) || strncmp(key, prefix, plen) != 0 ||
+        strncmp(key + plen, head, sizeof(head) - 1) != 0 ||
+        strcmp(key + klen - (sizeof(tail) - 1), tail) != 0)
+        return BG_ERR;
+    nlen = klen - plen - (sizeof(head) - 1) - (sizeof(tail) - 1);
+    if (nlen + 1 > glen)
+        return BG_ERR;
+    memcpy(gateway, key + plen + sizeof(head) - 1, nlen);
+    gateway[nlen] = '\0';
+    return bg_name_validate("gateway", gateway, err);
+}

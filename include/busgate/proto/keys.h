@@ -70,6 +70,12 @@ int bg_key_reply_stream(const bg_messaging_names *m, const char *gateway, int wo
  * docs/routing.md), "registry" (per connection: liveness, resync state) and
  * "stats" (frame counters)}. Deleted when the master stops. */
 int bg_key_gateway_state(const bg_messaging_names *m, char *out, size_t outlen, char *err);
+/* The SCAN MATCH pattern of every gateway's state key ("<prefix>:gateway:*:state", glob
+ * characters of the prefix escaped), and the gateway named by one such key (BG_ERR when
+ * key is not a state key of this prefix or its name is not a valid gateway name). */
+int bg_key_gateway_state_pattern(const bg_messaging_names *m, char *out, size_t outlen, char *err);
+int bg_key_gateway_of_state(const bg_messaging_names *m, const char *key, char *gateway,
+                            size_t glen);
 /* "<stream>:dead": dead letters of any stream (keeps the stream's hash tag). */
 int bg_key_dead_letter(const char *stream, char *out, size_t outlen, char *err);
 
