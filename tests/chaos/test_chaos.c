@@ -82,8 +82,12 @@ static void setup(void)
     remember_workers(&run);
 }
 
+static bgt_gw second; /* the second gateway of second_gateway_restart */
+
 static void teardown(void)
 {
+    if (second.pid > 0)
+        bgt_gw_stop(&second);
     if (run.f.v.pid > 0)
         kill(run.f.v.pid, SIGCONT);
     chaos_load_free(&run.load);
@@ -431,5 +435,76 @@ Test(chaos, master_kill9)
     assert_never(&s);
     cr_expect_eq(count_failed_unless(&run.load, is_refused_or_regrace), 0,
                  "a request was lost by a dying worker instead of being answered");
+    assert_settled(&run, 2);
+}
+
+/* ---- two gateways on one bus ---- */
+
+/* A second busgated (gw-second, 2 workers) on the fixture's Valkey, configured like the
+ * first; the fixture's [gateway] text starts with its own instance_id line, replaced. */
+static void second_start(void)
+{
+    char gateway[1024], extra[1024];
+    const char *rest = strchr(BGT_FIX_GATEWAY, '\n') + 1;
+    bgt_gw_opts o = {.valkey_url = run.f.v.url, .workers = 2};
+
+    cr_assert(strncmp(BGT_FIX_GATEWAY, "instance_id = ", 14) == 0);
+    snprintf(gateway, sizeof(gateway), "instance_id = gw-second\n%s", rest);
+    snprintf(extra, sizeof(extra), "%s[admin]\ntoken = %s\n%s", BGT_FIX_MESSAGING, BGT_FIX_TOKEN,
+             CHAOS_SECTIONS);
+    o.extra_gateway = gateway;
+    o.extra = extra;
+    cr_assert_eq(bgt_gw_init(&second, &o), 0);
+    cr_assert_eq(bgt_gw_start(&second), 0, "second gateway did not start (see %s)", second.log);
+    cr_assert_eq(bgt_gw_wait_workers(&second, 2, 10000), 2);
+    cr_assert_eq(bgt_wait_http(second.port, "/echo", 200, 15000), 0, "gw-second never served");
+}
+
+static int64_t second_back_ms;
+
+/* While gw-second is away its clients are refused; its fresh master answers 503 with
+ * Retry-After until the services replayed their endpoints to it; a request sent on a kept
+ * connection as the draining gateway closed it sees a clean EOF. Nothing else. */
+static int is_second_restart_loss(const chaos_rec *rec)
+{
+    return rec->kind == CHAOS_CONNECT || (rec->kind == CHAOS_EOF && rec->reused) ||
+           (rec->start_ms >= second_back_ms && rec->kind == CHAOS_ANSWERED && rec->status == 503 &&
+            rec->retry_after);
+}
+
+/* Two gateways serve the same services from one bus under load; one is stopped (SIGTERM)
+ * and started again mid-run. The other never fails a request, and no answer crosses
+ * gateways (every body is the echo of its own request). */
+Test(chaos, second_gateway_restart)
+{
+    int dur = run.seconds * 1000;
+    chaos_load load2;
+    chaos_sum s1, s2;
+
+    memset(&load2, 0, sizeof(load2));
+    second_start();
+    run.name = "two_gateways";
+    cr_assert_eq(chaos_load_start(&run.load, run.f.port, run.clients / 2, dur, CHAOS_HANG_MS), 0);
+    cr_assert_eq(chaos_load_start(&load2, second.port, run.clients / 2, dur, CHAOS_HANG_MS), 0);
+    sleep_ms(dur / 3);
+    cr_assert_eq(bgt_gw_signal(&second, SIGTERM), 0);
+    cr_assert_eq(bgt_gw_wait_exit(&second, 15000), 0, "gw-second did not stop cleanly");
+    second_back_ms = chaos_load_now(&load2);
+    cr_assert_eq(bgt_gw_start(&second), 0, "gw-second did not start again");
+    chaos_load_join(&run.load);
+    chaos_load_join(&load2);
+    chaos_load_sum(&run.load, 0, INT64_MAX, &s1);
+    chaos_load_sum(&load2, 0, INT64_MAX, &s2);
+    chaos_sum_print("gw_kept", &s1);
+    chaos_sum_print("gw_restarted", &s2);
+    assert_never(&s1);
+    assert_never(&s2);
+    cr_expect_eq(s1.total - s1.ok, 0, "%ld requests failed on the gateway that kept running",
+                 s1.total - s1.ok);
+    cr_expect_eq(count_failed_unless(&load2, is_second_restart_loss), 0,
+                 "the restarted gateway lost a request in another way");
+    cr_expect_eq(bgt_wait_http(second.port, "/echo", 200, 15000), 0, "gw-second never back");
+    chaos_load_free(&load2);
+    bgt_gw_stop(&second);
     assert_settled(&run, 2);
 }
