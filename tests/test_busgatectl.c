@@ -268,23 +268,24 @@ Test(busgatectl, no_running_gateway)
     cr_assert(strstr(o.err, "no running gateway") != NULL, "'%s'", o.err);
 }
 
+/* HELLO is answered with a RESYNC_REQUEST at once: the endpoints arrive through that
+ * exchange, not by waiting for a heartbeat (the property, read from the gateway's log,
+ * instead of a time limit a slow machine could miss). */
 Test(busgatectl, registration_within_one_heartbeat_interval)
 {
     int n = -1, up = 0, declared;
-    long long t0;
     ctl_out o;
 
     gw_start("heartbeat_interval = 2s\nheartbeat_expiry = 6s\n");
-    t0 = bgt_now_ms();
     echo_start("e1");
     WAIT_UNTIL((declared = declared_endpoints("e1")) > 0 &&
                    (n = conn_endpoints("echo/e1", &up)) == declared,
                6000);
-    long long took = bgt_now_ms() - t0;
     cr_assert_gt(declared, 0, "echo-service sent no ENDPOINTS_UPDATE");
     cr_assert_eq(n, declared, "state shows %d endpoints, the instance declared %d", n, declared);
     cr_assert(up);
-    cr_assert_lt(took, 2000, "registered after %lld ms, heartbeat interval is 2000 ms", took);
+    cr_assert_geq(bgt_gw_log_count(&gw, "(hello) sent to echo/e1"), 1,
+                  "the endpoints did not come from the RESYNC_REQUEST answering HELLO");
 
     /* the human form says the same */
     ctl(&o, "-c", gw.ini, "state", NULL);
@@ -321,11 +322,11 @@ Test(busgatectl, sigterm_goodbye_removes_at_once)
     e1 = echo_start("e1");
     WAIT_UNTIL(conn_endpoints("echo/e1", NULL) > 0, 10000);
     cr_assert_gt(conn_endpoints("echo/e1", NULL), 0, "echo/e1 never registered");
-    long long t0 = bgt_now_ms();
     cr_assert_eq(bgt_stop_pid(e1, 10000), 0, "echo-service did not exit cleanly on SIGTERM");
+    /* heartbeat_expiry and connection_remove_after are 30 s: only GOODBYE removes it
+     * within the 10 s wait. */
     WAIT_UNTIL(conn_endpoints("echo/e1", NULL) < 0, 10000);
     cr_assert_lt(conn_endpoints("echo/e1", NULL), 0, "not removed");
-    cr_assert_lt(bgt_now_ms() - t0, 10000, "removed by GOODBYE, long before the 30 s expiry");
     cr_assert_geq(bgt_gw_log_count(&gw, "said goodbye"), 1);
 }
 

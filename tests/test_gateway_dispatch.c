@@ -162,16 +162,48 @@ Test(gateway_dispatch, deadline_gives_504_and_cancel)
     bg_bus_free(b);
 }
 
-/* Sends a slow request, leaves, and waits for the CANCEL number `want`. */
+/* Id of the newest REQUEST on the echo stream into id ("" when there is none). */
+static void newest_request(bg_bus *b, char *id, size_t len)
+{
+    char err[BG_ERR_LEN];
+    redisReply *r = bg_bus_command(b, err, "XREVRANGE router:requests:{echo} + - COUNT 1");
+
+    id[0] = '\0';
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1)
+        snprintf(id, len, "%s", r->element[0]->element[0]->str);
+    if (r != NULL)
+        freeReplyObject(r);
+}
+
+/* Waits (bounded) until a REQUEST newer than prev is on the stream: the request is on the
+ * bus whatever the machine's speed, instead of after a guessed sleep. */
+static void wait_new_request(bg_bus *b, const char *prev)
+{
+    char id[64] = "";
+    long long until = bgt_now_ms() + 10000;
+
+    do {
+        newest_request(b, id, sizeof(id));
+        if (strcmp(id, prev) != 0)
+            return;
+        sleep_ms(10);
+    } while (bgt_now_ms() < until);
+    cr_assert_fail("the request never reached the bus");
+}
+
+/* Sends a slow request, leaves once it is on the bus, and waits for the CANCEL number
+ * `want`. */
 static int leave_early(bg_bus *b, const char *req, int want)
 {
+    char prev[64];
     long long until;
     bgt_conn c;
     int n = 0;
 
+    newest_request(b, prev, sizeof(prev));
     cr_assert_eq(bgt_conn_open(&c, fix.port), 0);
     cr_assert_eq(bgt_conn_send(&c, req, strlen(req)), 0);
-    sleep_ms(300);
+    wait_new_request(b, prev);
     bgt_conn_close(&c);
     for (until = bgt_now_ms() + 3000; n < want && bgt_now_ms() < until; sleep_ms(50))
         n = cancel_count(b, NULL, "client_gone");
@@ -225,10 +257,11 @@ static void inject(bg_bus *b, const char *reply_to, const char *id, const char *
 static void answer_first(bg_bus *b, bgt_conn *c, const char *meta, const char *body, bgt_resp *r)
 {
     const char req[] = "GET /echo/slow?ms=1200 HTTP/1.1\r\nHost: t\r\n\r\n";
-    char id[64] = "", reply_to[256] = "";
+    char id[64] = "", reply_to[256] = "", prev[64];
 
+    newest_request(b, prev, sizeof(prev));
     cr_assert_eq(bgt_conn_send(c, req, sizeof(req) - 1), 0);
-    sleep_ms(200);
+    wait_new_request(b, prev);
     last_request(b, id, reply_to);
     cr_assert_eq(strlen(id), 32);
     inject(b, reply_to, id, meta, body);
