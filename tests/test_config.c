@@ -849,3 +849,21 @@ Test(config, busgated_usage_errors)
     cr_assert_eq(run_busgated(version, out, sizeof(out)), 0);
     cr_assert(strstr(out, "busgated ") != NULL, "%s", out);
 }
+
+Test(config, idempotency_section)
+{
+    static bg_config cfg;
+
+    expect_ok("[idempotency]\nmethods = post, PUT\nttl = 2h\nmax_response = 64k\n", &cfg);
+    cr_assert_str_eq(cfg.idempotency.methods, "POST PUT");
+    expect_ok("[idempotency]\nmethods = POST PUT DELETE\nenabled = off\n", &cfg);
+    cr_assert_str_eq(cfg.idempotency.methods, "POST PUT DELETE");
+    cr_assert_eq(cfg.idempotency.enabled, 0);
+    expect_ok("", &cfg);
+    cr_assert_str_eq(cfg.idempotency.methods, "POST PATCH");
+    cr_assert_eq(cfg.idempotency.ttl_ms, 24 * 3600 * 1000LL);
+    expect_err("[idempotency]\n\nmethods = POST FETCH\n", 3, "[idempotency] methods", "FETCH",
+               "is not a method");
+    expect_err("[idempotency]\nttl = 0s\n", 2, "[idempotency] ttl");
+    expect_err("[idempotency]\nmax_response = 1g\n", 2, "[idempotency] max_response");
+}

@@ -77,6 +77,10 @@ static int64_t dispatch_on_deadline(bg_ev *loop, bg_ev_timer *t, void *arg)
     (void)t;
     x->deadline = NULL; /* deleted when we return */
     bg_dispatch_untrack(d, x);
+    /* The service may still run it: its in-flight record stays until it expires, so a
+     * retry meanwhile gets 409, not a second run. */
+    if (x->idem == BG_IDEM_OWNED)
+        x->idem = BG_IDEM_SETTLED;
     dispatch_cancel(d, x, "deadline");
     snprintf(detail, sizeof(detail), "service '%s' did not answer in time", x->match.service);
     bg_xchg_problem(x, 504, detail, NULL);
@@ -94,6 +98,7 @@ static void dispatch_on_xadd(bg_abus *b, redisReply *reply, void *arg)
         bg_warn("request %s: REQUEST to '%s' not written: %s", x->id, x->match.service,
                 reply != NULL ? reply->str : "connection lost");
         bg_dispatch_untrack(x->wk->dispatch, x);
+        bg_dispatch_idem_settle(x->wk->dispatch, x, NULL);
         bg_xchg_problem(x, 503, "the message bus did not take the request", "Retry-After: 1\r\n");
     }
     bg_xchg_drop_bus(x);
@@ -178,11 +183,14 @@ static int dispatch_backlog_full(bg_dispatch *d, const bg_xchg *x, char *detail,
     return 1;
 }
 
+static int64_t dispatch_timeout(const bg_dispatch *d, const bg_xchg *x)
+{
+    return x->match.timeout_ms > 0 ? x->match.timeout_ms : d->wk->cfg->gateway.request_timeout_ms;
+}
+
 void bg_dispatch_send(bg_dispatch *d, bg_xchg *x)
 {
-    int64_t timeout =
-        x->match.timeout_ms > 0 ? x->match.timeout_ms : d->wk->cfg->gateway.request_timeout_ms;
-    char err[BG_ERR_LEN], detail[160];
+    char detail[160];
 
     if (!bg_dispatch_ready(d)) {
         bg_xchg_problem(x, 503, "the message bus is unavailable", "Retry-After: 1\r\n");
@@ -192,8 +200,21 @@ void bg_dispatch_send(bg_dispatch *d, bg_xchg *x)
         bg_xchg_problem(x, 503, detail, "Retry-After: 1\r\n");
         return;
     }
+    if (x->idem_key != NULL && x->idem == BG_IDEM_NONE) {
+        bg_dispatch_idem_begin(d, x, dispatch_timeout(d, x)); /* sends when the key is ours */
+        return;
+    }
+    bg_dispatch_send_now(d, x);
+}
+
+void bg_dispatch_send_now(bg_dispatch *d, bg_xchg *x)
+{
+    int64_t timeout = dispatch_timeout(d, x);
+    char err[BG_ERR_LEN];
+
     if (bg_inflight_put(&d->table, x->id, x, err) != BG_OK) {
         bg_error("request %s: %s", x->id, err);
+        bg_dispatch_idem_settle(d, x, NULL);
         bg_xchg_problem(x, 503, "the gateway is overloaded", "Retry-After: 1\r\n");
         return;
     }
@@ -204,6 +225,7 @@ void bg_dispatch_send(bg_dispatch *d, bg_xchg *x)
     if (x->deadline == NULL || dispatch_write(d, x, timeout, err) != BG_OK) {
         bg_warn("request %s to '%s' not sent: %s", x->id, x->match.service, err);
         bg_dispatch_untrack(d, x);
+        bg_dispatch_idem_settle(d, x, NULL);
         bg_xchg_problem(x, 503, "the message bus is unavailable", "Retry-After: 1\r\n");
         return;
     }

@@ -70,8 +70,9 @@ static int reply_headers(const bg_xchg *x, const bg_frame *f, bg_buf *out, char 
     return BG_OK;
 }
 
-/* 1xx is not a final answer; 204 and 304 carry no body (RFC 9110 6.4.1). */
-static int reply_render(bg_xchg *x, const bg_frame *f, char *why, size_t wlen)
+/* 1xx is not a final answer; 204 and 304 carry no body (RFC 9110 6.4.1). replayed: the
+ * answer comes from an idempotency record, and says so. */
+static int reply_render(bg_xchg *x, const bg_frame *f, int replayed, char *why, size_t wlen)
 {
     bg_resp_ctx rc;
     size_t blen = f->body.ptr != NULL ? f->body.len : 0;
@@ -88,6 +89,8 @@ static int reply_render(bg_xchg *x, const bg_frame *f, char *why, size_t wlen)
             goto oom;
         return BG_ERR;
     }
+    if (replayed && bg_resp_header(&x->out, "Idempotent-Replayed", 19, "true", 4) != BG_OK)
+        goto oom;
     if (f->status == 204 || f->status == 304) {
         if (bg_resp_finish_empty(&x->out, &rc) != BG_OK)
             goto oom;
@@ -101,8 +104,9 @@ oom:
     return BG_ERR;
 }
 
-static void reply_answer(bg_xchg *x, const bg_field *fields, size_t n)
+static void reply_answer(bg_xchg *x, const bg_field *fields, size_t n, int replayed)
 {
+    bg_dispatch *d = x->wk->dispatch;
     char err[BG_ERR_LEN], why[160] = "";
     bg_frame f;
     int rc = bg_frame_decode_borrow(fields, n, &f, err);
@@ -111,21 +115,54 @@ static void reply_answer(bg_xchg *x, const bg_field *fields, size_t n)
         bg_warn("request %s: bad RESPONSE from service '%s': %s", x->id, x->match.service,
                 rc != BG_OK ? err : "not a RESPONSE frame");
         bg_frame_free(&f);
+        bg_dispatch_idem_settle(d, x, NULL);
         bg_xchg_problem(x, 502, "the service sent an invalid response", NULL);
         return;
     }
     snprintf(x->instance, sizeof(x->instance), "%s", f.instance);
     x->out.len = 0;
-    if (reply_render(x, &f, why, sizeof(why)) != BG_OK) {
+    if (reply_render(x, &f, replayed, why, sizeof(why)) != BG_OK) {
         bg_warn("request %s: RESPONSE from '%s' instance '%s' refused: %s", x->id, x->match.service,
                 f.instance, why);
         x->out.len = 0;
         bg_frame_free(&f);
+        bg_dispatch_idem_settle(d, x, NULL);
         bg_xchg_problem(x, 502, "the service sent an invalid response", NULL);
         return;
     }
-    bg_xchg_done(x, f.status);
+    if (!bg_dispatch_idem_settle(d, x, &f))
+        bg_xchg_done(x, f.status);
     bg_frame_free(&f);
+}
+
+void bg_dispatch_answer_replay(bg_xchg *x, int status, bg_bytes meta, bg_bytes body)
+{
+    char status_s[8], ts_s[24];
+    bg_field fields[8];
+    size_t n = 0;
+
+    snprintf(status_s, sizeof(status_s), "%d", status);
+    snprintf(ts_s, sizeof(ts_s), "%lld", (long long)bg_wall_ms());
+#define REPLAY_FIELD(name, ptr_, len_)                                                             \
+    fields[n++] = (bg_field)                                                                       \
+    {                                                                                              \
+        {name, sizeof(name) - 1},                                                                  \
+        {                                                                                          \
+            (ptr_), (len_)                                                                         \
+        }                                                                                          \
+    }
+    REPLAY_FIELD("v", "1", 1);
+    REPLAY_FIELD("type", "RESPONSE", 8);
+    REPLAY_FIELD("id", x->id, strlen(x->id));
+    REPLAY_FIELD("ts", ts_s, strlen(ts_s));
+    REPLAY_FIELD("instance", "idempotency-replay", 18);
+    REPLAY_FIELD("status", status_s, strlen(status_s));
+    if (meta.len > 0)
+        REPLAY_FIELD("meta", meta.ptr, meta.len);
+    if (body.len > 0)
+        REPLAY_FIELD("body", body.ptr, body.len);
+#undef REPLAY_FIELD
+    reply_answer(x, fields, n, 1);
 }
 
 int bg_dispatch_on_reply(void *arg, const char *entry_id, const bg_field *fields, size_t n)
@@ -147,6 +184,6 @@ int bg_dispatch_on_reply(void *arg, const char *entry_id, const bg_field *fields
     }
     bg_dispatch_untrack(d, x);
     x->t_reply_us = bg_mono_us();
-    reply_answer(x, fields, n);
+    reply_answer(x, fields, n, 0);
     return 1;
 }

@@ -30,6 +30,7 @@ static void xchg_drop(bg_xchg *x, int hold)
     free(x->path);
     free(x->query);
     free(x->auth);
+    free(x->idem_key);
     bg_buf_free(&x->meta);
     bg_buf_free(&x->body);
     bg_buf_free(&x->out);
@@ -44,11 +45,14 @@ void bg_xchg_drop_queue(bg_xchg *x)
 
 void bg_xchg_hold_bus(bg_xchg *x)
 {
+    x->nbus++;
     x->holds |= BG_XHOLD_BUS;
 }
 
 void bg_xchg_drop_bus(bg_xchg *x)
 {
+    if (--x->nbus > 0)
+        return;
     xchg_drop(x, BG_XHOLD_BUS);
 }
 

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "busgate/proto/idem_record.h"
+#include "busgate/proto/keys.h"
 #include "busgate/routing/route_table.h"
 #include "http_parser.h"
 #include "http_response.h"
@@ -16,9 +18,10 @@
  *   BG_XHOLD_QUEUE  its connection's queue, from bg_xchg_new until the response was
  *                   written or the client went away (bg_xchg_drop_queue; x->conn is
  *                   NULL from then on);
- *   BG_XHOLD_BUS    a bus command whose reply callback takes x as its argument (the
- *                   REQUEST's XADD), from bg_xchg_hold_bus until that callback ends
- *                   with bg_xchg_drop_bus.
+ *   BG_XHOLD_BUS    bus commands whose reply callbacks take x as their argument (the
+ *                   idempotency claim, the REQUEST's XADD), each from bg_xchg_hold_bus
+ *                   until its callback ends with bg_xchg_drop_bus; counted, because
+ *                   the claim's callback queues the XADD before it lets go.
  *
  * The owner that drops the last hold frees x; nothing else ever frees it. Everyone
  * else (the deadline timer, the in-flight table the reply reader looks x up in) only
@@ -28,6 +31,12 @@
  */
 #define BG_XHOLD_QUEUE 1
 #define BG_XHOLD_BUS 2
+
+/* x->idem: no record involved; claim sent; the record is ours (in flight); settled. */
+#define BG_IDEM_NONE 0
+#define BG_IDEM_CLAIMING 1
+#define BG_IDEM_OWNED 2
+#define BG_IDEM_SETTLED 3
 
 typedef enum {
     BG_XK_ERROR = 0, /* answered by the gateway: err_status, err_detail */
@@ -50,7 +59,8 @@ struct bg_xchg {
     size_t path_len;
     char *query; /* raw, NUL-terminated; NULL without '?' */
     size_t query_len;
-    char *auth; /* Authorization value (admin endpoints only), NUL-terminated */
+    char *auth;     /* Authorization value (admin endpoints only), NUL-terminated */
+    char *idem_key; /* Idempotency-Key value when it applies to this request, else NULL */
     char client[64];
     bg_xchg_kind kind;
     bg_rt_match match;       /* BG_XK_ROUTE */
@@ -69,8 +79,12 @@ struct bg_xchg {
 
     /* dispatch state */
     bg_ev_timer *deadline;
-    int tracked; /* in the in-flight table */
-    int holds;   /* BG_XHOLD_* bits; freed when the last one is dropped */
+    int tracked;                      /* in the in-flight table */
+    int holds;                        /* BG_XHOLD_* bits; freed when the last one is dropped */
+    int nbus;                         /* bus commands holding x (BG_XHOLD_BUS while > 0) */
+    int idem;                         /* BG_IDEM_*: where x is with its idempotency record */
+    char idem_vkey[BG_KEY_MAX + 1];   /* the record's Valkey key */
+    char idem_fp[BG_IDEM_FP_LEN + 1]; /* the request's fingerprint */
 
     /* response */
     int answered;

@@ -71,6 +71,52 @@ static void plan_admin(bg_xchg *x, const bg_http_request *req)
         plan_error(x, 503, 1, "%s", "out of memory");
 }
 
+/* Whether method is one of the words of list ("POST PATCH"). */
+static int plan_method_listed(const char *list, const char *method)
+{
+    size_t n = strlen(method);
+
+    for (const char *p = list; (p = strstr(p, method)) != NULL; p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+            return 1;
+    return 0;
+}
+
+/* Idempotency-Key (draft-ietf-httpapi-idempotency-key-header): a structured-field string,
+ * sent quoted or bare; 1..255 visible ASCII characters. */
+static int plan_idem_key(const char *p, size_t len, char **out)
+{
+    if (len >= 2 && p[0] == '"' && p[len - 1] == '"') {
+        p++;
+        len -= 2;
+    }
+    if (len < 1 || len > 255)
+        return BG_ERR;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)p[i] < 0x21 || (unsigned char)p[i] > 0x7e || p[i] == '"')
+            return BG_ERR;
+    *out = plan_strndup(p, len);
+    return BG_OK;
+}
+
+/* Remembers the Idempotency-Key when it applies to this request; dispatch then claims it
+ * on the bus before the REQUEST goes out. */
+static void plan_idempotency(bg_wk *wk, bg_xchg *x, const bg_http_request *req)
+{
+    const bg_http_header *h;
+
+    if (!wk->cfg->idempotency.enabled ||
+        !plan_method_listed(wk->cfg->idempotency.methods, x->method) ||
+        (h = bg_http_header_find(req, "idempotency-key")) == NULL)
+        return;
+    if (plan_idem_key(h->value.ptr, h->value.len, &x->idem_key) != BG_OK) {
+        plan_error(x, 400, 0, "%s", "Idempotency-Key must be 1..255 visible ASCII characters");
+        return;
+    }
+    if (x->idem_key == NULL)
+        plan_error(x, 503, 1, "%s", "out of memory");
+}
+
 static void plan_route(bg_wk *wk, bg_xchg *x, const bg_http_request *req)
 {
     bg_rt_match *m = &x->match;
@@ -80,8 +126,11 @@ static void plan_route(bg_wk *wk, bg_xchg *x, const bg_http_request *req)
     switch (m->status) {
     case BG_RT_FOUND:
         x->kind = BG_XK_ROUTE;
-        if (bg_dispatch_build_meta(wk, x, req, detail, sizeof(detail)) != BG_OK)
+        if (bg_dispatch_build_meta(wk, x, req, detail, sizeof(detail)) != BG_OK) {
             plan_error(x, 400, 0, "%s", detail);
+            return;
+        }
+        plan_idempotency(wk, x, req);
         return;
     case BG_RT_METHOD_NOT_ALLOWED:
         plan_error(x, 405, 0, "method %s is not allowed here", x->method);

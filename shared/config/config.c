@@ -81,6 +81,10 @@ void bg_config_defaults(bg_config *cfg)
     snprintf(cfg->identity.reserved_headers, sizeof(cfg->identity.reserved_headers),
              "X-User-Id, X-User-Roles, X-User-Claims, X-Authenticated-User, X-Forwarded-User");
     snprintf(cfg->identity.reserved_prefix, sizeof(cfg->identity.reserved_prefix), "X-Gateway-");
+    cfg->idempotency.enabled = 1;
+    snprintf(cfg->idempotency.methods, sizeof(cfg->idempotency.methods), "POST PATCH");
+    cfg->idempotency.ttl_ms = 24 * 3600 * 1000LL;
+    cfg->idempotency.max_response = 1024 * 1024;
 }
 
 /* One pair of surrounding double quotes is dropped: `key = "a b"` reads as a b. */

@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "busgate/core/text.h"
@@ -281,4 +282,30 @@ int bg_config_parse_header_prefix(bg_config_ctx *ctx, const bg_config_key *key, 
         return BG_ERR;
     }
     return copy_field(ctx, key, value, reason);
+}
+
+int bg_config_parse_methods(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                            char *reason)
+{
+    static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+    char out[sizeof(ctx->cfg->idempotency.methods)] = "";
+    const char *p = value;
+    size_t used = 0, i, len;
+
+    while (*p != '\0') {
+        p += strspn(p, " ,\t");
+        len = strcspn(p, " ,\t");
+        if (len == 0)
+            break;
+        for (i = 0; i < BG_ARRAY_LEN(known); i++)
+            if (strlen(known[i]) == len && strncasecmp(known[i], p, len) == 0)
+                break;
+        if (i == BG_ARRAY_LEN(known)) {
+            bg_set_error(reason, "'%.*s' is not a method", (int)(len > 16 ? 16 : len), p);
+            return BG_ERR;
+        }
+        used += (size_t)snprintf(out + used, sizeof(out) - used, "%s%s", used ? " " : "", known[i]);
+        p += len;
+    }
+    return copy_field(ctx, key, out, reason);
 }

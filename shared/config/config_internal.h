@@ -6,7 +6,7 @@
 
 #include "busgate/config/config.h"
 
-#define BG_CONFIG_MAX_KEYS 64
+#define BG_CONFIG_MAX_KEYS 128
 #define BG_CONFIG_LINE_MAX 1024 /* one formatted error line */
 
 typedef enum {
@@ -107,6 +107,9 @@ int bg_config_resolve_path(const bg_config_ctx *ctx, const char *value, char *ou
 int bg_config_parse_listen(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
                            char *reason);
 int bg_config_parse_workers(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                            char *reason);
+/* A list of HTTP methods (the seven a route may have), normalised to "A B C". */
+int bg_config_parse_methods(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
                             char *reason);
 int bg_config_parse_log_level(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
                               char *reason);

@@ -30,7 +30,7 @@
 
 /* Sections in file order; the two bus sections are what services read. */
 static const char *const sections[] = {
-    "gateway", "valkey", "messaging", "admin", "sandbox", "routing", "identity",
+    "gateway", "valkey", "messaging", "admin", "sandbox", "routing", "identity", "idempotency",
 };
 
 static const bg_config_key keys[] = {
@@ -108,6 +108,13 @@ static const bg_config_key keys[] = {
            "comma-separated HTTP header names, up to 1023 characters"),
     CUSTOM("identity", "reserved_prefix", identity.reserved_prefix, bg_config_parse_header_prefix,
            0, "an HTTP header name prefix, 1..63 characters"),
+
+    KEY("idempotency", "enabled", BG_CONFIG_BOOL, idempotency.enabled, 0, 1, 0),
+    CUSTOM("idempotency", "methods", idempotency.methods, bg_config_parse_methods, 0,
+           "methods among GET HEAD POST PUT PATCH DELETE OPTIONS, space- or comma-separated"),
+    KEY("idempotency", "ttl", BG_CONFIG_DURATION, idempotency.ttl_ms, SEC(1), HOUR(24 * 30), 0),
+    /* A stored response is one Valkey value; 16 MiB keeps one replay a modest copy. */
+    KEY("idempotency", "max_response", BG_CONFIG_SIZE, idempotency.max_response, 0, MIB(16), 0),
 };
 
 _Static_assert(BG_ARRAY_LEN(keys) <= BG_CONFIG_MAX_KEYS, "raise BG_CONFIG_MAX_KEYS");

@@ -159,6 +159,24 @@ int bg_key_reply_stream(const bg_messaging_names *m, const char *gateway, int wo
     return key_format(out, outlen, err, "%s:%s:%d", base, gateway, worker);
 }
 
+int bg_key_idempotency(const bg_messaging_names *m, const char *service, const char *digest,
+                       char *out, size_t outlen, char *err)
+{
+    if (bg_name_validate("service", service, err) != BG_OK)
+        return BG_ERR;
+    if (digest[0] == '\0') {
+        bg_set_error(err, "idempotency digest is empty");
+        return BG_ERR;
+    }
+    for (const char *p = digest; *p != '\0'; p++) {
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) {
+            bg_set_error(err, "idempotency digest is not lowercase hex");
+            return BG_ERR;
+        }
+    }
+    return key_format(out, outlen, err, "%s:idem:{%s}:%s", prefix_of(m), service, digest);
+}
+
 int bg_key_dead_letter(const char *stream, char *out, size_t outlen, char *err)
 {
     if (stream == NULL || stream[0] == '\0') {

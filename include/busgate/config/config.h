@@ -74,6 +74,12 @@ typedef struct bg_config {
         char reserved_headers[1024]; /* default "X-User-Id, X-User-Roles, X-User-Claims, ..." */
         char reserved_prefix[64];    /* default "X-Gateway-" */
     } identity;
+    struct {
+        int enabled;         /* default on: Idempotency-Key is honoured */
+        char methods[64];    /* methods it applies to, space-separated; default "POST PATCH" */
+        int64_t ttl_ms;      /* how long a finished response is replayed; default 24h */
+        size_t max_response; /* larger responses are not stored; default 1m */
+    } idempotency;
 } bg_config;
 
 void bg_config_defaults(bg_config *cfg);

@@ -76,6 +76,10 @@ int bg_key_gateway_state(const bg_messaging_names *m, char *out, size_t outlen, 
 int bg_key_gateway_state_pattern(const bg_messaging_names *m, char *out, size_t outlen, char *err);
 int bg_key_gateway_of_state(const bg_messaging_names *m, const char *key, char *gateway,
                             size_t glen);
+/* "<prefix>:idem:{<service>}:<digest>": the idempotency record of one key on one route
+ * (digest: lowercase hex of a hash the gateway makes of method, path and key). */
+int bg_key_idempotency(const bg_messaging_names *m, const char *service, const char *digest,
+                       char *out, size_t outlen, char *err);
 /* "<stream>:dead": dead letters of any stream (keeps the stream's hash tag). */
 int bg_key_dead_letter(const char *stream, char *out, size_t outlen, char *err);
 

@@ -1,0 +1,223 @@
+/* dispatch_idem.c: Idempotency-Key: claim the key on the bus before the REQUEST goes out,
+ * replay a finished answer, refuse a retry of a request still in flight, store the answer.
+ * Turns the bus's at-least-once into exactly-once-observed for clients that send a key. */
+#include "dispatch_int.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "busgate/core/log.h"
+#include "busgate/proto/idem_record.h"
+
+/* An in-flight record outlives the request's deadline by this much, so a retry sent just
+ * after a 504 still finds it (the service may still be working on the first try). */
+#define IDEM_PENDING_GRACE_MS 5000
+
+/* Replaces the record only while it is still the one this request wrote. */
+#define IDEM_LUA_STORE                                                                             \
+    "if redis.call('GET',KEYS[1])==ARGV[1] then "                                                  \
+    "return redis.call('SET',KEYS[1],ARGV[2],'PX',ARGV[3]) end return 0"
+#define IDEM_LUA_RELEASE                                                                           \
+    "if redis.call('GET',KEYS[1])==ARGV[1] then return redis.call('DEL',KEYS[1]) end return 0"
+
+/* Lowercase hex SHA-256 of the parts, each followed by a NUL so that parts cannot run
+ * into each other ("ab"+"c" differs from "a"+"bc"). */
+static int idem_digest(const bg_bytes *parts, size_t n, char out[BG_IDEM_FP_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (parts[i].len == 0 || EVP_DigestUpdate(ctx, parts[i].ptr, parts[i].len) == 1) &&
+             EVP_DigestUpdate(ctx, "", 1) == 1;
+    ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen * 2 == BG_IDEM_FP_LEN;
+    EVP_MD_CTX_free(ctx);
+    if (!ok)
+        return BG_ERR;
+    for (unsigned int i = 0; i < mdlen; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[BG_IDEM_FP_LEN] = '\0';
+    return BG_OK;
+}
+
+/* The record's key names the route and the client's key; the fingerprint is the rest of
+ * the request, so a key reused for another request is told apart (422). */
+static int idem_names(bg_dispatch *d, bg_xchg *x, char *err)
+{
+    bg_bytes key_parts[] = {
+        {x->method, strlen(x->method)}, {x->path, x->path_len}, {x->idem_key, strlen(x->idem_key)}};
+    bg_bytes fp_parts[] = {{x->method, strlen(x->method)},
+                           {x->path, x->path_len},
+                           {x->query, x->query != NULL ? x->query_len : 0},
+                           {x->body.p, x->body.len}};
+    char digest[BG_IDEM_FP_LEN + 1];
+
+    if (idem_digest(key_parts, BG_ARRAY_LEN(key_parts), digest) != BG_OK ||
+        idem_digest(fp_parts, BG_ARRAY_LEN(fp_parts), x->idem_fp) != BG_OK) {
+        bg_set_error(err, "SHA-256 failed");
+        return BG_ERR;
+    }
+    return bg_key_idempotency(&d->names, x->match.service, digest, x->idem_vkey,
+                              sizeof(x->idem_vkey), err);
+}
+
+static void idem_on_settled(bg_abus *b, redisReply *reply, void *arg)
+{
+    (void)b;
+    (void)arg;
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
+        bg_warn("idempotency record not updated: %s", reply != NULL ? reply->str : "bus down");
+}
+
+/* The stored answer is in Valkey: only now the client gets it, so a retry it sends at
+ * once finds the answer, not the in-flight record (it may reach another worker). */
+static void idem_on_stored(bg_abus *b, redisReply *reply, void *arg)
+{
+    bg_xchg *x = arg;
+
+    idem_on_settled(b, reply, NULL);
+    bg_xchg_done(x, x->status);
+    bg_xchg_drop_bus(x);
+}
+
+/* EVAL of script with the record this request wrote as ARGV[1], then extra arguments;
+ * with finish, x is answered (bg_xchg_done) from the reply. BG_ERR when not sent. */
+static int idem_eval(bg_dispatch *d, bg_xchg *x, const char *script, const char *done,
+                     size_t done_len, const char *ttl, int finish)
+{
+    size_t plen;
+    char *pending = bg_idem_encode_pending(x->idem_fp, x->id, &plen);
+    const char *argv[] = {"EVAL", script, "1", x->idem_vkey, pending, done, ttl};
+    size_t argvlen[] = {
+        4, strlen(script), 1, strlen(x->idem_vkey), plen, done_len, ttl != NULL ? strlen(ttl) : 0};
+    int argc = done != NULL ? 7 : 5, rc = BG_ERR;
+
+    if (pending != NULL)
+        rc = bg_abus_command_argv(d->bus, finish ? idem_on_stored : idem_on_settled,
+                                  finish ? x : NULL, argc, argv, argvlen);
+    if (rc != BG_OK)
+        bg_warn("request %s: idempotency record %s not updated (bus down or out of memory)", x->id,
+                x->idem_vkey);
+    else if (finish)
+        bg_xchg_hold_bus(x); /* dropped by idem_on_stored */
+    free(pending);
+    return rc;
+}
+
+/* Stores what the service answered, for replays; a failure (5xx, a refused answer) is
+ * not stored: the record goes, and a retry runs the request again. */
+int bg_dispatch_idem_settle(bg_dispatch *d, bg_xchg *x, const bg_frame *f)
+{
+    const bg_config *cfg = d->wk->cfg;
+    char ttl[32];
+    size_t len;
+    char *done;
+    int rc;
+
+    if (x->idem != BG_IDEM_OWNED)
+        return 0;
+    x->idem = BG_IDEM_SETTLED;
+    if (f == NULL || f->status >= 500 || f->status < 200 ||
+        f->meta_json.len + f->body.len > cfg->idempotency.max_response) {
+        if (f != NULL && f->status < 500 && f->status >= 200)
+            bg_notice("request %s: response of %zu bytes not kept for Idempotency-Key replays "
+                      "(max_response)",
+                      x->id, f->body.len);
+        idem_eval(d, x, IDEM_LUA_RELEASE, NULL, 0, NULL, 0);
+        return 0;
+    }
+    done = bg_idem_encode_done(x->idem_fp, f->status, f->meta_json, f->body, &len);
+    if (done == NULL) {
+        idem_eval(d, x, IDEM_LUA_RELEASE, NULL, 0, NULL, 0);
+        return 0;
+    }
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)cfg->idempotency.ttl_ms);
+    x->status = f->status;
+    rc = idem_eval(d, x, IDEM_LUA_STORE, done, len, ttl, 1);
+    free(done);
+    return rc == BG_OK;
+}
+
+/* The record found under the key decides: replay, in flight (409), other request (422). */
+static void idem_found(bg_dispatch *d, bg_xchg *x, const redisReply *reply)
+{
+    char err[BG_ERR_LEN];
+    bg_idem_record rec;
+
+    (void)d;
+    if (bg_idem_decode(reply->str, reply->len, &rec, err) != BG_OK) {
+        bg_warn("request %s: key %s holds no record of ours: %s", x->id, x->idem_vkey, err);
+        bg_xchg_problem(x, 409, "the Idempotency-Key is in use by something else", NULL);
+        return;
+    }
+    if (strcmp(rec.fingerprint, x->idem_fp) != 0) {
+        bg_xchg_problem(x, 422, "the Idempotency-Key was already used for a different request",
+                        NULL);
+        return;
+    }
+    if (!rec.done) {
+        bg_xchg_problem(x, 409, "a request with this Idempotency-Key is still in flight",
+                        "Retry-After: 1\r\n");
+        return;
+    }
+    bg_dispatch_answer_replay(x, rec.status, rec.meta, rec.body);
+}
+
+static void idem_on_claim(bg_abus *b, redisReply *reply, void *arg)
+{
+    bg_xchg *x = arg;
+    bg_dispatch *d = x->wk->dispatch;
+
+    (void)b;
+    if (reply != NULL && reply->type == REDIS_REPLY_NIL) {
+        x->idem = BG_IDEM_OWNED;
+        if (x->conn == NULL) /* the client left while we asked: nothing to run */
+            bg_dispatch_idem_settle(d, x, NULL);
+        else
+            bg_dispatch_send_now(d, x);
+    } else if (x->conn == NULL) {
+        x->idem = BG_IDEM_SETTLED;
+    } else if (reply != NULL && reply->type == REDIS_REPLY_STRING) {
+        x->idem = BG_IDEM_SETTLED;
+        idem_found(d, x, reply);
+    } else {
+        bg_warn("request %s: Idempotency-Key not claimed: %s", x->id,
+                reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str : "bus down");
+        x->idem = BG_IDEM_SETTLED;
+        bg_xchg_problem(x, 503, "the message bus is unavailable", "Retry-After: 1\r\n");
+    }
+    bg_xchg_drop_bus(x);
+}
+
+/* SET key <in-flight record> NX GET PX: one round trip both claims a free key and reads
+ * the record of a taken one. */
+void bg_dispatch_idem_begin(bg_dispatch *d, bg_xchg *x, int64_t timeout_ms)
+{
+    char err[BG_ERR_LEN], ttl[32];
+    size_t plen;
+    char *pending = NULL;
+
+    if (idem_names(d, x, err) != BG_OK ||
+        (pending = bg_idem_encode_pending(x->idem_fp, x->id, &plen)) == NULL) {
+        bg_error("request %s: idempotency: %s", x->id, pending == NULL ? "out of memory" : err);
+        bg_xchg_problem(x, 503, "the gateway cannot check the Idempotency-Key", NULL);
+        return;
+    }
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)(timeout_ms + IDEM_PENDING_GRACE_MS));
+    const char *argv[] = {"SET", x->idem_vkey, pending, "NX", "GET", "PX", ttl};
+    size_t argvlen[] = {3, strlen(x->idem_vkey), plen, 2, 3, 2, strlen(ttl)};
+    if (bg_abus_command_argv(d->bus, idem_on_claim, x, 7, argv, argvlen) != BG_OK) {
+        bg_xchg_problem(x, 503, "the message bus is unavailable", "Retry-After: 1\r\n");
+    } else {
+        x->idem = BG_IDEM_CLAIMING;
+        bg_xchg_hold_bus(x); /* dropped by idem_on_claim, which always runs */
+    }
+    free(pending);
+}
