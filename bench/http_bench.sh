@@ -179,11 +179,11 @@ sample() {
     echo "$out"
 }
 
-pct() { # ticks, seconds
-    awk -v d="$1" -v s="$2" -v hz="$hz" 'BEGIN { printf "%.0f%%", d * 100 / hz / s }'
+pct() { # ticks, milliseconds
+    awk -v d="$1" -v ms="$2" -v hz="$hz" 'BEGIN { printf "%.0f%%", d * 100000 / hz / ms }'
 }
 
-cpu_line() { # label, seconds, "before", "after"
+cpu_line() { # label, milliseconds between the samples, "before", "after"
     line="" ours=0 all=0
     for a in $4; do
         name=${a%%=*}
@@ -192,6 +192,10 @@ cpu_line() { # label, seconds, "before", "after"
         d=$((${a#*=} - t0))
         if [ "$name" = machine ]; then
             all=$d
+        elif [ "$d" -lt 0 ]; then
+            # A process of the group was gone at the second sample (its ticks read as 0):
+            # its share is unknown, not negative.
+            line="$line $name=n/a(exited)"
         else
             ours=$((ours + d))
             line="$line $name=$(pct $d "$2")"
@@ -199,7 +203,7 @@ cpu_line() { # label, seconds, "before", "after"
     done
     say "cpu $1:$line other=$(pct $((all - ours)) "$2") (100% = one core)"
     # Other load on a 2-core machine skews one target's run against the other's.
-    [ $(((all - ours) * 100 / hz / $2)) -gt 25 ] &&
+    [ $(((all - ours) * 100000 / hz / $2)) -gt 25 ] &&
         say "WARNING: $1: other processes used $(pct $((all - ours)) "$2") of the CPU;" \
             "compare figures from a quiet machine only"
     return 0
@@ -220,13 +224,18 @@ run_wrk() {
     timeout $((ws + 20)) wrk -t"$wt" -c"$c" -d"${ws}s" --timeout 5s --latency "$url" >"$out" 2>&1 &
     wpid=$!
     before="" after=""
-    if [ $# -gt 0 ] && [ "$ws" -gt 2 ]; then
-        # Sample inside the run, away from its ramp-up and end.
+    if [ $# -gt 0 ] && [ "$ws" -gt 4 ]; then
+        # Sample inside the run, away from its ramp-up and end: a sample walks /proc and
+        # can take a while on a busy machine, so the window ends 2 s before wrk does
+        # (a wrk already gone at the second sample read as 0 ticks: "wrk=-10%").
         sleep 1
         set -- "$@" "wrk=$(children_of "$wpid" | head -n 1)" # wrk runs under timeout(1)
+        t_before=$(date +%s%N)
         before=$(sample "$@")
-        sleep $((ws - 2))
+        sleep $((ws - 4))
         after=$(sample "$@")
+        t_after=$(date +%s%N)
+        win=$(((t_after - t_before) / 1000000))
     fi
     wait $wpid
     rc=$?
@@ -244,7 +253,7 @@ run_wrk() {
     say "$label c=$c rps=$rps p50=$(to_ms "$p50")ms p99=$(to_ms "$p99")ms" \
         "non2xx=${non2xx:-0} socket_errors=${errs:-none}"
     [ -n "$non2xx" ] && say "WARNING: $label c=$c: $non2xx answers were not 2xx/3xx (see $out)"
-    [ -n "$after" ] && cpu_line "$label c=$c" $((ws - 2)) "$before" "$after"
+    [ -n "$after" ] && cpu_line "$label c=$c" "$win" "$before" "$after"
     return 0
 }
 
