@@ -1,0 +1,106 @@
+/* cluster_harness.c: a private Valkey Cluster for tests (cluster_harness.h). */
+#include "cluster_harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *cluster_cli(void)
+{
+    if (system("command -v valkey-cli >/dev/null 2>&1") == 0)
+        return "valkey-cli";
+    if (system("command -v redis-cli >/dev/null 2>&1") == 0)
+        return "redis-cli";
+    return NULL;
+}
+
+const char *bgt_cluster_unavailable(void)
+{
+    /* valkey-server and redis-server 7 both have cluster mode; the tool is what may lack. */
+    if (cluster_cli() == NULL)
+        return "neither valkey-cli nor redis-cli is installed (package valkey-tools)";
+    return NULL;
+}
+
+static int node_start(bgt_valkey *v)
+{
+    char bus_port[16];
+    const char *args[] = {"--cluster-enabled",
+                          "yes",
+                          "--cluster-config-file",
+                          "nodes.conf",
+                          "--cluster-port",
+                          bus_port,
+                          "--cluster-node-timeout",
+                          "2000",
+                          NULL};
+    int port = bgt_free_port();
+
+    if (port <= 0)
+        return -1;
+    snprintf(bus_port, sizeof(bus_port), "%d", port);
+    return bgt_valkey_start(v, args);
+}
+
+static int cluster_create(bgt_cluster *c)
+{
+    char cmd[1024];
+    size_t used;
+
+    used = (size_t)snprintf(cmd, sizeof(cmd), "%s --cluster create", cluster_cli());
+    for (int i = 0; i < c->n; i++)
+        used += (size_t)snprintf(cmd + used, sizeof(cmd) - used, " 127.0.0.1:%d", c->node[i].port);
+    snprintf(cmd + used, sizeof(cmd) - used,
+             " --cluster-replicas 0 --cluster-yes >%s/create.log 2>&1", c->node[0].dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "cluster_harness: '%s' failed (see %s/create.log)\n", cmd, c->node[0].dir);
+        return -1;
+    }
+    return 0;
+}
+
+static int cluster_ok(const bgt_valkey *v)
+{
+    char cmd[256];
+
+    snprintf(cmd, sizeof(cmd), "%s -p %d cluster info 2>/dev/null | grep -q 'cluster_state:ok'",
+             cluster_cli(), v->port);
+    return system(cmd) == 0;
+}
+
+int bgt_cluster_start(bgt_cluster *c, int n)
+{
+    struct timespec pause = {0, 50 * 1000 * 1000};
+
+    memset(c, 0, sizeof(*c));
+    if (n < 3 || n > BGT_CLUSTER_MAX)
+        return -1;
+    for (c->n = 0; c->n < n; c->n++) {
+        if (node_start(&c->node[c->n]) != 0) {
+            fprintf(stderr, "cluster_harness: node %d did not start\n", c->n);
+            return -1;
+        }
+    }
+    if (cluster_create(c) != 0)
+        return -1;
+    for (int tries = 0; tries < 400; tries++) { /* 20 s at most */
+        int ok = 1;
+        for (int i = 0; i < c->n && ok; i++)
+            ok = cluster_ok(&c->node[i]);
+        if (ok)
+            return 0;
+        nanosleep(&pause, NULL);
+    }
+    fprintf(stderr, "cluster_harness: cluster_state never became ok\n");
+    return -1;
+}
+
+void bgt_cluster_stop(bgt_cluster *c)
+{
+    for (int i = 0; i < c->n; i++)
+        bgt_valkey_stop(&c->node[i]);
+    c->n = 0;
+}

@@ -1,0 +1,23 @@
+/* cluster_harness.h: a private Valkey Cluster for a test: N primaries on free loopback
+ * ports (each with a free cluster bus port), created with valkey-cli --cluster create. */
+#ifndef BUSGATE_TEST_CLUSTER_HARNESS_H
+#define BUSGATE_TEST_CLUSTER_HARNESS_H
+
+#include "valkey_harness.h"
+
+#define BGT_CLUSTER_MAX 6
+
+typedef struct bgt_cluster {
+    bgt_valkey node[BGT_CLUSTER_MAX];
+    int n;
+} bgt_cluster;
+
+/* NULL when this machine can make a cluster, else why not (for cr_skip_test): the
+ * server must know cluster mode and valkey-cli (or redis-cli) must be installed. */
+const char *bgt_cluster_unavailable(void);
+/* n (3..BGT_CLUSTER_MAX) primaries, no replicas, every slot assigned; returns once every
+ * node reports cluster_state:ok. 0, or -1 with the reason printed to stderr. */
+int bgt_cluster_start(bgt_cluster *c, int n);
+void bgt_cluster_stop(bgt_cluster *c);
+
+#endif
