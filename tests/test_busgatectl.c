@@ -786,8 +786,11 @@ static int gateways_listed(const char *const *want, int nwant)
 Test(busgatectl, gateways_lists_every_gateway_on_the_bus)
 {
     const char *const both[] = {"gw-ctl", "gw-two"}, *const one[] = {"gw-ctl"};
-    bgt_gw_opts o2 = {
-        .valkey_url = server.url, .workers = 1, .extra_gateway = "instance_id = gw-two\n"};
+    bgt_gw_opts o2 = {.valkey_url = server.url,
+                      .workers = 1,
+                      .extra_gateway = "instance_id = gw-two\n",
+                      /* a master writes its state every heartbeat interval */
+                      .extra = "[messaging]\nheartbeat_interval = 2s\n"};
     bgt_gw two;
     ctl_out o;
     int n = -1;
@@ -795,7 +798,7 @@ Test(busgatectl, gateways_lists_every_gateway_on_the_bus)
     gw_start("heartbeat_interval = 2s\n");
     cr_assert_eq(bgt_gw_init(&two, &o2), 0);
     cr_assert_eq(bgt_gw_start(&two), 0, "second busgated did not start (see %s)", two.log);
-    WAIT_UNTIL((n = gateways_listed(both, 2)) == 2, 10000);
+    WAIT_UNTIL((n = gateways_listed(both, 2)) == 2, 20000);
     cr_assert_eq(n, 2, "busgatectl gateways did not list gw-ctl and gw-two alone");
     ctl(&o, "-c", gw.ini, "state", NULL);
     cr_assert_eq(o.rc, 0, "%s", o.err);
@@ -804,6 +807,6 @@ Test(busgatectl, gateways_lists_every_gateway_on_the_bus)
     cr_assert_eq(o.rc, 0, "%s", o.err);
     cr_assert(strstr(o.out, "gw-ctl") != NULL && strstr(o.out, "gw-two") != NULL, "%s", o.out);
     bgt_gw_stop(&two);
-    WAIT_UNTIL((n = gateways_listed(one, 1)) == 1, 10000);
+    WAIT_UNTIL((n = gateways_listed(one, 1)) == 1, 20000);
     cr_assert_eq(n, 1, "a stopped gateway is still listed");
 }
