@@ -81,6 +81,10 @@ void bg_config_defaults(bg_config *cfg)
     snprintf(cfg->identity.reserved_headers, sizeof(cfg->identity.reserved_headers),
              "X-User-Id, X-User-Roles, X-User-Claims, X-Authenticated-User, X-Forwarded-User");
     snprintf(cfg->identity.reserved_prefix, sizeof(cfg->identity.reserved_prefix), "X-Gateway-");
+    snprintf(cfg->openapi.path, sizeof(cfg->openapi.path), "/openapi.json");
+    cfg->openapi.access = BG_OPENAPI_PUBLIC;
+    cfg->openapi.max_size = 4 * 1024 * 1024;
+    snprintf(cfg->openapi.title, sizeof(cfg->openapi.title), "busgate");
 }
 
 /* One pair of surrounding double quotes is dropped: `key = "a b"` reads as a b. */

@@ -30,7 +30,7 @@
 
 /* Sections in file order; the two bus sections are what services read. */
 static const char *const sections[] = {
-    "gateway", "valkey", "messaging", "admin", "sandbox", "routing", "identity",
+    "gateway", "valkey", "messaging", "admin", "sandbox", "routing", "identity", "openapi",
 };
 
 static const bg_config_key keys[] = {
@@ -108,6 +108,15 @@ static const bg_config_key keys[] = {
            "comma-separated HTTP header names, up to 1023 characters"),
     CUSTOM("identity", "reserved_prefix", identity.reserved_prefix, bg_config_parse_header_prefix,
            0, "an HTTP header name prefix, 1..63 characters"),
+
+    CUSTOM("openapi", "path", openapi.path, bg_config_parse_openapi_path, 0,
+           "off, or an absolute URL path of [A-Za-z0-9._~/-] without empty, . or .. segments, "
+           "up to 255 characters"),
+    CUSTOM("openapi", "access", openapi.access, bg_config_parse_openapi_access, 0,
+           "public or admin"),
+    KEY("openapi", "max_size", BG_CONFIG_SIZE, openapi.max_size, KIB(64), MIB(256), 0),
+    CUSTOM("openapi", "title", openapi.title, bg_config_parse_text, 0,
+           "text without control characters, 1..127 bytes"),
 };
 
 _Static_assert(BG_ARRAY_LEN(keys) <= BG_CONFIG_MAX_KEYS, "raise BG_CONFIG_MAX_KEYS");

@@ -18,6 +18,9 @@ typedef struct bg_listen_addr {
     int port;
 } bg_listen_addr;
 
+/* [openapi] access */
+enum { BG_OPENAPI_PUBLIC = 0, BG_OPENAPI_ADMIN = 1 };
+
 typedef struct bg_config {
     char path[4096];
     struct {
@@ -74,6 +77,12 @@ typedef struct bg_config {
         char reserved_headers[1024]; /* default "X-User-Id, X-User-Roles, X-User-Claims, ..." */
         char reserved_prefix[64];    /* default "X-Gateway-" */
     } identity;
+    struct {
+        char path[256];  /* where workers serve the document; "" = off. Default /openapi.json */
+        int access;      /* BG_OPENAPI_PUBLIC or BG_OPENAPI_ADMIN (the admin token) */
+        size_t max_size; /* bytes of the document in shared memory; default 4m */
+        char title[128]; /* info.title; default "busgate" */
+    } openapi;
 } bg_config;
 
 void bg_config_defaults(bg_config *cfg);
