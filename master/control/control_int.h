@@ -8,6 +8,7 @@
 #include "busgate/bus/bus_async.h"
 #include "busgate/bus/bus_queue.h"
 #include "busgate/routing/bus_view.h"
+#include "busgate/routing/doc_shm.h"
 #include "busgate/control/control.h"
 #include "busgate/proto/frame.h"
 #include "busgate/proto/keys.h"
@@ -93,6 +94,10 @@ struct bg_control {
     size_t samples_inflight; /* backlog sample calls not answered yet */
     int64_t warm_due_ms;     /* when the startup resync has had its answers; 0 = not sent */
 
+    bg_doc *openapi;            /* aggregated OpenAPI for workers, may be NULL (tests) */
+    bg_ev_timer *openapi_timer; /* a rebuild is due */
+    int64_t last_openapi_ms, openapi_cost_ms;
+
     bg_ev_timer *tick, *reclaim, *state_timer, *sampler;
     int64_t tick_ms;
     int64_t last_publish_ms, last_state_ms, state_cost_ms;
@@ -120,6 +125,10 @@ void bg_control_publish(bg_control *c, int force);
 /* The blocking connection and queue, connected on first use. NULL + err. */
 bg_queue *bg_control_sync_queue(bg_control *c, char *err);
 void bg_control_sync_close(bg_control *c);
+
+/* control_openapi.c: rebuild the OpenAPI document soon (routing changed, or a reload). */
+void bg_control_openapi_request(bg_control *c);
+void bg_control_openapi_stop(bg_control *c);
 
 /* control_resync.c */
 /* Sends RESYNC_REQUEST to one connection's instance stream and arms retries. */

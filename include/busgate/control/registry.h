@@ -32,6 +32,7 @@ typedef struct bg_reg_endpoint {
     int64_t timeout_ms; /* 0 = the gateway's request_timeout */
     char *claims;       /* required claims joined with ','; NULL = none */
     json_t *openapi;    /* the endpoint's OpenAPI operation (a reference), NULL = none */
+    json_t *request_schema, *response_schema; /* JSON Schemas (references), NULL = none */
 } bg_reg_endpoint;
 
 typedef struct bg_reg_conn {
