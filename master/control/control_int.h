@@ -42,6 +42,9 @@
  * what the last write cost, whichever is longer (a snapshot of 10k
  * endpoints takes ~100 ms). */
 #define BG_CONTROL_STATE_MIN_MS 200
+/* The OpenAPI document is rebuilt at most once per this many times what its last build
+ * took (10k endpoints: ~300 ms per build on the master's loop). */
+#define BG_CONTROL_OPENAPI_GAP 20
 /* Backlogs are sampled this often (one script call per service). */
 #define BG_CONTROL_SAMPLE_MS 250
 /* After the startup resync, the fleet answers within its random delay (at most 1 s,
