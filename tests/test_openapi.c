@@ -280,3 +280,29 @@ Test(openapi, the_registry_is_not_changed_by_a_build)
     free(before);
     free(after);
 }
+
+Test(openapi, a_kept_operation_follows_its_path_key_and_its_peers)
+{
+    update("a", "a1", "{\"endpoints\":[{\"method\":\"GET\",\"path\":\"/x/{id}\"}]}", 0);
+    update("b", "b1",
+           "{\"endpoints\":[{\"method\":\"POST\",\"path\":\"/x/{key}\",\"claims\":[\"w\"],"
+           "\"openapi\":{\"operationId\":\"make\"}}]}",
+           0);
+    build();
+    cr_assert_str_eq(str_at(op("/x/{id}", "post"), "parameters.0.name"), "id");
+    cr_assert_str_eq(str_at(op("/x/{id}", "post"), "operationId"), "make");
+    cr_assert_str_eq(str_at(op("/x/{id}", "post"), "security.0.bearerAuth.0"), "w");
+    /* a leaves: b's template names the path now, its kept text is rendered again */
+    goodbye("a", "a1");
+    build();
+    cr_assert_null(json_object_get(json_object_get(f.doc, "paths"), "/x/{id}"));
+    cr_assert_str_eq(str_at(op("/x/{key}", "post"), "parameters.0.name"), "key");
+    cr_assert_null(str_at(op("/x/{key}", "post"), "x-busgate-template"));
+    cr_assert_str_eq(str_at(op("/x/{key}", "post"), "operationId"), "make");
+    /* a second instance adds a claim: the kept text gets the union */
+    update("b", "b2",
+           "{\"endpoints\":[{\"method\":\"POST\",\"path\":\"/x/{key}\",\"claims\":[\"v\"]}]}", 0);
+    build();
+    cr_assert_str_eq(str_at(op("/x/{key}", "post"), "security.0.bearerAuth.0"), "w");
+    cr_assert_str_eq(str_at(op("/x/{key}", "post"), "security.0.bearerAuth.1"), "v");
+}

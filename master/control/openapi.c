@@ -22,12 +22,12 @@ void bg_oa_note(bg_oa_build *b, const char *fmt, ...)
 static json_t *oa_skeleton(const bg_openapi_opts *o)
 {
     return json_pack(
-        "{s:s, s:{s:s, s:s, s:s}, s:[], s:{}, s:{s:{s:{s:s, s:s, s:s, s:s}}}}", "openapi",
-        OA_VERSION, "info", "title", o->title, "version", BUSGATE_VERSION, "description",
+        "{s:s, s:{s:s, s:s, s:s}, s:[], s:{s:{s:{s:s, s:s, s:s, s:s}}}}", "openapi", OA_VERSION,
+        "info", "title", o->title, "version", BUSGATE_VERSION, "description",
         "Every route the services behind this busgate gateway declared, merged from their "
         "ENDPOINTS_UPDATE frames; regenerated when the routing table changes.",
-        "tags", "paths", "components", "securitySchemes", "bearerAuth", "type", "http", "scheme",
-        "bearer", "bearerFormat", "JWT", "description",
+        "tags", "components", "securitySchemes", "bearerAuth", "type", "http", "scheme", "bearer",
+        "bearerFormat", "JWT", "description",
         "A bearer token verified by the gateway; an operation's scopes are the claims its "
         "service requires.");
 }
@@ -40,6 +40,8 @@ static void oa_build_free(bg_oa_build *b)
     json_decref(b->ops);
     json_decref(b->services);
     json_decref(b->notes);
+    json_decref(b->paths);
+    free(b->texts);
 }
 
 static int oa_build_init(bg_oa_build *b, const bg_openapi_opts *o)
@@ -51,17 +53,17 @@ static int oa_build_init(bg_oa_build *b, const bg_openapi_opts *o)
     b->ops = json_object();
     b->services = json_object();
     b->notes = json_array();
+    b->paths = json_object();
     if (b->doc == NULL || b->routes == NULL || b->keys == NULL || b->ops == NULL ||
-        b->services == NULL || b->notes == NULL)
+        b->services == NULL || b->notes == NULL || b->paths == NULL)
         return BG_ERR;
-    b->paths = json_object_get(b->doc, "paths");
     return BG_OK;
 }
 
-static int oa_add_all(bg_oa_build *b, const bg_registry *r)
+static int oa_add_all(bg_oa_build *b, bg_registry *r)
 {
     for (size_t i = 0; i < bg_reg_count(r); i++) {
-        const bg_reg_conn *c = bg_reg_at(r, i);
+        bg_reg_conn *c = bg_reg_at(r, i);
         for (size_t j = 0; j < c->nendpoints; j++)
             if (bg_oa_add_endpoint(b, c, &c->endpoints[j]) != BG_OK)
                 return BG_ERR;
@@ -69,8 +71,7 @@ static int oa_add_all(bg_oa_build *b, const bg_registry *r)
     return BG_OK;
 }
 
-int bg_openapi_build(const bg_registry *r, const bg_openapi_opts *o, char **json, size_t *len,
-                     char *err)
+int bg_openapi_build(bg_registry *r, const bg_openapi_opts *o, char **json, size_t *len, char *err)
 {
     bg_oa_build b;
     int rc = BG_ERR;
@@ -80,13 +81,7 @@ int bg_openapi_build(const bg_registry *r, const bg_openapi_opts *o, char **json
     if (oa_build_init(&b, o) != BG_OK || oa_add_all(&b, r) != BG_OK ||
         bg_oa_finish_ops(&b) != BG_OK || bg_oa_merge_services(&b, r) != BG_OK)
         goto out;
-    if (json_array_size(b.notes) > 0)
-        json_object_set(b.doc, "x-busgate-notes", b.notes);
-    *json = json_dumps(b.doc, JSON_COMPACT);
-    if (*json != NULL) {
-        *len = strlen(*json);
-        rc = BG_OK;
-    }
+    rc = bg_oa_write(&b, json, len);
 out:
     if (rc != BG_OK)
         bg_set_error(err, "OpenAPI document: out of memory");

@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define OA_MAX_SEGS 64
@@ -159,14 +160,60 @@ static json_t *oa_op_new(const bg_reg_conn *c, const bg_reg_endpoint *e, const o
 
     if (op == NULL)
         return NULL;
-    /* The gateway decides both: the service's tag, the claims it enforces. */
+    /* The gateway decides both: the service's tag, the claims it enforces. operationId is
+     * added back when the document is written, if no other operation has it. */
     json_object_set_new(op, "tags", json_pack("[s]", c->service));
     json_object_del(op, "security");
+    json_object_del(op, "operationId");
     oa_params(op, own, key, n);
     oa_bodies(op, e);
     if (strcmp(keytext, e->path) != 0)
         json_object_set_new(op, "x-busgate-template", json_string(e->path));
     return op;
+}
+
+/* The endpoint's operation as text for path key `key`: rendered once, then kept by the
+ * endpoint (a new ENDPOINTS_UPDATE brings new endpoints) until its path key changes. */
+static const char *oa_op_text(const bg_reg_conn *c, bg_reg_endpoint *e, const oa_seg *own,
+                              const char *key)
+{
+    oa_seg ks[OA_MAX_SEGS];
+    char *text, *k;
+    json_t *op;
+    int nk;
+
+    if (e->oa_text != NULL && strcmp(e->oa_key, key) == 0)
+        return e->oa_text;
+    if (oa_split(key, ks, &nk) != BG_OK || (op = oa_op_new(c, e, own, ks, nk, key)) == NULL)
+        return NULL;
+    text = json_dumps(op, JSON_COMPACT);
+    json_decref(op);
+    k = strdup(key);
+    if (text == NULL || k == NULL) {
+        free(text);
+        free(k);
+        return NULL;
+    }
+    free(e->oa_text);
+    free(e->oa_key);
+    e->oa_text = text;
+    e->oa_key = k;
+    return text;
+}
+
+static int oa_text_add(bg_oa_build *b, const char *text)
+{
+    const char **nt;
+
+    if (b->ntexts == b->cap_texts) {
+        nt = realloc(b->texts, (b->cap_texts * 2 + 64) * sizeof(*nt));
+        if (nt == NULL)
+            return -1;
+        b->texts = nt;
+        b->cap_texts = b->cap_texts * 2 + 64;
+    }
+    b->texts[b->ntexts] = text;
+    return (int)b->ntexts++;
 }
 
 /* Union of the claims of every connection serving the route (as the table does). */
@@ -190,14 +237,51 @@ static void oa_claims_add(json_t *meta, const char *claims)
     }
 }
 
-/* The operation for (key, method) when this connection should describe it. */
-static int oa_place(bg_oa_build *b, const bg_reg_conn *c, const bg_reg_endpoint *e,
-                    const oa_seg *own, const char *key, const char *rshape)
+/* The bookkeeping of (key, method), made on first sight and listed under paths[key]. */
+static json_t *oa_meta_new(bg_oa_build *b, const char *opkey, const bg_reg_conn *c,
+                           const bg_reg_endpoint *e, const char *key, const char *rshape)
 {
-    char opkey[2 * OA_BUF], method[16];
-    json_t *meta, *item, *op;
-    oa_seg ks[OA_MAX_SEGS];
-    int nk;
+    json_t *meta, *item;
+    char method[16];
+
+    meta = json_pack("{s:s, s:s, s:i, s:i, s:[]}", "service", c->service, "rshape", rshape, "up", 0,
+                     "text", -1, "claims");
+    if (meta == NULL || json_object_set_new(b->ops, opkey, meta) != 0)
+        return NULL;
+    if ((item = json_object_get(b->paths, key)) == NULL) {
+        item = json_object();
+        json_object_set_new(b->paths, key, item);
+    }
+    oa_lower(e->method, method, sizeof(method));
+    json_object_set(item, method, meta);
+    return meta;
+}
+
+/* Points meta at this endpoint's operation. */
+static int oa_meta_describe(bg_oa_build *b, json_t *meta, const bg_reg_conn *c, bg_reg_endpoint *e,
+                            const oa_seg *own, const char *key)
+{
+    const char *text = oa_op_text(c, e, own, key);
+    json_t *opid = json_object_get(e->openapi, "operationId");
+    int idx;
+
+    if (text == NULL || (idx = oa_text_add(b, text)) < 0)
+        return BG_ERR;
+    json_object_set_new(meta, "text", json_integer(idx));
+    if (json_is_string(opid))
+        json_object_set(meta, "opid", opid);
+    else
+        json_object_del(meta, "opid");
+    return BG_OK;
+}
+
+/* The operation for (key, method) when this connection should describe it. */
+static int oa_place(bg_oa_build *b, bg_reg_conn *c, bg_reg_endpoint *e, const oa_seg *own,
+                    const char *key, const char *rshape)
+{
+    char opkey[2 * OA_BUF];
+    json_t *meta;
+    int64_t up;
 
     snprintf(opkey, sizeof(opkey), "%s %s", key, e->method);
     meta = json_object_get(b->ops, opkey);
@@ -211,33 +295,20 @@ static int oa_place(bg_oa_build *b, const bg_reg_conn *c, const bg_reg_endpoint 
                    json_string_value(json_object_get(meta, "service")));
         return BG_OK;
     }
-    if (meta == NULL) {
-        meta = json_pack("{s:s, s:s, s:s, s:s, s:i, s:[]}", "service", c->service, "rshape", rshape,
-                         "key", key, "method", e->method, "up", 0, "claims");
-        if (meta == NULL || json_object_set_new(b->ops, opkey, meta) != 0)
-            return BG_ERR;
-    }
+    if (meta == NULL && (meta = oa_meta_new(b, opkey, c, e, key, rshape)) == NULL)
+        return BG_ERR;
+    up = json_integer_value(json_object_get(meta, "up"));
     /* The first live connection's declaration describes the operation. */
-    if (json_object_get(meta, "op_set") == NULL ||
-        (c->up && json_integer_value(json_object_get(meta, "up")) == 0)) {
-        if (oa_split(key, ks, &nk) != BG_OK || (op = oa_op_new(c, e, own, ks, nk, key)) == NULL)
+    if (json_integer_value(json_object_get(meta, "text")) < 0 || (c->up && up == 0))
+        if (oa_meta_describe(b, meta, c, e, own, key) != BG_OK)
             return BG_ERR;
-        if ((item = json_object_get(b->paths, key)) == NULL) {
-            item = json_object();
-            json_object_set_new(b->paths, key, item);
-        }
-        oa_lower(e->method, method, sizeof(method));
-        json_object_set_new(item, method, op);
-        json_object_set_new(meta, "op_set", json_true());
-    }
     oa_claims_add(meta, e->claims);
     if (c->up)
-        json_object_set_new(meta, "up",
-                            json_integer(json_integer_value(json_object_get(meta, "up")) + 1));
+        json_object_set_new(meta, "up", json_integer(up + 1));
     return BG_OK;
 }
 
-int bg_oa_add_endpoint(bg_oa_build *b, const bg_reg_conn *c, const bg_reg_endpoint *e)
+int bg_oa_add_endpoint(bg_oa_build *b, bg_reg_conn *c, bg_reg_endpoint *e)
 {
     char rshape[OA_BUF], oshape[OA_BUF], keyform[OA_BUF], rkey[OA_BUF + 16];
     const char *winner, *key;
@@ -266,54 +337,42 @@ int bg_oa_add_endpoint(bg_oa_build *b, const bg_reg_conn *c, const bg_reg_endpoi
     return oa_place(b, c, e, own, key, rshape);
 }
 
-/* operationId must be unique in a document: a repeated one is dropped. */
-static void oa_unique_opid(bg_oa_build *b, json_t *opids, json_t *op, const char *service)
+/* operationId must be unique in a document: a repeated one is left out. */
+static void oa_unique_opid(bg_oa_build *b, json_t *opids, json_t *meta)
 {
-    const char *id = json_string_value(json_object_get(op, "operationId"));
+    const char *id = json_string_value(json_object_get(meta, "opid"));
 
     if (id == NULL)
         return;
     if (json_object_get(opids, id) != NULL) {
-        bg_oa_note(b, "operationId '%s' of service '%s' dropped: already used", id, service);
-        json_object_del(op, "operationId");
+        bg_oa_note(b, "operationId '%s' of service '%s' dropped: already used", id,
+                   json_string_value(json_object_get(meta, "service")));
         return;
     }
     json_object_set_new(opids, id, json_true());
+    json_object_set_new(meta, "opid_ok", json_true());
 }
 
-static void oa_finish_one(bg_oa_build *b, json_t *meta, json_t *opids)
-{
-    const char *key = json_string_value(json_object_get(meta, "key"));
-    const char *service = json_string_value(json_object_get(meta, "service"));
-    json_t *item = json_object_get(b->paths, key), *claims = json_object_get(meta, "claims"), *op;
-    char method[16];
-
-    oa_lower(json_string_value(json_object_get(meta, "method")), method, sizeof(method));
-    if (json_integer_value(json_object_get(meta, "up")) == 0) {
-        json_object_del(item, method); /* every instance is down: not live */
-        if (json_object_size(item) == 0)
-            json_object_del(b->paths, key);
-        return;
-    }
-    op = json_object_get(item, method);
-    if (json_array_size(claims) > 0)
-        json_object_set_new(op, "security", json_pack("[{s:O}]", "bearerAuth", claims));
-    oa_unique_opid(b, opids, op, service);
-    json_object_set_new(
-        b->services, service,
-        json_integer(json_integer_value(json_object_get(b->services, service)) + 1));
-}
-
+/* In the order the document lists them: only operations with a live connection count. */
 int bg_oa_finish_ops(bg_oa_build *b)
 {
-    json_t *opids = json_object(), *meta;
-    const char *k;
+    json_t *opids = json_object(), *item, *meta;
+    const char *key, *method, *service;
 
     if (opids == NULL)
         return BG_ERR;
-    json_object_foreach(b->ops, k, meta)
+    json_object_foreach(b->paths, key, item)
     {
-        oa_finish_one(b, meta, opids);
+        json_object_foreach(item, method, meta)
+        {
+            if (json_integer_value(json_object_get(meta, "up")) == 0)
+                continue; /* every instance is down: not live */
+            oa_unique_opid(b, opids, meta);
+            service = json_string_value(json_object_get(meta, "service"));
+            json_object_set_new(
+                b->services, service,
+                json_integer(json_integer_value(json_object_get(b->services, service)) + 1));
+        }
     }
     json_decref(opids);
     return BG_OK;

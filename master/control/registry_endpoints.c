@@ -14,6 +14,8 @@ void bg_reg_endpoints_free(bg_reg_endpoint *eps, size_t n)
         json_decref(eps[i].openapi);
         json_decref(eps[i].request_schema);
         json_decref(eps[i].response_schema);
+        free(eps[i].oa_text);
+        free(eps[i].oa_key);
     }
     free(eps);
 }

@@ -19,8 +19,8 @@ typedef struct bg_openapi_opts {
     const char *title; /* info.title */
 } bg_openapi_opts;
 
-/* Builds the document as compact JSON (malloc'd, NUL-terminated) into *json. */
-int bg_openapi_build(const bg_registry *r, const bg_openapi_opts *o, char **json, size_t *len,
-                     char *err);
+/* Builds the document as compact JSON (malloc'd, NUL-terminated) into *json. The registry
+ * changes only in a cache: each endpoint keeps its rendered operation for the next build. */
+int bg_openapi_build(bg_registry *r, const bg_openapi_opts *o, char **json, size_t *len, char *err);
 
 #endif
