@@ -342,3 +342,65 @@ Test(gateway_openapi_admin, path_off_serves_nothing)
     cr_assert_eq(fetch("/openapi.json", NULL, &doc, NULL, 0), 404);
     json_decref(doc);
 }
+
+/* The ini as text with from replaced by to (the first occurrence). */
+static void ini_replace(const char *from, const char *to)
+{
+    char text[16384], out[16384], *at;
+    FILE *fp = fopen(fix.g.ini, "r");
+    size_t n;
+
+    cr_assert_not_null(fp);
+    n = fread(text, 1, sizeof(text) - 1, fp);
+    fclose(fp);
+    text[n] = '\0';
+    at = strstr(text, from);
+    cr_assert_not_null(at, "'%s' not in the ini", from);
+    snprintf(out, sizeof(out), "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    fp = fopen(fix.g.ini, "w");
+    cr_assert_not_null(fp);
+    fputs(out, fp);
+    fclose(fp);
+}
+
+static int titled_second(json_t *d)
+{
+    const char *t = json_string_value(json_object_get(json_object_get(d, "info"), "title"));
+
+    return t != NULL && strcmp(t, "Second API") == 0;
+}
+
+Test(gateway_openapi_admin, a_reload_takes_the_new_title)
+{
+    json_t *doc;
+
+    cr_assert_eq(bgt_fix_start_ex(&fix, NULL, "[openapi]\ntitle = First API\n", 1), 0);
+    cr_assert_eq(fetch("/openapi.json", NULL, &doc, NULL, 0), 200);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(doc, "info"), "title")),
+                     "First API");
+    json_decref(doc);
+    ini_replace("title = First API", "title = Second API");
+    cr_assert_eq(bgt_gw_signal(&fix.g, SIGHUP), 0);
+    doc = wait_doc(titled_second, NULL);
+    cr_assert_not_null(doc, "the title did not change after the reload");
+    cr_assert(has_path(doc, "/echo"), "the services stay listed");
+    json_decref(doc);
+}
+
+Test(gateway_openapi, head_has_no_body_and_other_methods_get_405)
+{
+    const char head[] = "HEAD /openapi.json HTTP/1.1\r\nHost: t\r\n\r\n";
+    const char post[] = "POST /openapi.json HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n";
+    char clen[32] = "", allow[64] = "";
+    bgt_resp r;
+
+    cr_assert_eq(bgt_fix_request(&fix, head, sizeof(head) - 1, &r, 5000), 200);
+    cr_assert_eq(r.body_len, 0);
+    cr_assert_eq(bgt_resp_header(&r, "Content-Length", clen, sizeof(clen)), 0);
+    cr_assert_gt(atol(clen), 100, "HEAD announces the document's length");
+    bgt_resp_free(&r);
+    cr_assert_eq(bgt_fix_request(&fix, post, sizeof(post) - 1, &r, 5000), 405);
+    cr_assert_eq(bgt_resp_header(&r, "Allow", allow, sizeof(allow)), 0);
+    cr_assert_str_eq(allow, "GET, HEAD");
+    bgt_resp_free(&r);
+}
