@@ -306,3 +306,16 @@ Test(openapi, a_kept_operation_follows_its_path_key_and_its_peers)
     cr_assert_str_eq(str_at(op("/x/{key}", "post"), "security.0.bearerAuth.0"), "w");
     cr_assert_str_eq(str_at(op("/x/{key}", "post"), "security.0.bearerAuth.1"), "v");
 }
+
+Test(openapi, claims_and_operation_ids_are_escaped_as_json)
+{
+    update("q", "q1",
+           "{\"endpoints\":[{\"method\":\"GET\",\"path\":\"/q\",\"claims\":[\"a\\\"b\\\\c\","
+           "\"x\\u0001y\",\"caf\\u00e9\"],\"openapi\":{\"operationId\":\"get \\\"q\\\"\"}}]}",
+           0);
+    build();
+    cr_assert_str_eq(str_at(op("/q", "get"), "security.0.bearerAuth.0"), "a\"b\\c");
+    cr_assert_str_eq(str_at(op("/q", "get"), "security.0.bearerAuth.1"), "x\001y");
+    cr_assert_str_eq(str_at(op("/q", "get"), "security.0.bearerAuth.2"), "caf\xc3\xa9");
+    cr_assert_str_eq(str_at(op("/q", "get"), "operationId"), "get \"q\"");
+}

@@ -35,29 +35,21 @@ static json_t *oa_skeleton(const bg_openapi_opts *o)
 static void oa_build_free(bg_oa_build *b)
 {
     json_decref(b->doc);
-    json_decref(b->routes);
-    json_decref(b->keys);
-    json_decref(b->ops);
     json_decref(b->services);
     json_decref(b->notes);
-    json_decref(b->paths);
-    free(b->texts);
+    bg_oa_map_free(&b->routes);
+    bg_oa_map_free(&b->keys);
+    free(b->paths);
+    bg_oa_arena_free(&b->arena);
 }
 
 static int oa_build_init(bg_oa_build *b, const bg_openapi_opts *o)
 {
     memset(b, 0, sizeof(*b));
     b->doc = oa_skeleton(o);
-    b->routes = json_object();
-    b->keys = json_object();
-    b->ops = json_object();
     b->services = json_object();
     b->notes = json_array();
-    b->paths = json_object();
-    if (b->doc == NULL || b->routes == NULL || b->keys == NULL || b->ops == NULL ||
-        b->services == NULL || b->notes == NULL || b->paths == NULL)
-        return BG_ERR;
-    return BG_OK;
+    return b->doc != NULL && b->services != NULL && b->notes != NULL ? BG_OK : BG_ERR;
 }
 
 static int oa_add_all(bg_oa_build *b, bg_registry *r)
@@ -81,7 +73,8 @@ int bg_openapi_build(bg_registry *r, const bg_openapi_opts *o, char **json, size
     if (oa_build_init(&b, o) != BG_OK || oa_add_all(&b, r) != BG_OK ||
         bg_oa_finish_ops(&b) != BG_OK || bg_oa_merge_services(&b, r) != BG_OK)
         goto out;
-    rc = bg_oa_write(&b, json, len);
+    if (!b.arena.failed)
+        rc = bg_oa_write(&b, json, len);
 out:
     if (rc != BG_OK)
         bg_set_error(err, "OpenAPI document: out of memory");

@@ -2,7 +2,6 @@
  * method and path template. */
 #include "openapi_int.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,15 +66,6 @@ static int oa_form(const oa_seg *s, int n, int form, char *out, size_t size)
         off += (size_t)w;
     }
     return BG_OK;
-}
-
-static void oa_lower(const char *in, char *out, size_t size)
-{
-    size_t i;
-
-    for (i = 0; in[i] != '\0' && i + 1 < size; i++)
-        out[i] = (char)tolower((unsigned char)in[i]);
-    out[i] = '\0';
 }
 
 /* 1 when the key names a path parameter called name. */
@@ -201,118 +191,126 @@ static const char *oa_op_text(const bg_reg_conn *c, bg_reg_endpoint *e, const oa
     return text;
 }
 
-static int oa_text_add(bg_oa_build *b, const char *text)
+/* Union of the claims of every connection serving the route (as the table does); they
+ * point into the endpoints' strings, which outlive the build. */
+static int oa_claims_add(bg_oa_build *b, bg_oa_op *op, const char *claims)
 {
-    const char **nt;
-
-    if (b->ntexts == b->cap_texts) {
-        nt = realloc(b->texts, (b->cap_texts * 2 + 64) * sizeof(*nt));
-        if (nt == NULL)
-            return -1;
-        b->texts = nt;
-        b->cap_texts = b->cap_texts * 2 + 64;
-    }
-    b->texts[b->ntexts] = text;
-    return (int)b->ntexts++;
-}
-
-/* Union of the claims of every connection serving the route (as the table does). */
-static void oa_claims_add(json_t *meta, const char *claims)
-{
-    json_t *set = json_object_get(meta, "claims"), *v;
     const char *p = claims;
+    bg_oa_claim *nc;
     size_t i;
-    int seen;
 
     while (p != NULL && *p != '\0') {
         size_t len = strcspn(p, ",");
-        seen = 0;
-        json_array_foreach(set, i, v)
-        {
-            seen |= json_string_length(v) == len && memcmp(json_string_value(v), p, len) == 0;
+        for (i = 0; i < op->nclaims; i++)
+            if (op->claims[i].len == len && memcmp(op->claims[i].p, p, len) == 0)
+                break;
+        if (i == op->nclaims) {
+            if (op->nclaims == op->cap_claims) {
+                nc = bg_oa_alloc(&b->arena, (op->cap_claims * 2 + 4) * sizeof(*nc));
+                if (nc == NULL)
+                    return BG_ERR;
+                if (op->nclaims > 0)
+                    memcpy(nc, op->claims, op->nclaims * sizeof(*nc));
+                op->claims = nc;
+                op->cap_claims = op->cap_claims * 2 + 4;
+            }
+            op->claims[op->nclaims++] = (bg_oa_claim){p, len};
         }
-        if (!seen)
-            json_array_append_new(set, json_stringn(p, len));
         p += len + (p[len] == ',');
     }
-}
-
-/* The bookkeeping of (key, method), made on first sight and listed under paths[key]. */
-static json_t *oa_meta_new(bg_oa_build *b, const char *opkey, const bg_reg_conn *c,
-                           const bg_reg_endpoint *e, const char *key, const char *rshape)
-{
-    json_t *meta, *item;
-    char method[16];
-
-    meta = json_pack("{s:s, s:s, s:i, s:i, s:[]}", "service", c->service, "rshape", rshape, "up", 0,
-                     "text", -1, "claims");
-    if (meta == NULL || json_object_set_new(b->ops, opkey, meta) != 0)
-        return NULL;
-    if ((item = json_object_get(b->paths, key)) == NULL) {
-        item = json_object();
-        json_object_set_new(b->paths, key, item);
-    }
-    oa_lower(e->method, method, sizeof(method));
-    json_object_set(item, method, meta);
-    return meta;
-}
-
-/* Points meta at this endpoint's operation. */
-static int oa_meta_describe(bg_oa_build *b, json_t *meta, const bg_reg_conn *c, bg_reg_endpoint *e,
-                            const oa_seg *own, const char *key)
-{
-    const char *text = oa_op_text(c, e, own, key);
-    json_t *opid = json_object_get(e->openapi, "operationId");
-    int idx;
-
-    if (text == NULL || (idx = oa_text_add(b, text)) < 0)
-        return BG_ERR;
-    json_object_set_new(meta, "text", json_integer(idx));
-    if (json_is_string(opid))
-        json_object_set(meta, "opid", opid);
-    else
-        json_object_del(meta, "opid");
     return BG_OK;
+}
+
+/* The path of an OpenAPI shape: "/a/{id}" and "/a/{x}" are the same path, named by the
+ * first template seen. */
+static bg_oa_path *oa_path(bg_oa_build *b, const char *oshape, const char *keyform)
+{
+    bg_oa_path *p = bg_oa_map_get(&b->keys, oshape), **np;
+
+    if (p != NULL)
+        return p;
+    if (b->npaths == b->cap_paths) {
+        np = realloc(b->paths, (b->cap_paths * 2 + 64) * sizeof(*np));
+        if (np == NULL)
+            return NULL;
+        b->paths = np;
+        b->cap_paths = b->cap_paths * 2 + 64;
+    }
+    p = bg_oa_alloc(&b->arena, sizeof(*p));
+    if (p == NULL || (p->key = bg_oa_strdup(&b->arena, keyform)) == NULL ||
+        bg_oa_map_put(&b->keys, &b->arena, oshape, p) != BG_OK)
+        return NULL;
+    p->first = p->last = NULL;
+    b->paths[b->npaths++] = p;
+    return p;
+}
+
+static bg_oa_op *oa_op_find(const bg_oa_path *p, const char *method)
+{
+    for (bg_oa_op *op = p->first; op != NULL; op = op->next)
+        if (strcmp(op->method, method) == 0)
+            return op;
+    return NULL;
+}
+
+static bg_oa_op *oa_op_add(bg_oa_build *b, bg_oa_path *p, const bg_reg_conn *c,
+                           const bg_reg_endpoint *e, const char *rshape)
+{
+    bg_oa_op *op = bg_oa_alloc(&b->arena, sizeof(*op));
+
+    if (op == NULL)
+        return NULL;
+    *op = (bg_oa_op){.service = c->service, .method = e->method};
+    if ((op->rshape = bg_oa_strdup(&b->arena, rshape)) == NULL)
+        return NULL;
+    if (p->last != NULL)
+        p->last->next = op;
+    else
+        p->first = op;
+    p->last = op;
+    return op;
+}
+
+/* This endpoint describes the operation. */
+static int oa_op_describe(bg_oa_op *op, const bg_reg_conn *c, bg_reg_endpoint *e, const oa_seg *own,
+                          const char *key)
+{
+    op->text = oa_op_text(c, e, own, key);
+    op->opid = json_string_value(json_object_get(e->openapi, "operationId"));
+    return op->text != NULL ? BG_OK : BG_ERR;
 }
 
 /* The operation for (key, method) when this connection should describe it. */
 static int oa_place(bg_oa_build *b, bg_reg_conn *c, bg_reg_endpoint *e, const oa_seg *own,
-                    const char *key, const char *rshape)
+                    bg_oa_path *p, const char *rshape)
 {
-    char opkey[2 * OA_BUF];
-    json_t *meta;
-    int64_t up;
+    bg_oa_op *op = oa_op_find(p, e->method);
 
-    snprintf(opkey, sizeof(opkey), "%s %s", key, e->method);
-    meta = json_object_get(b->ops, opkey);
-    if (meta != NULL &&
-        (strcmp(json_string_value(json_object_get(meta, "service")), c->service) != 0 ||
-         strcmp(json_string_value(json_object_get(meta, "rshape")), rshape) != 0)) {
+    if (op != NULL && (strcmp(op->service, c->service) != 0 || strcmp(op->rshape, rshape) != 0)) {
         bg_oa_note(b,
                    "%s %s of service '%s' is routed but not listed: OpenAPI has one %s %s, "
                    "listed for service '%s'",
-                   e->method, e->path, c->service, e->method, key,
-                   json_string_value(json_object_get(meta, "service")));
+                   e->method, e->path, c->service, e->method, p->key, op->service);
         return BG_OK;
     }
-    if (meta == NULL && (meta = oa_meta_new(b, opkey, c, e, key, rshape)) == NULL)
+    if (op == NULL && (op = oa_op_add(b, p, c, e, rshape)) == NULL)
         return BG_ERR;
-    up = json_integer_value(json_object_get(meta, "up"));
     /* The first live connection's declaration describes the operation. */
-    if (json_integer_value(json_object_get(meta, "text")) < 0 || (c->up && up == 0))
-        if (oa_meta_describe(b, meta, c, e, own, key) != BG_OK)
-            return BG_ERR;
-    oa_claims_add(meta, e->claims);
-    if (c->up)
-        json_object_set_new(meta, "up", json_integer(up + 1));
+    if ((op->text == NULL || (c->up && op->up == 0)) &&
+        oa_op_describe(op, c, e, own, p->key) != BG_OK)
+        return BG_ERR;
+    if (oa_claims_add(b, op, e->claims) != BG_OK)
+        return BG_ERR;
+    op->up += c->up != 0;
     return BG_OK;
 }
 
 int bg_oa_add_endpoint(bg_oa_build *b, bg_reg_conn *c, bg_reg_endpoint *e)
 {
     char rshape[OA_BUF], oshape[OA_BUF], keyform[OA_BUF], rkey[OA_BUF + 16];
-    const char *winner, *key;
+    const char *winner;
     oa_seg own[OA_MAX_SEGS];
+    bg_oa_path *p;
     int n;
 
     if (oa_split(e->path, own, &n) != BG_OK ||
@@ -323,57 +321,48 @@ int bg_oa_add_endpoint(bg_oa_build *b, bg_reg_conn *c, bg_reg_endpoint *e)
     /* Route conflicts as in the table: the first service to register keeps the route;
      * the master logs the loser already. */
     snprintf(rkey, sizeof(rkey), "%s %s", e->method, rshape);
-    winner = json_string_value(json_object_get(b->routes, rkey));
-    if (winner == NULL)
-        json_object_set_new(b->routes, rkey, json_string(c->service));
-    else if (strcmp(winner, c->service) != 0)
+    winner = bg_oa_map_get(&b->routes, rkey);
+    if (winner == NULL) {
+        if (bg_oa_map_put(&b->routes, &b->arena, rkey, c->service) != BG_OK)
+            return BG_ERR;
+    } else if (strcmp(winner, c->service) != 0) {
         return BG_OK;
-    /* One path key per OpenAPI shape: "/a/{id}" and "/a/{x}" are the same path. */
-    key = json_string_value(json_object_get(b->keys, oshape));
-    if (key == NULL) {
-        json_object_set_new(b->keys, oshape, json_string(keyform));
-        key = json_string_value(json_object_get(b->keys, oshape));
     }
-    return oa_place(b, c, e, own, key, rshape);
+    if ((p = oa_path(b, oshape, keyform)) == NULL)
+        return BG_ERR;
+    return oa_place(b, c, e, own, p, rshape);
 }
 
 /* operationId must be unique in a document: a repeated one is left out. */
-static void oa_unique_opid(bg_oa_build *b, json_t *opids, json_t *meta)
+static int oa_unique_opid(bg_oa_build *b, bg_oa_map *opids, bg_oa_op *op)
 {
-    const char *id = json_string_value(json_object_get(meta, "opid"));
-
-    if (id == NULL)
-        return;
-    if (json_object_get(opids, id) != NULL) {
-        bg_oa_note(b, "operationId '%s' of service '%s' dropped: already used", id,
-                   json_string_value(json_object_get(meta, "service")));
-        return;
+    if (op->opid == NULL)
+        return BG_OK;
+    if (bg_oa_map_get(opids, op->opid) != NULL) {
+        bg_oa_note(b, "operationId '%s' of service '%s' dropped: already used", op->opid,
+                   op->service);
+        return BG_OK;
     }
-    json_object_set_new(opids, id, json_true());
-    json_object_set_new(meta, "opid_ok", json_true());
+    op->opid_ok = 1;
+    return bg_oa_map_put(opids, &b->arena, op->opid, op);
 }
 
 /* In the order the document lists them: only operations with a live connection count. */
 int bg_oa_finish_ops(bg_oa_build *b)
 {
-    json_t *opids = json_object(), *item, *meta;
-    const char *key, *method, *service;
+    bg_oa_map opids = {0};
+    json_int_t n;
+    int rc = BG_OK;
 
-    if (opids == NULL)
-        return BG_ERR;
-    json_object_foreach(b->paths, key, item)
-    {
-        json_object_foreach(item, method, meta)
-        {
-            if (json_integer_value(json_object_get(meta, "up")) == 0)
+    for (size_t i = 0; i < b->npaths && rc == BG_OK; i++) {
+        for (bg_oa_op *op = b->paths[i]->first; op != NULL && rc == BG_OK; op = op->next) {
+            if (op->up == 0)
                 continue; /* every instance is down: not live */
-            oa_unique_opid(b, opids, meta);
-            service = json_string_value(json_object_get(meta, "service"));
-            json_object_set_new(
-                b->services, service,
-                json_integer(json_integer_value(json_object_get(b->services, service)) + 1));
+            rc = oa_unique_opid(b, &opids, op);
+            n = json_integer_value(json_object_get(b->services, op->service));
+            json_object_set_new(b->services, op->service, json_integer(n + 1));
         }
     }
-    json_decref(opids);
-    return BG_OK;
+    bg_oa_map_free(&opids);
+    return rc;
 }

@@ -2,6 +2,8 @@
  * dumped by jansson, the operations copied from the text their endpoints keep. */
 #include "openapi_int.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,61 +51,76 @@ static void oa_put_json(oa_buf *b, const json_t *v)
     free(text);
 }
 
-static void oa_put_string(oa_buf *b, const char *s)
+/* A JSON string: the bytes are UTF-8 already (they came from JSON or from names the
+ * frame decoder checked); quote, backslash and control bytes are escaped. */
+static void oa_put_string(oa_buf *b, const char *s, size_t n)
 {
-    json_t *v = json_string(s);
+    char esc[8];
 
-    if (v == NULL) {
-        b->failed = 1; /* not UTF-8: the frame decoder lets no such name through */
-        return;
+    oa_puts(b, "\"");
+    for (size_t i = 0, from = 0; i <= n; i++) {
+        unsigned char ch = i < n ? (unsigned char)s[i] : 0;
+        if (i < n && ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        oa_put(b, s + from, i - from);
+        from = i + 1;
+        if (i == n)
+            break;
+        snprintf(esc, sizeof(esc), ch == '"' || ch == '\\' ? "\\%c" : "\\u%04x", ch);
+        oa_puts(b, esc);
     }
-    oa_put_json(b, v);
-    json_decref(v);
+    oa_puts(b, "\"");
+}
+
+static void oa_put_claims(oa_buf *b, const bg_oa_op *op)
+{
+    oa_puts(b, ",\"security\":[{\"bearerAuth\":[");
+    for (size_t i = 0; i < op->nclaims; i++) {
+        oa_puts(b, i > 0 ? "," : "");
+        oa_put_string(b, op->claims[i].p, op->claims[i].len);
+    }
+    oa_puts(b, "]}]");
 }
 
 /* "method":{operation text, then its operationId and security} */
-static void oa_put_op(oa_buf *b, const bg_oa_build *ob, const char *method, json_t *meta)
+static void oa_put_op(oa_buf *b, const bg_oa_op *op)
 {
-    const char *text = ob->texts[json_integer_value(json_object_get(meta, "text"))];
-    json_t *claims = json_object_get(meta, "claims");
+    char method[16];
+    size_t i;
 
-    oa_put_string(b, method);
+    for (i = 0; op->method[i] != '\0' && i + 1 < sizeof(method); i++)
+        method[i] = (char)tolower((unsigned char)op->method[i]);
+    method[i] = '\0';
+    oa_put_string(b, method, i);
     oa_puts(b, ":");
-    oa_put(b, text, strlen(text) - 1); /* without its closing brace */
-    if (json_is_true(json_object_get(meta, "opid_ok"))) {
+    oa_put(b, op->text, strlen(op->text) - 1); /* without its closing brace */
+    if (op->opid_ok) {
         oa_puts(b, ",\"operationId\":");
-        oa_put_json(b, json_object_get(meta, "opid"));
+        oa_put_string(b, op->opid, strlen(op->opid));
     }
-    if (json_array_size(claims) > 0) {
-        oa_puts(b, ",\"security\":[{\"bearerAuth\":");
-        oa_put_json(b, claims);
-        oa_puts(b, "}]");
-    }
+    if (op->nclaims > 0)
+        oa_put_claims(b, op);
     oa_puts(b, "}");
 }
 
 /* "key":{...} with the operations that have a live connection; nothing when none has. */
-static void oa_put_item(oa_buf *b, const bg_oa_build *ob, const char *key, json_t *item,
-                        int *first_key)
+static void oa_put_path(oa_buf *b, const bg_oa_path *p, int *first_path)
 {
-    const char *method;
-    json_t *meta;
     int first = 1;
 
-    json_object_foreach(item, method, meta)
-    {
-        if (json_integer_value(json_object_get(meta, "up")) == 0)
+    for (const bg_oa_op *op = p->first; op != NULL; op = op->next) {
+        if (op->up == 0)
             continue;
         if (first) {
-            oa_puts(b, *first_key ? "" : ",");
-            oa_put_string(b, key);
+            oa_puts(b, *first_path ? "" : ",");
+            oa_put_string(b, p->key, strlen(p->key));
             oa_puts(b, ":{");
-            *first_key = 0;
+            *first_path = 0;
         } else {
             oa_puts(b, ",");
         }
         first = 0;
-        oa_put_op(b, ob, method, meta);
+        oa_put_op(b, op);
     }
     if (!first)
         oa_puts(b, "}");
@@ -112,9 +129,7 @@ static void oa_put_item(oa_buf *b, const bg_oa_build *ob, const char *key, json_
 int bg_oa_write(const bg_oa_build *ob, char **json, size_t *len)
 {
     oa_buf b = {0};
-    const char *key;
-    json_t *item;
-    int first_key = 1;
+    int first_path = 1;
 
     oa_puts(&b, "{\"openapi\":");
     oa_put_json(&b, json_object_get(ob->doc, "openapi"));
@@ -123,10 +138,8 @@ int bg_oa_write(const bg_oa_build *ob, char **json, size_t *len)
     oa_puts(&b, ",\"tags\":");
     oa_put_json(&b, json_object_get(ob->doc, "tags"));
     oa_puts(&b, ",\"paths\":{");
-    json_object_foreach(ob->paths, key, item)
-    {
-        oa_put_item(&b, ob, key, item, &first_key);
-    }
+    for (size_t i = 0; i < ob->npaths; i++)
+        oa_put_path(&b, ob->paths[i], &first_path);
     oa_puts(&b, "},\"components\":");
     oa_put_json(&b, json_object_get(ob->doc, "components"));
     if (json_array_size(ob->notes) > 0) {
