@@ -319,3 +319,21 @@ Test(openapi, claims_and_operation_ids_are_escaped_as_json)
     cr_assert_str_eq(str_at(op("/q", "get"), "security.0.bearerAuth.2"), "caf\xc3\xa9");
     cr_assert_str_eq(str_at(op("/q", "get"), "operationId"), "get \"q\"");
 }
+
+Test(openapi, a_route_at_the_documents_own_path_is_left_out)
+{
+    bg_openapi_opts o = {.title = "t", .path = "/openapi.json"};
+    char err[BG_ERR_LEN] = "", *text = NULL;
+    size_t len = 0;
+
+    update("a", "a1",
+           "{\"endpoints\":[{\"method\":\"GET\",\"path\":\"/openapi.json\"},"
+           "{\"method\":\"GET\",\"path\":\"/{file}\"}]}",
+           0);
+    cr_assert_eq(bg_openapi_build(f.reg, &o, &text, &len, err), BG_OK, "%s", err);
+    f.doc = json_loads(text, 0, NULL);
+    free(text);
+    cr_assert_null(op("/openapi.json", "get"));
+    cr_assert_not_null(op("/{file}", "get"), "a parameter may still match other paths");
+    cr_assert_not_null(strstr(str_at(f.doc, "x-busgate-notes.0"), "not reachable"));
+}

@@ -9,7 +9,7 @@
 
 static void ctl_openapi_build(bg_control *c)
 {
-    bg_openapi_opts o = {.title = c->cfg.openapi.title};
+    bg_openapi_opts o = {.title = c->cfg.openapi.title, .path = c->cfg.openapi.path};
     char err[BG_ERR_LEN], *json = NULL;
     int64_t t0 = bg_mono_ms();
     size_t len = 0;

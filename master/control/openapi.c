@@ -49,6 +49,7 @@ static int oa_build_init(bg_oa_build *b, const bg_openapi_opts *o)
     b->doc = oa_skeleton(o);
     b->services = json_object();
     b->notes = json_array();
+    b->own_path = o->path != NULL ? o->path : "";
     return b->doc != NULL && b->services != NULL && b->notes != NULL ? BG_OK : BG_ERR;
 }
 

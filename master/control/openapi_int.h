@@ -66,10 +66,11 @@ typedef struct bg_oa_build {
     json_t *doc;        /* info, tags, components; paths are written as text */
     bg_oa_path **paths; /* in first-seen order */
     size_t npaths, cap_paths;
-    bg_oa_map routes; /* "METHOD routing-shape" -> service that keeps the route */
-    bg_oa_map keys;   /* OpenAPI shape ("/a/{}") -> its bg_oa_path */
-    json_t *services; /* service -> operations it has in the document */
-    json_t *notes;    /* doc["x-busgate-notes"]: what was left out, and why */
+    bg_oa_map routes;     /* "METHOD routing-shape" -> service that keeps the route */
+    bg_oa_map keys;       /* OpenAPI shape ("/a/{}") -> its bg_oa_path */
+    json_t *services;     /* service -> operations it has in the document */
+    json_t *notes;        /* doc["x-busgate-notes"]: what was left out, and why */
+    const char *own_path; /* the document\'s own path, "" = none */
 } bg_oa_build;
 
 /* openapi_ops.c: adds one declared endpoint of connection c (registration order). */

@@ -318,6 +318,12 @@ int bg_oa_add_endpoint(bg_oa_build *b, bg_reg_conn *c, bg_reg_endpoint *e)
         oa_form(own, n, OA_FORM_SHAPE, oshape, sizeof(oshape)) != BG_OK ||
         oa_form(own, n, OA_FORM_KEY, keyform, sizeof(keyform)) != BG_OK)
         return BG_OK; /* the table refuses such a template too */
+    if (strcmp(e->path, b->own_path) == 0) {
+        bg_oa_note(b,
+                   "%s %s of service '%s' is not reachable: the gateway serves this document there",
+                   e->method, e->path, c->service);
+        return BG_OK;
+    }
     /* Route conflicts as in the table: the first service to register keeps the route;
      * the master logs the loser already. */
     snprintf(rkey, sizeof(rkey), "%s %s", e->method, rshape);

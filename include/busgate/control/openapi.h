@@ -17,6 +17,8 @@
  */
 typedef struct bg_openapi_opts {
     const char *title; /* info.title */
+    const char *path;  /* where the gateway serves the document ("" or NULL = nowhere): a
+                        * service route with exactly this template is unreachable, so left out */
 } bg_openapi_opts;
 
 /* Builds the document as compact JSON (malloc'd, NUL-terminated) into *json. The registry
