@@ -70,7 +70,7 @@ typedef struct bg_oa_build {
     bg_oa_map keys;       /* OpenAPI shape ("/a/{}") -> its bg_oa_path */
     json_t *services;     /* service -> operations it has in the document */
     json_t *notes;        /* doc["x-busgate-notes"]: what was left out, and why */
-    const char *own_path; /* the document\'s own path, "" = none */
+    const char *own_path; /* the document's own path, "" = none */
 } bg_oa_build;
 
 /* openapi_ops.c: adds one declared endpoint of connection c (registration order). */
