@@ -43,7 +43,8 @@
  * endpoints takes ~100 ms). */
 #define BG_CONTROL_STATE_MIN_MS 200
 /* The OpenAPI document is rebuilt at most once per this many times what its last build
- * took (10k endpoints: ~20 ms per build on the master's loop, ~200 ms the first time). */
+ * took (10k endpoints: ~20-45 ms per build on the master's loop, ~0.25 s the first time;
+ * bench/bench_openapi). */
 #define BG_CONTROL_OPENAPI_GAP 20
 /* Backlogs are sampled this often (one script call per service). */
 #define BG_CONTROL_SAMPLE_MS 250

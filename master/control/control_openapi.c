@@ -41,7 +41,7 @@ static int64_t ctl_on_openapi_timer(bg_ev *loop, bg_ev_timer *t, void *arg)
 
 /* Coalesced: at most once per BG_CONTROL_OPENAPI_GAP times what the last build cost, so a
  * fleet answering a resync in many batches does not rebuild a large document for each, and
- * the build (about 2 ms per 1000 endpoints on the master's loop, ten times that when
+ * the build (2-5 ms per 1000 endpoints on the master's loop, about ten times that when
  * every operation is new) takes at most a twentieth of the master's time. */
 void bg_control_openapi_request(bg_control *c)
 {
