@@ -78,7 +78,7 @@ int bg_openapi_build(bg_registry *r, const bg_openapi_opts *o, char **json, size
         rc = bg_oa_write(&b, json, len);
 out:
     if (rc != BG_OK)
-        bg_set_error(err, "OpenAPI document: out of memory");
+        bg_set_error(err, "OpenAPI document: out of memory, or [openapi] title is not UTF-8");
     oa_build_free(&b);
     return rc;
 }
