@@ -337,3 +337,31 @@ Test(openapi, a_route_at_the_documents_own_path_is_left_out)
     cr_assert_not_null(op("/{file}", "get"), "a parameter may still match other paths");
     cr_assert_not_null(strstr(str_at(f.doc, "x-busgate-notes.0"), "not reachable"));
 }
+
+Test(openapi, odd_fragments_still_give_a_well_formed_document)
+{
+    update("w", "w1",
+           "{\"endpoints\":[{\"method\":\"GET\",\"path\":\"/w/{id}\",\"request_schema\":true,"
+           "\"response_schema\":false,\"openapi\":{\"parameters\":{\"not\":\"an array\"},"
+           "\"responses\":\"none\",\"tags\":7,\"operationId\":5}},"
+           "{\"method\":\"OPTIONS\",\"path\":\"/w/{id}\",\"openapi\":{\"parameters\":[1,"
+           "{\"in\":\"path\"},{\"name\":\"q\",\"in\":\"query\"}]}}],"
+           "\"openapi\":{\"info\":\"x\",\"components\":{\"schemas\":3,\"examples\":{\"E\":{}}},"
+           "\"paths\":{\"/evil\":{}}}}",
+           0);
+    build();
+    cr_assert_str_eq(str_at(op("/w/{id}", "get"), "tags.0"), "w");
+    cr_assert_str_eq(str_at(op("/w/{id}", "get"), "parameters.0.name"), "id");
+    cr_assert(json_is_true(json_object_get(
+        json_object_get(
+            json_object_get(json_object_get(op("/w/{id}", "get"), "requestBody"), "content"),
+            "application/json"),
+        "schema")));
+    cr_assert_not_null(json_object_get(json_object_get(op("/w/{id}", "get"), "responses"), "200"));
+    cr_assert_null(json_object_get(op("/w/{id}", "get"), "operationId"), "not a string");
+    cr_assert_eq(json_array_size(json_object_get(op("/w/{id}", "options"), "parameters")), 2,
+                 "the query parameter and id; 1 and the nameless path parameter are dropped");
+    cr_assert_null(json_object_get(json_object_get(f.doc, "paths"), "/evil"));
+    cr_assert_not_null(
+        json_object_get(json_object_get(json_object_get(f.doc, "components"), "examples"), "E"));
+}

@@ -78,7 +78,7 @@ static int oa_key_has(const oa_seg *key, int nkey, const char *name)
     return 0;
 }
 
-/* The fragment's own parameters, except path parameters the path key does not have
+/* The fragment's own parameter objects, except path parameters the path key does not have
  * (a template of another instance may name them differently), then one for each path
  * parameter of the key the fragment did not describe. */
 static void oa_params(json_t *op, const oa_seg *own, const oa_seg *key, int n)
@@ -91,6 +91,8 @@ static void oa_params(json_t *op, const oa_seg *own, const oa_seg *key, int n)
     {
         const char *in = json_string_value(json_object_get(p, "in"));
         const char *pn = json_string_value(json_object_get(p, "name"));
+        if (!json_is_object(p))
+            continue; /* not a parameter object: it would only spoil the document */
         if (in != NULL && strcmp(in, "path") == 0 && (pn == NULL || !oa_key_has(key, n, pn)))
             continue;
         for (int k = 0; in != NULL && strcmp(in, "path") == 0 && k < n; k++)
