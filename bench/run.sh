@@ -25,6 +25,9 @@ step "$build/bench/bench_control"
 # Route lookup and publish cost of the shared routing table.
 step "$build/bench/bench_routes"
 
+# The aggregated OpenAPI document: first build and rebuilds at 10k endpoints.
+step "$build/bench/bench_openapi"
+
 # The headline: wrk against busgate (2 workers, 2 echo instances) and nginx proxying.
 step sh bench/http_bench.sh "$build"
 

@@ -11,6 +11,7 @@
 #include "busgate/control/control.h"
 #include "busgate/core/log.h"
 #include "busgate/routing/bus_view.h"
+#include "busgate/routing/doc_shm.h"
 #include "busgate/metrics/metrics.h"
 #include "master.h"
 
@@ -55,6 +56,11 @@ static int cycle_init(bg_master *m)
     if (m->busview == NULL)
         goto err;
     bg_control_set_busview(m->control, m->busview);
+    /* Sized once, like the routing table: [openapi] max_size needs a restart. */
+    m->openapi = bg_doc_create(m->cfg->openapi.max_size, err);
+    if (m->openapi == NULL)
+        goto err;
+    bg_control_set_openapi(m->control, m->openapi);
     if (bg_proc_spawn_generation(m, m->cfg->gateway.workers) == 0) {
         bg_crit("no worker started; stopping");
         return BG_ERR;
@@ -77,6 +83,8 @@ static void cycle_free(bg_master *m)
     m->metrics = NULL;
     bg_bv_destroy(m->busview);
     m->busview = NULL;
+    bg_doc_destroy(m->openapi);
+    m->openapi = NULL;
     if (m->loop != NULL)
         bg_ev_free(m->loop); /* frees the timers still armed */
     m->loop = NULL;

@@ -35,8 +35,8 @@ int bg_admin_match(const char *path, size_t len)
 }
 
 /* A complete answer; chunked for bodies rendered in one go whose size we do not announce. */
-static void admin_reply(bg_xchg *x, int status, const char *type, const char *body, size_t len,
-                        int chunked)
+void bg_admin_reply(bg_xchg *x, int status, const char *type, const char *body, size_t len,
+                    int chunked)
 {
     bg_resp_ctx rc;
     int rv;
@@ -65,7 +65,7 @@ static void admin_json(bg_xchg *x, int status, json_t *j)
         bg_xchg_problem(x, 503, "out of memory", NULL);
         return;
     }
-    admin_reply(x, status, "application/json", text, strlen(text), 0);
+    bg_admin_reply(x, status, "application/json", text, strlen(text), 0);
     free(text);
 }
 
@@ -97,12 +97,12 @@ static void admin_metrics(bg_wk *wk, bg_xchg *x)
         bg_xchg_problem(x, 503, "metrics are unavailable", NULL);
         return;
     }
-    admin_reply(x, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, 1);
+    bg_admin_reply(x, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, 1);
     free(text);
 }
 
 /* 401 without a bearer token, 403 with a wrong one (constant-time compare). */
-static int admin_authorized(bg_wk *wk, bg_xchg *x)
+int bg_admin_authorized(bg_wk *wk, bg_xchg *x)
 {
     const char *token = wk->cfg->admin.token, *given = x->auth;
 
@@ -133,12 +133,17 @@ static void admin_state(bg_wk *wk, bg_xchg *x)
         bg_xchg_problem(x, 503, "the routing table is busy, retry", "Retry-After: 1\r\n");
         return;
     }
-    admin_reply(x, 200, "application/json", json, strlen(json), 1);
+    bg_admin_reply(x, 200, "application/json", json, strlen(json), 1);
     free(json);
 }
 
 void bg_admin_handle(bg_wk *wk, bg_xchg *x)
 {
+    if (bg_admin_is_openapi(wk, x->path, x->path_len)) {
+        if (admin_get_only(x))
+            bg_admin_openapi(wk, x);
+        return;
+    }
     if (admin_path_is(x, "/healthz")) {
         if (admin_get_only(x))
             admin_json(x, 200, json_pack("{s:s}", "status", "ok"));
@@ -159,7 +164,7 @@ void bg_admin_handle(bg_wk *wk, bg_xchg *x)
         bg_xchg_problem(x, 404, "no service serves this path", NULL);
         return;
     }
-    if (!admin_authorized(wk, x))
+    if (!bg_admin_authorized(wk, x))
         return;
     if (admin_path_is(x, ADMIN_RESYNC))
         bg_admin_resync(wk, x);

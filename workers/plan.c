@@ -166,7 +166,7 @@ void bg_plan_request(bg_wk *wk, bg_xchg *x, const bg_http_request *req)
     }
     if (plan_path(x, req) != BG_OK)
         return;
-    if (bg_admin_match(x->path, x->path_len)) {
+    if (bg_admin_match(x->path, x->path_len) || bg_admin_is_openapi(wk, x->path, x->path_len)) {
         plan_admin(x, req);
         return;
     }

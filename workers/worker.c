@@ -17,6 +17,7 @@
 #include "busgate/core/channel.h"
 #include "busgate/core/log.h"
 #include "busgate/metrics/metrics.h"
+#include "busgate/routing/doc_shm.h"
 #include "admin.h"
 #include "dispatch.h"
 #include "plan.h"
@@ -287,6 +288,8 @@ static int worker_setup(worker_state *w, char *err)
     json_object_seed(0);
     if (bg_rt_protect_readonly(ctx->rt, err) != BG_OK)
         return BG_ERR;
+    if (ctx->openapi != NULL && bg_doc_protect_readonly(ctx->openapi, err) != BG_OK)
+        return BG_ERR;
     if ((wk->loop = bg_ev_new(err)) == NULL)
         return BG_ERR;
     if (bg_identity_init(&wk->identity, wk->cfg->identity.reserved_headers,
@@ -332,6 +335,8 @@ static void worker_teardown(worker_state *w)
     bg_ev_timer_del(wk->loop, w->tick);
     bg_ev_free(wk->loop);
     wk->loop = NULL;
+    free(wk->openapi_body);
+    wk->openapi_body = NULL;
 }
 
 int bg_worker_main(const bg_worker_ctx *ctx)

@@ -41,6 +41,10 @@ typedef struct bg_wk {
     int draining; /* graceful quit: no accepting, "Connection: close", exit when idle */
     int64_t drain_since_ms;
     uint64_t id_prefix, id_seq;
+    /* this process's copy of the OpenAPI document, renewed when its generation changes */
+    char *openapi_body;
+    size_t openapi_len;
+    uint64_t openapi_gen;
 } bg_wk;
 
 /* 32 hex digits: a random per-process prefix and a counter, so ids are unique without

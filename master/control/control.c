@@ -191,6 +191,7 @@ void bg_control_free(bg_control *c)
         return;
     if (c->rd != NULL && bg_abus_connected(c->rd))
         bg_control_state_delete(c);
+    bg_control_openapi_stop(c);
     ctl_stop(c);
     bg_reg_free(c->reg);
     free(c);
@@ -227,6 +228,7 @@ int bg_control_reconfigure(bg_control *c, const bg_config *cfg, char *err)
         goto fail;
     bg_control_sync_close(c); /* made again on first use, with the new settings */
     c->tick_ms = ctl_tick_ms(&c->cfg);
+    bg_control_openapi_request(c); /* the title may have changed */
     if (!reconnect && c->tick != NULL && c->reclaim != NULL) {
         bg_ev_timer_reset(c->loop, c->tick, c->tick_ms);
         bg_ev_timer_reset(c->loop, c->reclaim, bg_control_reclaim_period_ms(c));

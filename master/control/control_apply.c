@@ -198,11 +198,11 @@ static void ctl_on_reject(void *ud, const bg_reg_conn *conn, const char *reason)
 void bg_control_publish(bg_control *c, int force)
 {
     int64_t now = bg_mono_ms();
+    int routes = bg_reg_routes_dirty(c->reg);
     char err[BG_ERR_LEN];
 
-    if (!bg_reg_routes_dirty(c->reg) &&
-        (!bg_reg_heartbeats_dirty(c->reg) ||
-         (!force && now - c->last_publish_ms < BG_CONTROL_HB_PUBLISH_MS)))
+    if (!routes && (!bg_reg_heartbeats_dirty(c->reg) ||
+                    (!force && now - c->last_publish_ms < BG_CONTROL_HB_PUBLISH_MS)))
         return;
     if (bg_reg_publish(c->reg, ctl_on_reject, c, err) != BG_OK) {
         /* logged once per distinct reason: every batch retries */
@@ -216,4 +216,6 @@ void bg_control_publish(bg_control *c, int force)
     c->last_publish_ms = now;
     c->stats.publishes++;
     bg_control_state_request(c);
+    if (routes)
+        bg_control_openapi_request(c);
 }

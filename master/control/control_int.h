@@ -8,6 +8,7 @@
 #include "busgate/bus/bus_async.h"
 #include "busgate/bus/bus_queue.h"
 #include "busgate/routing/bus_view.h"
+#include "busgate/routing/doc_shm.h"
 #include "busgate/control/control.h"
 #include "busgate/proto/frame.h"
 #include "busgate/proto/keys.h"
@@ -41,6 +42,10 @@
  * what the last write cost, whichever is longer (a snapshot of 10k
  * endpoints takes ~100 ms). */
 #define BG_CONTROL_STATE_MIN_MS 200
+/* The OpenAPI document is rebuilt at most once per this many times what its last build
+ * took (10k endpoints: ~20-45 ms per build on the master's loop, ~0.25 s the first time;
+ * bench/bench_openapi). */
+#define BG_CONTROL_OPENAPI_GAP 20
 /* Backlogs are sampled this often (one script call per service). */
 #define BG_CONTROL_SAMPLE_MS 250
 /* After the startup resync, the fleet answers within its random delay (at most 1 s,
@@ -93,6 +98,10 @@ struct bg_control {
     size_t samples_inflight; /* backlog sample calls not answered yet */
     int64_t warm_due_ms;     /* when the startup resync has had its answers; 0 = not sent */
 
+    bg_doc *openapi;            /* aggregated OpenAPI for workers, may be NULL (tests) */
+    bg_ev_timer *openapi_timer; /* a rebuild is due */
+    int64_t last_openapi_ms, openapi_cost_ms;
+
     bg_ev_timer *tick, *reclaim, *state_timer, *sampler;
     int64_t tick_ms;
     int64_t last_publish_ms, last_state_ms, state_cost_ms;
@@ -120,6 +129,10 @@ void bg_control_publish(bg_control *c, int force);
 /* The blocking connection and queue, connected on first use. NULL + err. */
 bg_queue *bg_control_sync_queue(bg_control *c, char *err);
 void bg_control_sync_close(bg_control *c);
+
+/* control_openapi.c: rebuild the OpenAPI document soon (routing changed, or a reload). */
+void bg_control_openapi_request(bg_control *c);
+void bg_control_openapi_stop(bg_control *c);
 
 /* control_resync.c */
 /* Sends RESYNC_REQUEST to one connection's instance stream and arms retries. */

@@ -12,6 +12,10 @@ void bg_reg_endpoints_free(bg_reg_endpoint *eps, size_t n)
         free(eps[i].path);
         free(eps[i].claims);
         json_decref(eps[i].openapi);
+        json_decref(eps[i].request_schema);
+        json_decref(eps[i].response_schema);
+        free(eps[i].oa_text);
+        free(eps[i].oa_key);
     }
     free(eps);
 }
@@ -87,6 +91,9 @@ static int reg_convert_one(const bg_endpoint *e, size_t i, bg_reg_endpoint *out,
         goto fail;
     }
     out->openapi = json_incref(e->openapi);
+    /* kept for the aggregated OpenAPI document (control_openapi.c) */
+    out->request_schema = json_incref(e->request_schema);
+    out->response_schema = json_incref(e->response_schema);
     return BG_OK;
 fail:
     bg_set_error(err, "endpoints[%zu]: %s", i, why);

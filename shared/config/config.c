@@ -85,6 +85,10 @@ void bg_config_defaults(bg_config *cfg)
     snprintf(cfg->idempotency.methods, sizeof(cfg->idempotency.methods), "POST PATCH");
     cfg->idempotency.ttl_ms = 24 * 3600 * 1000LL;
     cfg->idempotency.max_response = 1024 * 1024;
+    snprintf(cfg->openapi.path, sizeof(cfg->openapi.path), "/openapi.json");
+    cfg->openapi.access = BG_OPENAPI_PUBLIC;
+    cfg->openapi.max_size = 4 * 1024 * 1024;
+    snprintf(cfg->openapi.title, sizeof(cfg->openapi.title), "busgate");
 }
 
 /* One pair of surrounding double quotes is dropped: `key = "a b"` reads as a b. */

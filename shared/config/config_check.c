@@ -221,6 +221,17 @@ static void check_admin(bg_config_ctx *ctx)
     cfg->admin.enabled = cfg->admin.token[0] != '\0';
 }
 
+/* access = admin without a token would protect the document with nothing. */
+static void check_openapi(bg_config_ctx *ctx)
+{
+    key_ref acc = ref(ctx, "openapi", "access");
+
+    if (acc.line && !acc.bad && ctx->cfg->openapi.access == BG_OPENAPI_ADMIN &&
+        !ctx->cfg->admin.enabled)
+        bg_config_key_error(ctx, acc.key, acc.line, "admin", "no admin token is configured",
+                            "public, or admin together with [admin] token or token_file");
+}
+
 void bg_config_finish(bg_config_ctx *ctx)
 {
     check_valkey(ctx);
@@ -229,4 +240,5 @@ void bg_config_finish(bg_config_ctx *ctx)
         return;
     check_gateway(ctx);
     check_admin(ctx);
+    check_openapi(ctx);
 }

@@ -121,6 +121,12 @@ int bg_config_parse_maxlen(bg_config_ctx *ctx, const bg_config_key *key, const c
                            char *reason);
 int bg_config_parse_headers(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
                             char *reason);
+int bg_config_parse_openapi_path(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                                 char *reason);
+int bg_config_parse_openapi_access(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                                   char *reason);
+int bg_config_parse_text(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                         char *reason);
 int bg_config_parse_header_prefix(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
                                   char *reason);
 

@@ -30,7 +30,8 @@
 
 /* Sections in file order; the two bus sections are what services read. */
 static const char *const sections[] = {
-    "gateway", "valkey", "messaging", "admin", "sandbox", "routing", "identity", "idempotency",
+    "gateway", "valkey",   "messaging",   "admin",   "sandbox",
+    "routing", "identity", "idempotency", "openapi",
 };
 
 static const bg_config_key keys[] = {
@@ -115,6 +116,14 @@ static const bg_config_key keys[] = {
     KEY("idempotency", "ttl", BG_CONFIG_DURATION, idempotency.ttl_ms, SEC(1), HOUR(24 * 30), 0),
     /* A stored response is one Valkey value; 16 MiB keeps one replay a modest copy. */
     KEY("idempotency", "max_response", BG_CONFIG_SIZE, idempotency.max_response, 0, MIB(16), 0),
+    CUSTOM("openapi", "path", openapi.path, bg_config_parse_openapi_path, 0,
+           "off, or an absolute URL path of [A-Za-z0-9._~/-] without empty, . or .. segments, "
+           "up to 255 characters"),
+    CUSTOM("openapi", "access", openapi.access, bg_config_parse_openapi_access, 0,
+           "public or admin"),
+    KEY("openapi", "max_size", BG_CONFIG_SIZE, openapi.max_size, KIB(64), MIB(256), 0),
+    CUSTOM("openapi", "title", openapi.title, bg_config_parse_text, 0,
+           "text without control characters, 1..127 bytes"),
 };
 
 _Static_assert(BG_ARRAY_LEN(keys) <= BG_CONFIG_MAX_KEYS, "raise BG_CONFIG_MAX_KEYS");

@@ -18,6 +18,9 @@ typedef struct bg_listen_addr {
     int port;
 } bg_listen_addr;
 
+/* [openapi] access */
+enum { BG_OPENAPI_PUBLIC = 0, BG_OPENAPI_ADMIN = 1 };
+
 typedef struct bg_config {
     char path[4096];
     struct {
@@ -80,6 +83,12 @@ typedef struct bg_config {
         int64_t ttl_ms;      /* how long a finished response is replayed; default 24h */
         size_t max_response; /* larger responses are not stored; default 1m */
     } idempotency;
+    struct {
+        char path[256];  /* where workers serve the document; "" = off. Default /openapi.json */
+        int access;      /* BG_OPENAPI_PUBLIC or BG_OPENAPI_ADMIN (the admin token) */
+        size_t max_size; /* bytes of the document in shared memory; default 4m */
+        char title[128]; /* info.title; default "busgate" */
+    } openapi;
 } bg_config;
 
 void bg_config_defaults(bg_config *cfg);

@@ -39,6 +39,11 @@ void bg_control_set_metrics(bg_control *c, struct bg_metrics *m);
 struct bg_busview;
 void bg_control_set_busview(bg_control *c, struct bg_busview *v);
 
+/* Builds the aggregated OpenAPI document into d now and after every publish that
+ * changes routing (or a reload); workers serve it from there. */
+struct bg_doc;
+void bg_control_set_openapi(bg_control *c, struct bg_doc *d);
+
 /* Sends a RESYNC_REQUEST: kind FLEET (target ignored) to the broadcast stream,
  * SERVICE to every known instance of service target, CONNECTION to the one
  * connection target ("<service>/<instance>"). BG_ERR when the target is not

@@ -32,6 +32,10 @@ typedef struct bg_reg_endpoint {
     int64_t timeout_ms; /* 0 = the gateway's request_timeout */
     char *claims;       /* required claims joined with ','; NULL = none */
     json_t *openapi;    /* the endpoint's OpenAPI operation (a reference), NULL = none */
+    json_t *request_schema, *response_schema; /* JSON Schemas (references), NULL = none */
+    /* private to the OpenAPI build (openapi_ops.c): this endpoint's operation rendered for
+     * path key oa_key, kept across builds since the endpoint itself never changes */
+    char *oa_text, *oa_key;
 } bg_reg_endpoint;
 
 typedef struct bg_reg_conn {
