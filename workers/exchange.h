@@ -52,6 +52,7 @@ struct bg_xchg {
     size_t query_len;
     char *auth; /* Authorization value (admin endpoints only), NUL-terminated */
     char client[64];
+    int tls; /* came over TLS: X-Forwarded-Proto https */
     bg_xchg_kind kind;
     bg_rt_match match;       /* BG_XK_ROUTE */
     bg_buf meta;             /* BG_XK_ROUTE: REQUEST meta JSON */

@@ -229,4 +229,5 @@ void bg_config_finish(bg_config_ctx *ctx)
         return;
     check_gateway(ctx);
     check_admin(ctx);
+    bg_config_check_tls(ctx);
 }
