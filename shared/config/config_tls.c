@@ -152,6 +152,20 @@ static tls_ref tls_ref_of(const bg_config_ctx *ctx, bg_tls_key k)
     return tls_key(ctx, bg_tls_key_name(k));
 }
 
+static const char *tls_allowed(bg_tls_key k)
+{
+    switch (k) {
+    case BG_TLS_KEY_CERTIFICATE:
+        return "a readable PEM file: the certificate, then its chain";
+    case BG_TLS_KEY_CERTIFICATE_KEY:
+        return "a readable PEM private key of the certificate";
+    case BG_TLS_KEY_CLIENT_CA:
+        return "a readable PEM file of CA certificates";
+    default:
+        return NULL; /* the key's own */
+    }
+}
+
 /* The files and cipher lists are checked the way the master will use them. */
 static void tls_check_build(bg_config_ctx *ctx)
 {
@@ -169,7 +183,8 @@ static void tls_check_build(bg_config_ctx *ctx)
         bg_config_error(ctx, 0, "[tls]: %s", reason);
         return;
     }
-    bg_config_key_error(ctx, r.key, r.line, bg_tls_key_value(ctx->cfg, bad), reason, NULL);
+    bg_config_key_error(ctx, r.key, r.line, bg_tls_key_value(ctx->cfg, bad), reason,
+                        tls_allowed(bad));
 }
 
 void bg_config_check_tls(bg_config_ctx *ctx)

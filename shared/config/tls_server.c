@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/x509.h>
 
 /* ALPN: the protocol list in wire format; http/1.1 is all busgate speaks. */
 static const unsigned char tls_alpn[] = "\x08http/1.1";
@@ -140,7 +141,11 @@ static int tls_set_certificate(SSL_CTX *ctx, const bg_config *cfg, bg_tls_key *b
     if (tls_readable(cfg->tls.certificate_key, err) != BG_OK)
         return BG_ERR;
     if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls.certificate_key, SSL_FILETYPE_PEM) != 1) {
-        bg_set_error(err, "not a PEM private key (OpenSSL: %s)", tls_reason());
+        /* OpenSSL compares the key with the certificate as it loads it. */
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+            bg_set_error(err, "does not match the certificate (OpenSSL: %s)", tls_reason());
+        else
+            bg_set_error(err, "not a PEM private key (OpenSSL: %s)", tls_reason());
         return BG_ERR;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
