@@ -123,7 +123,8 @@ static int conn_want(const bg_conn *c)
         want = BG_EV_READABLE;
     else if (!c->closing && (c->rstate == BG_RS_BODY || c->qlen < BG_CONN_MAX_PIPELINE))
         want = BG_EV_READABLE;
-    if (c->want_write || c->tls_read_wants)
+    /* A write that waits for the peer's bytes must not spin on a writable socket. */
+    if ((c->want_write && !c->tls_write_wants) || c->tls_read_wants)
         want |= BG_EV_WRITABLE;
     if (c->tls_write_wants)
         want |= BG_EV_READABLE;
