@@ -375,10 +375,16 @@ static int request_fresh(int i, char *serial, size_t len)
 
 Test(gateway_tls, reload_swaps_the_certificate_without_failures)
 {
+    const char slow[] = "GET /echo/slow?ms=1500 HTTP/1.1\r\nHost: t\r\n\r\n";
     char first[128], fresh[128], now[128];
     int i, swapped = -1;
+    bgt_conn held;
+    bgt_resp r;
 
     cr_assert_eq(request_fresh(0, first, sizeof(first)), 200);
+    /* A request in flight on an old worker's TLS connection is answered, not dropped. */
+    open_tls(&held, 0);
+    cr_assert_eq(bgt_conn_send(&held, slow, strlen(slow)), 0);
     cr_assert_eq(bgt_tls_reissue_server(&certs), 0);
     cr_assert_eq(bgt_tls_file_serial(certs.server_crt, fresh, sizeof(fresh)), 0);
     cr_assert_str_neq(first, fresh, "the reissued certificate has the old serial");
@@ -393,6 +399,10 @@ Test(gateway_tls, reload_swaps_the_certificate_without_failures)
         usleep(25000);
     }
     cr_assert_geq(swapped, 0, "the new certificate was never served");
+    cr_assert_eq(bgt_conn_read(&held, &r, 0, 10000), 0, "the request in flight was dropped");
+    cr_assert_eq(r.status, 200);
+    bgt_resp_free(&r);
+    bgt_conn_close(&held);
     for (i = 0; i < 5; i++) {
         cr_assert_eq(request_fresh(1000 + i, now, sizeof(now)), 200);
         cr_assert_str_eq(now, fresh, "a connection after the swap saw the old certificate");
