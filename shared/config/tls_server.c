@@ -128,18 +128,32 @@ static int tls_set_protocols(SSL_CTX *ctx, const bg_config *cfg, bg_tls_key *bad
     return BG_OK;
 }
 
-static int tls_set_certificate(SSL_CTX *ctx, const bg_config *cfg, bg_tls_key *bad, char *err)
+/* Files that cannot be opened are found before a context is made (cheaper, and errno
+ * says more than OpenSSL would). */
+static int tls_files_readable(const bg_config *cfg, bg_tls_key *bad, char *err)
 {
     *bad = BG_TLS_KEY_CERTIFICATE;
     if (tls_readable(cfg->tls.certificate, err) != BG_OK)
         return BG_ERR;
+    *bad = BG_TLS_KEY_CERTIFICATE_KEY;
+    if (tls_readable(cfg->tls.certificate_key, err) != BG_OK)
+        return BG_ERR;
+    *bad = BG_TLS_KEY_CLIENT_CA;
+    if (cfg->tls.client_ca[0] != '\0' && cfg->tls.verify_client != BG_TLS_VERIFY_OFF &&
+        tls_readable(cfg->tls.client_ca, err) != BG_OK)
+        return BG_ERR;
+    *bad = BG_TLS_KEY_NONE;
+    return BG_OK;
+}
+
+static int tls_set_certificate(SSL_CTX *ctx, const bg_config *cfg, bg_tls_key *bad, char *err)
+{
+    *bad = BG_TLS_KEY_CERTIFICATE;
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls.certificate) != 1) {
         bg_set_error(err, "not a PEM certificate chain (OpenSSL: %s)", tls_reason());
         return BG_ERR;
     }
     *bad = BG_TLS_KEY_CERTIFICATE_KEY;
-    if (tls_readable(cfg->tls.certificate_key, err) != BG_OK)
-        return BG_ERR;
     if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls.certificate_key, SSL_FILETYPE_PEM) != 1) {
         /* OpenSSL compares the key with the certificate as it loads it. */
         if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
@@ -168,8 +182,6 @@ static int tls_set_client_ca(SSL_CTX *ctx, const bg_config *cfg, bg_tls_key *bad
         return BG_OK;
     }
     *bad = BG_TLS_KEY_CLIENT_CA;
-    if (tls_readable(cfg->tls.client_ca, err) != BG_OK)
-        return BG_ERR;
     if (SSL_CTX_load_verify_locations(ctx, cfg->tls.client_ca, NULL) != 1 ||
         (names = SSL_load_client_CA_file(cfg->tls.client_ca)) == NULL) {
         bg_set_error(err, "not a PEM CA bundle (OpenSSL: %s)", tls_reason());
@@ -202,7 +214,8 @@ SSL_CTX *bg_tls_server_ctx_new(const bg_config *cfg, bg_tls_key *bad, char *err)
 {
     SSL_CTX *ctx;
 
-    *bad = BG_TLS_KEY_NONE;
+    if (tls_files_readable(cfg, bad, err) != BG_OK)
+        return NULL;
     ERR_clear_error();
     ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) {
