@@ -86,11 +86,15 @@ typedef struct tls_ref {
     int line, bad;
 } tls_ref;
 
+/* A [tls] key with its line; no key (a failure not about one key) gives line 0. */
 static tls_ref tls_key(const bg_config_ctx *ctx, const char *name)
 {
     tls_ref r = {bg_config_key_find("tls", name), 0, 0};
-    size_t i = bg_config_key_index(r.key);
+    size_t i;
 
+    if (r.key == NULL)
+        return r;
+    i = bg_config_key_index(r.key);
     r.line = ctx->key_line[i];
     r.bad = ctx->key_bad[i];
     return r;
