@@ -27,7 +27,8 @@ int bg_conn_new(bg_wk *wk, int fd, const char *client, const char *peer, SSL_CTX
 /* 1 when the connection is TLS (X-Forwarded-Proto: https). */
 int bg_conn_is_tls(const bg_conn *c);
 /* The subject of the client certificate that the TLS handshake verified against
- * [tls] client_ca, in RFC 2253 form ("CN=alice,O=Example Corp"), or NULL: plain HTTP,
+ * [tls] client_ca, in RFC 2253 form ("CN=alice,O=Example Corp"; ASCII only: control
+ * characters and bytes above 0x7f come escaped as \XX), or NULL: plain HTTP,
  * verify_client off, or (optional) no certificate sent. Never set for an unverified
  * certificate: with verification on, such a handshake fails. */
 const char *bg_conn_client_subject(const bg_conn *c);
