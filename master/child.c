@@ -45,7 +45,7 @@ static void child_check_parent(pid_t master)
 
 void bg_child_run(bg_master *m, int slot, int worker_chan)
 {
-    int keep[BG_MAX_LISTEN + 8], nkeep = 0, fds[BG_MAX_LISTEN], nfds;
+    int keep[BG_MAX_LISTEN + 8], nkeep = 0, fds[BG_MAX_LISTEN], tls[BG_MAX_LISTEN], nfds;
     char ident[32];
     bg_worker_ctx ctx;
 
@@ -54,7 +54,7 @@ void bg_child_run(bg_master *m, int slot, int worker_chan)
     setproctitle("-%s", "busgate: worker process");
     snprintf(ident, sizeof(ident), "worker %d", slot);
     bg_log_set_ident(ident);
-    nfds = bg_listen_fds(&m->listen, fds);
+    nfds = bg_listen_fds(&m->listen, fds, tls);
     for (int i = 0; i < nfds; i++)
         keep[nkeep++] = fds[i];
     keep[nkeep++] = STDIN_FILENO;
@@ -70,7 +70,9 @@ void bg_child_run(bg_master *m, int slot, int worker_chan)
                           .busview = m->busview,
                           .openapi = m->openapi,
                           .listen_fds = fds,
+                          .listen_tls = tls,
                           .nlisten = nfds,
+                          .tls = m->tls,
                           .channel_fd = worker_chan,
                           .slot = slot,
                           .generation = m->generation};

@@ -101,9 +101,17 @@ static int listen_build(bg_listen_set *next, bg_listen_set *cur, const bg_config
         bg_listener *l = &next->l[next->n];
         int old;
 
+        int same;
+
         if (listen_resolve(&cfg->gateway.listen[i], l, err) != BG_OK)
             return BG_ERR;
-        if (listen_find(next, l) >= 0)
+        l->tls = cfg->gateway.listen[i].tls;
+        same = listen_find(next, l);
+        if (same >= 0 && next->l[same].tls != l->tls) {
+            bg_set_error(err, "listen %s: listed both with and without ssl", l->name);
+            return BG_ERR;
+        }
+        if (same >= 0)
             continue; /* two spellings of one address ("*:80", "0.0.0.0:80") */
         old = cur ? listen_find(cur, l) : -1;
         if (old >= 0 && cur->l[old].fd >= 0) {
@@ -165,9 +173,11 @@ void bg_listen_close(bg_listen_set *ls)
     ls->n = 0;
 }
 
-int bg_listen_fds(const bg_listen_set *ls, int *out)
+int bg_listen_fds(const bg_listen_set *ls, int *out, int *tls)
 {
-    for (int i = 0; i < ls->n; i++)
+    for (int i = 0; i < ls->n; i++) {
         out[i] = ls->l[i].fd;
+        tls[i] = ls->l[i].tls;
+    }
     return ls->n;
 }

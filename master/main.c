@@ -189,6 +189,9 @@ static int start_master(bg_master *m, int foreground)
         return start_failed("cannot open the access log", err);
     if (bg_pidfile_open(m->cfg->gateway.pid_file, &m->pidfile, err) != BG_OK)
         return start_failed("cannot start", err);
+    /* Read now, as root if started so: workers inherit the context, never the files. */
+    if (bg_master_tls_load(m->cfg, &m->tls, err) != BG_OK)
+        return start_failed("cannot load TLS", err);
     if (bg_listen_open(&m->listen, m->cfg, err) != BG_OK)
         return start_failed("cannot listen", err);
     if (!foreground && bg_daemonize(bg_log_fd() == STDERR_FILENO, err) != BG_OK)
@@ -218,6 +221,7 @@ static int run_master(const char *path, int foreground)
     if (code == EXIT_SUCCESS)
         code = bg_master_run(&m);
     bg_listen_close(&m.listen);
+    SSL_CTX_free(m.tls);
     bg_access_log_close();
     bg_pidfile_remove(m.pidfile);
     free(m.cfg);

@@ -2,6 +2,7 @@
 #ifndef BUSGATE_MASTER_H
 #define BUSGATE_MASTER_H
 
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -41,6 +42,7 @@ typedef struct bg_listener {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     char name[300]; /* "0.0.0.0:8080", "[::1]:8080" for logs */
+    int tls;        /* "ssl": workers serve it with the generation's TLS context */
 } bg_listener;
 
 typedef struct bg_listen_set {
@@ -55,8 +57,16 @@ int bg_listen_open(bg_listen_set *ls, const bg_config *cfg, char *err);
  * closes removed ones. All or nothing: on BG_ERR ls is unchanged. */
 int bg_listen_update(bg_listen_set *ls, const bg_config *cfg, char *err);
 void bg_listen_close(bg_listen_set *ls);
-/* Copies the fds in order into out[BG_MAX_LISTEN]; returns their count. */
-int bg_listen_fds(const bg_listen_set *ls, int *out);
+/* Copies the fds in order into out[BG_MAX_LISTEN] and their ssl flags into
+ * tls[BG_MAX_LISTEN]; returns their count. */
+int bg_listen_fds(const bg_listen_set *ls, int *out, int *tls);
+
+/* ---- tls.c: the server TLS context of a generation ---- */
+
+/* Reads the [tls] files into a new context when some listener is TLS (*out
+ * NULL when none is). Workers inherit it across fork(), so the files are read
+ * before they drop privileges and enter the sandbox. BG_ERR with err set. */
+int bg_master_tls_load(const bg_config *cfg, SSL_CTX **out, char *err);
 
 /* ---- process.c: the worker slot table ---- */
 
@@ -156,6 +166,7 @@ struct bg_master {
     bg_doc *openapi;     /* the aggregated OpenAPI document for workers (shared mapping) */
     bg_control *control;
     bg_listen_set listen;
+    SSL_CTX *tls; /* the current generation's TLS context; NULL without ssl listeners */
     struct pidfh *pidfile;
     bg_slot slots[BG_MAX_WORKER_SLOTS];
     int stopping; /* 0 running, 1 graceful stop, 2 fast stop */

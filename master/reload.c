@@ -177,14 +177,23 @@ void bg_master_reload(bg_master *m)
 {
     char err[BG_ERR_LEN];
     bg_config *next, *cur = m->cfg;
+    SSL_CTX *tls;
 
     bg_notice("reload: reading %s", cur->path);
     next = reload_load(cur->path);
     if (next == NULL)
         return;
     reload_keep_fixed(cur, next);
+    /* Renewed certificates are read here; the new workers serve with them while the
+     * older ones finish their connections with the context they were forked with. */
+    if (bg_master_tls_load(next, &tls, err) != BG_OK) {
+        bg_error("reload: %s; keeping the running configuration", err);
+        free(next);
+        return;
+    }
     if (bg_listen_update(&m->listen, next, err) != BG_OK) {
         bg_error("reload: %s; keeping the running configuration", err);
+        SSL_CTX_free(tls);
         free(next);
         return;
     }
@@ -192,6 +201,8 @@ void bg_master_reload(bg_master *m)
     if (bg_control_reconfigure(m->control, next, err) != BG_OK)
         bg_error("reload: control plane: %s", err);
     m->cfg = next;
+    SSL_CTX_free(m->tls); /* workers forked with it keep their own copy */
+    m->tls = tls;
     m->generation++;
     free(cur);
     if (bg_proc_spawn_generation(m, next->gateway.workers) == 0) {

@@ -5,6 +5,7 @@ set -eu
 
 build=${1:-build}
 port=${DEMO_PORT:-8080}
+tls_port=${DEMO_TLS_PORT:-8443}
 vport=${DEMO_VALKEY_PORT:-6399}
 token=demo-admin-token-0123456789
 dir=$(mktemp -d /tmp/busgate-demo-XXXXXX)
@@ -42,9 +43,16 @@ wait_for() { # what, command...
 start valkey "$server" --port "$vport" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no
 wait_for "$server" "$cli" -p "$vport" ping
 
+# A self-signed certificate for the HTTPS listener, made fresh each time.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -keyout "$dir/key.pem" -out "$dir/cert.pem" >"$dir/openssl.log" 2>&1 ||
+    { echo "demo: openssl could not make a certificate:"; cat "$dir/openssl.log"; exit 1; }
+
 cat >"$dir/busgate.ini" <<INI
 [gateway]
 listen = 127.0.0.1:$port
+listen = 127.0.0.1:$tls_port ssl
 workers = 2
 pid_file = $dir/busgated.pid
 error_log = stderr
@@ -62,6 +70,10 @@ token = $token
 
 [sandbox]
 seccomp = on
+
+[tls]
+certificate = $dir/cert.pem
+certificate_key = $dir/key.pem
 INI
 
 "$build/busgated" -t -c "$dir/busgate.ini"
@@ -71,12 +83,14 @@ start orders "$build/orders-service" -c "$dir/busgate.ini" -n orders-1
 wait_for "the gateway" curl -sf "http://127.0.0.1:$port/healthz"
 wait_for "the echo service route" curl -sf "http://127.0.0.1:$port/echo/hello"
 wait_for "the gateway to be ready" curl -sf "http://127.0.0.1:$port/readyz"
+wait_for "the HTTPS listener" curl -sf --cacert "$dir/cert.pem" "https://localhost:$tls_port/readyz"
 
 cat <<MSG
 
 busgate demo is running (logs and config in $dir). Try:
 
   curl -i http://127.0.0.1:$port/echo/42?x=1
+  curl -i --cacert $dir/cert.pem https://localhost:$tls_port/echo/42?x=1   # HTTPS
   curl -i -X PUT -d '{"item":"book","qty":2}' http://127.0.0.1:$port/orders/7
   curl -i http://127.0.0.1:$port/orders/7
   curl -i http://127.0.0.1:$port/nowhere                      # 404
@@ -89,6 +103,7 @@ Press Ctrl-C to stop.
 MSG
 if [ -n "${DEMO_EXIT_AFTER_START:-}" ]; then
     curl -s "http://127.0.0.1:$port/echo/42?x=1"; echo
+    curl -s --cacert "$dir/cert.pem" "https://localhost:$tls_port/echo/42?x=1"; echo
     exit 0
 fi
 wait

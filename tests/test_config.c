@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "busgate/config/config.h"
+#include "tls_certs.h"
 
 static char tmpdir[64];
 
@@ -866,4 +867,92 @@ Test(config, idempotency_section)
                "is not a method");
     expect_err("[idempotency]\nttl = 0s\n", 2, "[idempotency] ttl");
     expect_err("[idempotency]\nmax_response = 1g\n", 2, "[idempotency] max_response");
+}
+
+/* ---- [tls] and ssl listeners ---- */
+
+static bgt_tls_certs tls_files;
+
+static void tls_files_remove(void)
+{
+    bgt_tls_remove_certs(&tls_files);
+}
+
+static void tls_files_make(void)
+{
+    cr_assert_eq(bgt_tls_make_certs(&tls_files), 0, "openssl could not make certificates");
+}
+
+Test(config, tls_listener_and_section_parsed, .fini = tls_files_remove)
+{
+    static bg_config cfg;
+    char text[2048];
+
+    tls_files_make();
+    snprintf(text, sizeof(text),
+             "[gateway]\nlisten = 127.0.0.1:8443 ssl\nlisten = [::1]:8080\n"
+             "[tls]\ncertificate = %s\ncertificate_key = %s\nclient_ca = %s\n"
+             "protocols = TLSv1.3\nciphersuites = TLS_AES_256_GCM_SHA384\n",
+             tls_files.server_crt, tls_files.server_key, tls_files.ca_crt);
+    expect_ok(text, &cfg);
+    cr_assert_eq(cfg.gateway.nlisten, 2);
+    cr_assert_eq(cfg.gateway.listen[0].tls, 1);
+    cr_assert_eq(cfg.gateway.listen[0].port, 8443);
+    cr_assert_eq(cfg.gateway.listen[1].tls, 0);
+    cr_assert_str_eq(cfg.tls.certificate, tls_files.server_crt);
+    cr_assert_eq(cfg.tls.verify_client, BG_TLS_VERIFY_ON, "client_ca alone means required");
+    cr_assert_eq(cfg.tls.protocols, BG_TLS_PROTO_TLS13);
+    cr_assert_str_eq(cfg.tls.ciphers, BG_TLS_DEFAULT_CIPHERS);
+    cr_assert_str_eq(cfg.tls.ciphersuites, "TLS_AES_256_GCM_SHA384");
+
+    expect_ok("[gateway]\nlisten = :80\n", &cfg);
+    cr_assert_eq(cfg.tls.protocols, BG_TLS_PROTO_TLS12 | BG_TLS_PROTO_TLS13);
+    cr_assert_eq(cfg.tls.verify_client, BG_TLS_VERIFY_OFF);
+}
+
+/* "[gateway]\nlisten = :8443 ssl\n[tls]\ncertificate = CRT\ncertificate_key = KEY\n" + more */
+static void tls_ini(char *out, size_t len, const char *crt, const char *key, const char *more)
+{
+    snprintf(out, len,
+             "[gateway]\nlisten = :8443 ssl\n[tls]\ncertificate = %s\ncertificate_key = %s\n%s",
+             crt, key, more);
+}
+
+Test(config, tls_bad_values_name_file_line_and_key, .fini = tls_files_remove)
+{
+    char text[2048], path[512];
+    const char *crt, *key;
+
+    tls_files_make();
+    crt = tls_files.server_crt;
+    key = tls_files.server_key;
+    expect_err("[gateway]\nlisten = :8443 tls\n", 2, "listen = ':8443 tls'",
+               "unknown option 'tls'");
+    expect_err("[gateway]\nlisten = :8080\nlisten = :8443 ssl\n", 3,
+               "[gateway] listen = '0.0.0.0:8443 ssl'",
+               "an ssl listener without [tls] certificate and certificate_key");
+    tls_ini(text, sizeof(text), "/nonexistent/cert.pem", key, "");
+    expect_err(text, 4, "[tls] certificate = '/nonexistent/cert.pem'", "cannot read");
+    write_text("junk.pem", "not a certificate\n", path);
+    tls_ini(text, sizeof(text), path, key, "");
+    expect_err(text, 4, "[tls] certificate", "junk.pem", "not a PEM certificate chain");
+    tls_ini(text, sizeof(text), crt, tls_files.other_ca_crt, "");
+    expect_err(text, 5, "[tls] certificate_key", "not a PEM private key");
+    snprintf(path, sizeof(path), "%s/ca.key", tls_files.dir);
+    tls_ini(text, sizeof(text), crt, path, "");
+    expect_err(text, 5, "[tls] certificate_key", "does not match the certificate");
+    snprintf(text, sizeof(text), "[tls]\ncertificate = %s\n", crt);
+    expect_err(text, 2, "[tls] certificate", "set without certificate_key");
+    tls_ini(text, sizeof(text), crt, key, "verify_client = on\n");
+    expect_err(text, 6, "[tls] verify_client = 'on'", "set without client_ca");
+    tls_ini(text, sizeof(text), crt, key, "verify_client = maybe\n");
+    expect_err(text, 6, "verify_client = 'maybe'", "unknown mode", "off, optional or on");
+    tls_ini(text, sizeof(text), crt, key, "protocols = TLSv1.1 TLSv1.2\n");
+    expect_err(text, 6, "[tls] protocols", "'TLSv1.1' is not supported");
+    tls_ini(text, sizeof(text), crt, key, "ciphers = NOT-A-CIPHER\n");
+    expect_err(text, 6, "[tls] ciphers = 'NOT-A-CIPHER'", "no usable cipher");
+    tls_ini(text, sizeof(text), crt, key, "ciphersuites = TLS_NOPE\n");
+    expect_err(text, 6, "[tls] ciphersuites = 'TLS_NOPE'", "no usable ciphersuite");
+    tls_ini(text, sizeof(text), crt, key, "client_ca = /nonexistent/ca.pem\n");
+    expect_err(text, 6, "[tls] client_ca = '/nonexistent/ca.pem'", "cannot read");
 }

@@ -30,6 +30,7 @@
 
 #include "busgate/bus/bus_async.h"
 #include "busgate/config/config.h"
+#include "busgate/config/tls_server.h"
 #include "busgate/metrics/metrics.h"
 #include "sandbox.h"
 #include "tls_certs.h"
@@ -744,6 +745,97 @@ Test(sandbox_allowed, valkey_tls_reconnect_under_the_filter, .fini = stop_server
     cr_assert_eq(bgt_valkey_start_tls(&server, &certs, &rc.tls_port, NULL), 0);
     rc.tls_ca_file = certs.ca_crt;
     check_reconnect(&server, &rc);
+}
+
+/* ---- a TLS listener's handshake under the filter ---- */
+
+/* The worker side: the context came from the parent (the master builds it before fork);
+ * the filter goes on, then a whole server handshake with a client certificate, its
+ * subject taken as http_conn_tls.c does, one exchange and close_notify. */
+static int do_tls_server(void *arg)
+{
+    SSL_CTX *ctx = ((void **)arg)[0];
+    int fd = *(int *)((void **)arg)[1];
+    char buf[16] = "";
+    SSL *ssl;
+    BIO *bio;
+
+    signal(SIGPIPE, SIG_IGN); /* as the worker: the client may be gone by close_notify */
+    if (!filter_on())
+        return CHILD_SANDBOX_FAILED;
+    ssl = SSL_new(ctx);
+    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1 || SSL_accept(ssl) != 1)
+        return CHILD_CHECK_FAILED;
+    bio = BIO_new(BIO_s_mem());
+    if (SSL_get0_peer_certificate(ssl) == NULL || SSL_get_verify_result(ssl) != X509_V_OK ||
+        X509_NAME_print_ex(bio, X509_get_subject_name(SSL_get0_peer_certificate(ssl)), 0,
+                           XN_FLAG_RFC2253) < 0)
+        return CHILD_CHECK_FAILED;
+    BIO_free(bio);
+    if (SSL_read(ssl, buf, 4) != 4 || memcmp(buf, "ping", 4) != 0 || SSL_write(ssl, "pong", 4) != 4)
+        return CHILD_CHECK_FAILED;
+    SSL_shutdown(ssl);
+    SSL_free(ssl);
+    return CHILD_OK;
+}
+
+/* The client side, in the test process: 0 when the exchange went through. */
+static int tls_client_ping(int fd)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    char buf[8] = "";
+    SSL *ssl;
+    int ok;
+
+    cr_assert_not_null(ctx);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    cr_assert_eq(SSL_CTX_load_verify_locations(ctx, certs.ca_crt, NULL), 1);
+    cr_assert_eq(SSL_CTX_use_certificate_chain_file(ctx, certs.client_crt), 1);
+    cr_assert_eq(SSL_CTX_use_PrivateKey_file(ctx, certs.client_key, SSL_FILETYPE_PEM), 1);
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    SSL_set1_host(ssl, "localhost");
+    ok = SSL_connect(ssl) == 1 && SSL_write(ssl, "ping", 4) == 4 && SSL_read(ssl, buf, 4) == 4 &&
+         memcmp(buf, "pong", 4) == 0;
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    return ok ? 0 : -1;
+}
+
+Test(sandbox_allowed, tls_server_handshake_under_the_filter, .fini = stop_server)
+{
+    static bg_config cfg;
+    char err[BG_ERR_LEN];
+    bg_tls_key bad;
+    SSL_CTX *ctx;
+    void *arg[2];
+    int sv[2], client_rc;
+    pid_t pid;
+
+    cr_assert_eq(bgt_tls_make_certs(&certs), 0, "openssl could not make test certificates");
+    cr_assert_eq(bgt_tls_make_clients(&certs), 0);
+    bg_config_defaults(&cfg);
+    snprintf(cfg.tls.certificate, sizeof(cfg.tls.certificate), "%s", certs.server_crt);
+    snprintf(cfg.tls.certificate_key, sizeof(cfg.tls.certificate_key), "%s", certs.server_key);
+    snprintf(cfg.tls.client_ca, sizeof(cfg.tls.client_ca), "%s", certs.ca_crt);
+    cfg.tls.verify_client = BG_TLS_VERIFY_ON;
+    ctx = bg_tls_server_ctx_new(&cfg, &bad, err);
+    cr_assert_not_null(ctx, "[tls] %s: %s", bg_tls_key_name(bad), err);
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    arg[0] = ctx;
+    arg[1] = &sv[1];
+    pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(sv[0]);
+        _exit(do_tls_server(arg));
+    }
+    close(sv[1]);
+    client_rc = tls_client_ping(sv[0]);
+    close(sv[0]);
+    assert_exit_ok(wait_child(pid), "TLS server under the filter");
+    cr_assert_eq(client_rc, 0, "the client saw no pong");
+    SSL_CTX_free(ctx);
 }
 
 /* ---- bg_sandbox_apply: seccomp off, trap mode, privileges, rlimits ---- */

@@ -87,8 +87,10 @@ oom:
 
 static int meta_forwarded(bg_buf *b, int *first, const bg_xchg *x, const bg_http_request *req)
 {
+    const char *proto = x->tls ? "https" : "http";
+
     if (meta_xff(b, first, req, x->client) != BG_OK ||
-        meta_pair(b, first, "X-Forwarded-Proto", 17, "http", 4) != BG_OK)
+        meta_pair(b, first, "X-Forwarded-Proto", 17, proto, strlen(proto)) != BG_OK)
         return BG_ERR;
     if (req->host.ptr != NULL &&
         meta_pair(b, first, "X-Forwarded-Host", 16, req->host.ptr, req->host.len) != BG_OK)

@@ -62,6 +62,7 @@ struct bg_xchg {
     char *auth;     /* Authorization value (admin endpoints only), NUL-terminated */
     char *idem_key; /* Idempotency-Key value when it applies to this request, else NULL */
     char client[64];
+    int tls; /* came over TLS: X-Forwarded-Proto https */
     bg_xchg_kind kind;
     bg_rt_match match;       /* BG_XK_ROUTE */
     bg_buf meta;             /* BG_XK_ROUTE: REQUEST meta JSON */

@@ -18,6 +18,7 @@ bg_xchg *bg_conn_xchg_new(bg_conn *c)
     if (x == NULL)
         return NULL;
     snprintf(x->client, sizeof(x->client), "%s", c->client);
+    x->tls = c->ssl != NULL;
     if (c->qtail != NULL)
         c->qtail->next = x;
     else
@@ -87,33 +88,54 @@ void bg_conn_leave(bg_conn *c)
     bg_conn_update(c);
 }
 
+/* TLS turns directions around: a read may wait to write (a key update's answer) and a
+ * write to read; such an event goes to the side that waits for it. */
 static void conn_on_event(bg_ev *loop, int fd, void *arg, int mask)
 {
     bg_conn *c = arg;
+    int can_write = mask & BG_EV_WRITABLE, can_read = mask & BG_EV_READABLE;
 
     (void)loop;
     (void)fd;
     bg_conn_enter(c);
-    if ((mask & BG_EV_WRITABLE) && !c->killed)
+    if (c->tls == BG_TLS_HELLO || c->tls == BG_TLS_HANDSHAKE) {
+        bg_conn_tls_handshake(c);
+        bg_conn_leave(c);
+        return;
+    }
+    if (!c->killed && (can_write || (can_read && c->tls_write_wants)))
         bg_conn_flush(c);
-    if ((mask & BG_EV_READABLE) && !c->killed)
+    if (!c->killed && (can_read || (can_write && c->tls_read_wants)))
         bg_conn_read(c);
     bg_conn_leave(c);
 }
 
-static void conn_interest(bg_conn *c)
+/* Events the connection waits for now. */
+static int conn_want(const bg_conn *c)
 {
     int want = 0;
-    char err[BG_ERR_LEN];
 
+    if (c->tls == BG_TLS_HELLO || c->tls == BG_TLS_HANDSHAKE)
+        return c->tls_read_wants ? BG_EV_WRITABLE : BG_EV_READABLE;
     /* After a "close" request the socket is still watched (bytes are dropped) so that a
      * client leaving early is noticed and its request cancelled. */
     if (c->rstate == BG_RS_LINGER || (c->no_more && c->rstate == BG_RS_HEAD && !c->closing))
         want = BG_EV_READABLE;
     else if (!c->closing && (c->rstate == BG_RS_BODY || c->qlen < BG_CONN_MAX_PIPELINE))
         want = BG_EV_READABLE;
-    if (c->want_write)
+    /* A write that waits for the peer's bytes must not spin on a writable socket. */
+    if ((c->want_write && !c->tls_write_wants) || c->tls_read_wants)
         want |= BG_EV_WRITABLE;
+    if (c->tls_write_wants)
+        want |= BG_EV_READABLE;
+    return want;
+}
+
+static void conn_interest(bg_conn *c)
+{
+    int want = conn_want(c);
+    char err[BG_ERR_LEN];
+
     if (want == c->mask)
         return;
     if ((c->mask & ~want) != 0)
@@ -129,6 +151,14 @@ static void conn_interest(bg_conn *c)
 
 void bg_conn_update(bg_conn *c)
 {
+    /* Plaintext OpenSSL holds raises no event: read it while reading is wanted. */
+    if (!c->processing && bg_conn_tls_pending(c) && (conn_want(c) & BG_EV_READABLE) &&
+        c->rstate != BG_RS_LINGER && !c->no_more) {
+        bg_conn_enter(c);
+        bg_conn_read(c);
+        bg_conn_leave(c); /* back here, with less or nothing pending */
+        return;
+    }
     /* Responses flushed may have made room for pipelined requests already
      * buffered. */
     if (!c->processing && c->rstate == BG_RS_HEAD && c->in_off < c->in.len && !c->closing &&
@@ -169,6 +199,7 @@ void bg_conn_kill(bg_conn *c)
     bg_conn_abandon_queue(c);
     if (c->mask != 0)
         bg_ev_file_del(wk->loop, c->fd, c->mask);
+    bg_conn_tls_free(c);
     close(c->fd);
     bg_ev_timer_del(wk->loop, c->timer);
     c->timer = NULL;
@@ -179,7 +210,7 @@ void bg_conn_kill(bg_conn *c)
     bg_wk_check_drained(wk);
 }
 
-int bg_conn_new(bg_wk *wk, int fd, const char *client, const char *peer, char *err)
+int bg_conn_new(bg_wk *wk, int fd, const char *client, const char *peer, SSL_CTX *tls, char *err)
 {
     bg_conn *c = calloc(1, sizeof(*c));
 
@@ -190,6 +221,11 @@ int bg_conn_new(bg_wk *wk, int fd, const char *client, const char *peer, char *e
     }
     c->wk = wk;
     c->fd = fd;
+    if (tls != NULL && bg_conn_tls_start(c, tls, err) != BG_OK) {
+        close(fd);
+        free(c);
+        return BG_ERR;
+    }
     snprintf(c->client, sizeof(c->client), "%s", client);
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     bg_http_parser_init(&c->parser);
@@ -202,6 +238,16 @@ int bg_conn_new(bg_wk *wk, int fd, const char *client, const char *peer, char *e
     bg_conn_enter(c);
     bg_conn_leave(c); /* registers for reading and arms the first timeout */
     return BG_OK;
+}
+
+int bg_conn_is_tls(const bg_conn *c)
+{
+    return c->ssl != NULL;
+}
+
+const char *bg_conn_client_subject(const bg_conn *c)
+{
+    return c->client_subject;
 }
 
 void bg_conn_close_all(bg_wk *wk)

@@ -12,17 +12,6 @@
 
 /* ---- heads ---- */
 
-static void conn_send_continue(bg_conn *c)
-{
-    ssize_t w = send(c->fd, bg_resp_continue, BG_RESP_CONTINUE_LEN, MSG_NOSIGNAL);
-
-    /* Nothing else is queued, so the socket buffer is empty; a short write is
-     * practically impossible and only delays the client, which sends its body
-     * after a timeout. */
-    if (w != BG_RESP_CONTINUE_LEN)
-        bg_debug("client %s: 100 Continue not sent", c->client);
-}
-
 static void conn_body_start(bg_conn *c, bg_xchg *x, const bg_http_request *req)
 {
     c->rstate = BG_RS_BODY;
@@ -74,8 +63,10 @@ static void conn_on_head(bg_conn *c)
         bg_conn_xchg_ready(c, x);
         return;
     }
-    if (req->expect_continue && c->qhead == x)
-        conn_send_continue(c);
+    if (req->expect_continue && c->qhead == x && bg_conn_send_continue(c) != BG_OK) {
+        bg_conn_kill(c);
+        return;
+    }
     conn_body_start(c, x, req);
 }
 
@@ -219,7 +210,9 @@ void bg_conn_process(bg_conn *c)
 
 /* ---- the socket ---- */
 
-/* Lingering, or after a "close" request: what comes is dropped; the end of it ends us. */
+/* Lingering, or after a "close" request: what comes is dropped; the end of it ends us.
+ * On TLS too the raw bytes are dropped: nothing more is decrypted, and OpenSSL's write
+ * side does not depend on what is read (no renegotiation). */
 static void conn_read_drop(bg_conn *c)
 {
     char sink[4096];
@@ -240,7 +233,7 @@ static ssize_t conn_read_into(bg_conn *c)
         c->body_left > 0) {
         bg_buf *b = &c->cur->body;
         size_t room = b->cap - b->len;
-        ssize_t n = read(c->fd, b->p + b->len, room < c->body_left ? room : c->body_left);
+        ssize_t n = bg_conn_recv(c, b->p + b->len, room < c->body_left ? room : c->body_left);
         if (n > 0) {
             b->len += (size_t)n;
             c->body_left -= (uint64_t)n;
@@ -251,12 +244,30 @@ static ssize_t conn_read_into(bg_conn *c)
         errno = ENOMEM;
         return -1;
     }
-    ssize_t n = read(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len);
+    ssize_t n = bg_conn_recv(c, c->in.p + c->in.len, c->in.cap - c->in.len);
     if (n > 0) {
         c->in.len += (size_t)n;
         c->blocked = 0;
     }
     return n;
+}
+
+/* TLS: the rest of a record already decrypted goes to the input buffer now, as no
+ * socket event would bring it (at most one record: OpenSSL reads no further ahead). */
+static int conn_read_pending(bg_conn *c)
+{
+    while (bg_conn_tls_pending(c)) {
+        ssize_t n;
+
+        if (bg_buf_reserve(&c->in, BG_CONN_READ_CHUNK) != BG_OK)
+            return BG_ERR;
+        n = bg_conn_recv(c, c->in.p + c->in.len, c->in.cap - c->in.len);
+        if (n <= 0)
+            return n < 0 && errno == EAGAIN ? BG_OK : BG_ERR;
+        c->in.len += (size_t)n;
+        c->blocked = 0;
+    }
+    return BG_OK;
 }
 
 void bg_conn_read(bg_conn *c)
@@ -277,6 +288,11 @@ void bg_conn_read(bg_conn *c)
         if (n < 0 || c->qlen > 0)
             bg_debug("client %s: %s with %zu request(s) pending", c->client,
                      n < 0 ? strerror(errno) : "closed", c->qlen);
+        bg_conn_kill(c);
+        return;
+    }
+    if (conn_read_pending(c) != BG_OK) {
+        bg_debug("client %s: TLS read failed with %zu request(s) pending", c->client, c->qlen);
         bg_conn_kill(c);
         return;
     }

@@ -1,5 +1,5 @@
-/* http_conn_timer.c: the one timeout a connection has at a time: idle, head, body, send
- * or linger; a stalled head or body is answered 408. */
+/* http_conn_timer.c: the one timeout a connection has at a time: TLS handshake, idle, head,
+ * body, send or linger; a stalled head or body is answered 408, a stalled handshake closed. */
 #include "http_conn_int.h"
 
 #include "busgate/core/log.h"
@@ -18,6 +18,11 @@ static void conn_timeout(bg_conn *c, int kind)
     case BG_TK_IDLE:
         /* FIN after a read drain: a request crossing the close meets no reset. */
         bg_conn_linger(c);
+        break;
+    case BG_TK_HANDSHAKE:
+        /* No HTTP answer can be framed before the handshake: just close. */
+        bg_debug("client %s: TLS handshake not complete in time", c->peer);
+        bg_conn_kill(c);
         break;
     case BG_TK_SEND:
     case BG_TK_LINGER:
@@ -48,6 +53,12 @@ static int conn_timer_want(const bg_conn *c, int64_t *due)
 {
     const bg_config *cfg = c->wk->cfg;
 
+    /* The handshake counts against the first request's head time, as nginx's
+     * client_header_timeout: a client stalling in it holds a connection as long. */
+    if (c->tls == BG_TLS_HELLO || c->tls == BG_TLS_HANDSHAKE) {
+        *due = c->idle_since_ms + cfg->gateway.header_timeout_ms;
+        return BG_TK_HANDSHAKE;
+    }
     if (c->rstate == BG_RS_LINGER) {
         *due = c->tkind == BG_TK_LINGER ? c->tdue : bg_mono_ms() + BG_CONN_LINGER_MS;
         return BG_TK_LINGER;

@@ -61,6 +61,7 @@ void bg_conn_linger(bg_conn *c)
     c->rstate = BG_RS_LINGER;
     c->closing = 1;
     bg_conn_abandon_queue(c);
+    bg_conn_tls_shutdown(c);
     if (shutdown(c->fd, SHUT_WR) != 0) {
         bg_conn_kill(c);
         return;
@@ -124,6 +125,14 @@ void bg_conn_flush(bg_conn *c)
     ssize_t w;
 
     c->want_write = 0;
+    if (!c->killed && c->tls_continue > 0 && (n = bg_conn_tls_flush_continue(c)) <= 0) {
+        if (n < 0) {
+            bg_conn_kill(c);
+            return;
+        }
+        c->want_write = 1;
+        return;
+    }
     while (!c->killed && c->rstate != BG_RS_LINGER && (n = conn_iov(c, iov)) > 0) {
         /* Empty answers (an exchange that failed to render) are popped without a
          * write. */
@@ -132,7 +141,7 @@ void bg_conn_flush(bg_conn *c)
             conn_pop(c);
             continue;
         }
-        w = writev(c->fd, iov, n);
+        w = bg_conn_send(c, iov, n);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {

@@ -1,4 +1,5 @@
-/* server.c: accept on the inherited listen sockets; past max_connections answer 503 and close. */
+/* server.c: accept on the inherited listen sockets (plain or TLS); past max_connections answer
+ * 503 and close. */
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -21,6 +22,7 @@
 struct bg_server {
     bg_wk *wk;
     int *fds;
+    int *tls; /* per fd: serve with the generation's TLS context */
     int n;
     int started, stopped, paused;
     bg_ev_timer *resume;
@@ -108,11 +110,22 @@ static void server_refuse(bg_server *s, int fd)
                 s->wk->cfg->gateway.max_connections, s->refused);
 }
 
-static void server_take(bg_server *s, int fd, const struct sockaddr_storage *ss)
+/* The TLS context of listen socket lfd's connections, or NULL for plain HTTP. */
+static SSL_CTX *server_tls(const bg_server *s, int lfd)
+{
+    for (int i = 0; i < s->n; i++) {
+        if (s->fds[i] == lfd)
+            return s->tls[i] ? s->wk->ctx->tls : NULL;
+    }
+    return NULL;
+}
+
+static void server_take(bg_server *s, int lfd, int fd, const struct sockaddr_storage *ss)
 {
     char ip[64], peer[80], err[BG_ERR_LEN];
     int one = 1;
 
+    /* Plain text even on a TLS port: no handshake is spent on a refusal. */
     if (s->wk->nconns >= (size_t)s->wk->cfg->gateway.max_connections) {
         server_refuse(s, fd);
         return;
@@ -121,7 +134,7 @@ static void server_take(bg_server *s, int fd, const struct sockaddr_storage *ss)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
         bg_debug("setsockopt(TCP_NODELAY): %s", strerror(errno));
     server_client_name(ss, ip, sizeof(ip), peer, sizeof(peer));
-    if (bg_conn_new(s->wk, fd, ip, peer, err) != BG_OK)
+    if (bg_conn_new(s->wk, fd, ip, peer, server_tls(s, lfd), err) != BG_OK)
         bg_error("client %s: %s", peer, err);
 }
 
@@ -138,7 +151,7 @@ static void server_on_accept(bg_ev *loop, int lfd, void *arg, int mask)
         int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd >= 0) {
-            server_take(s, fd, &ss);
+            server_take(s, lfd, fd, &ss);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)
@@ -151,11 +164,15 @@ static void server_on_accept(bg_ev *loop, int lfd, void *arg, int mask)
     }
 }
 
-bg_server *bg_server_new(bg_wk *wk, const int *fds, int n, char *err)
+bg_server *bg_server_new(bg_wk *wk, const int *fds, const int *tls, int n, char *err)
 {
+    size_t count = n > 0 ? (size_t)n : 1;
     bg_server *s = calloc(1, sizeof(*s));
 
-    if (s == NULL || (s->fds = calloc(n > 0 ? (size_t)n : 1, sizeof(int))) == NULL) {
+    if (s == NULL || (s->fds = calloc(count, sizeof(int))) == NULL ||
+        (s->tls = calloc(count, sizeof(int))) == NULL) {
+        if (s != NULL)
+            free(s->fds);
         free(s);
         bg_set_error(err, "server: out of memory");
         return NULL;
@@ -163,6 +180,16 @@ bg_server *bg_server_new(bg_wk *wk, const int *fds, int n, char *err)
     s->wk = wk;
     s->n = n;
     memcpy(s->fds, fds, (size_t)n * sizeof(int));
+    for (int i = 0; i < n; i++) {
+        s->tls[i] = tls != NULL && tls[i];
+        if (s->tls[i] && wk->ctx->tls == NULL) {
+            bg_set_error(err, "listen socket %d is TLS but no TLS context was loaded", fds[i]);
+            free(s->tls);
+            free(s->fds);
+            free(s);
+            return NULL;
+        }
+    }
     return s;
 }
 
@@ -189,7 +216,7 @@ static void server_take_backlog(bg_server *s)
                 continue;
             if (fd < 0)
                 break;
-            server_take(s, fd, &ss);
+            server_take(s, s->fds[i], fd, &ss);
         }
     }
 }
@@ -221,5 +248,6 @@ void bg_server_free(bg_server *s)
         return;
     bg_server_stop(s, 0);
     free(s->fds);
+    free(s->tls);
     free(s);
 }

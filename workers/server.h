@@ -4,8 +4,9 @@
 
 #include "worker_int.h"
 
-/* Takes the listen fds (non-blocking, owned from now on); accepts nothing yet. */
-bg_server *bg_server_new(bg_wk *wk, const int *fds, int n, char *err);
+/* Takes the listen fds (non-blocking, owned from now on) with their TLS flags (tls[i]:
+ * served with wk->ctx->tls; tls may be NULL); accepts nothing yet. */
+bg_server *bg_server_new(bg_wk *wk, const int *fds, const int *tls, int n, char *err);
 /* Starts accepting (the worker is ready to serve); idempotent, a no-op once stopped. */
 void bg_server_start(bg_server *s);
 /* Stops accepting and closes the listen fds (graceful quit); idempotent. */

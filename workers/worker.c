@@ -306,7 +306,8 @@ static int worker_setup(worker_state *w, char *err)
     if ((wk->dispatch = bg_dispatch_new(wk, &w->bus, err)) == NULL)
         return BG_ERR;
     wk->handlers = &worker_handlers;
-    if ((wk->server = bg_server_new(wk, ctx->listen_fds, ctx->nlisten, err)) == NULL)
+    if ((wk->server = bg_server_new(wk, ctx->listen_fds, ctx->listen_tls, ctx->nlisten, err)) ==
+        NULL)
         return BG_ERR;
     if (bg_ev_file_add(wk->loop, ctx->channel_fd, BG_EV_READABLE, worker_on_channel, w, err) !=
         BG_OK)

@@ -75,6 +75,10 @@ void bg_config_defaults(bg_config *cfg)
     defaults_valkey(cfg);
     defaults_messaging(cfg);
     cfg->sandbox.seccomp = 1;
+    cfg->tls.protocols = BG_TLS_PROTO_TLS12 | BG_TLS_PROTO_TLS13;
+    snprintf(cfg->tls.ciphers, sizeof(cfg->tls.ciphers), "%s", BG_TLS_DEFAULT_CIPHERS);
+    snprintf(cfg->tls.ciphersuites, sizeof(cfg->tls.ciphersuites), "%s",
+             BG_TLS_DEFAULT_CIPHERSUITES);
     cfg->routing.max_services = 256;
     cfg->routing.max_connections = 1024;
     cfg->routing.max_endpoints = 16384;

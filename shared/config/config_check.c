@@ -241,4 +241,5 @@ void bg_config_finish(bg_config_ctx *ctx)
     check_gateway(ctx);
     check_admin(ctx);
     check_openapi(ctx);
+    bg_config_check_tls(ctx);
 }

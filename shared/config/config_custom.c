@@ -103,6 +103,44 @@ static int listen_split(const char *value, bg_listen_addr *out, char *reason)
     return listen_port(colon + 1, &out->port, reason);
 }
 
+/* What follows the address: "ssl" is the only option so far. */
+static int listen_options(const char *p, bg_listen_addr *addr, char *reason)
+{
+    while (*p != '\0') {
+        size_t len;
+
+        while (isspace((unsigned char)*p))
+            p++;
+        len = strcspn(p, " \t");
+        if (len == 3 && strncmp(p, "ssl", 3) == 0) {
+            addr->tls = 1;
+        } else if (len > 0) {
+            bg_set_error(reason, "unknown option '%.*s' (only ssl)", (int)(len > 32 ? 32 : len), p);
+            return BG_ERR;
+        }
+        p += len;
+    }
+    return BG_OK;
+}
+
+/* "host:port [ssl]": the address is split off first, so the option never reaches it. */
+static int listen_parse(const char *value, bg_listen_addr *addr, char *reason)
+{
+    char where[sizeof(addr->host) + 16];
+    size_t len = strcspn(value, " \t");
+
+    memset(addr, 0, sizeof(*addr));
+    if (len >= sizeof(where)) {
+        bg_set_error(reason, "bad host");
+        return BG_ERR;
+    }
+    memcpy(where, value, len);
+    where[len] = '\0';
+    if (listen_split(where, addr, reason) != BG_OK)
+        return BG_ERR;
+    return listen_options(value + len, addr, reason);
+}
+
 int bg_config_parse_listen(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
                            char *reason)
 {
@@ -111,7 +149,7 @@ int bg_config_parse_listen(bg_config_ctx *ctx, const bg_config_key *key, const c
     int i;
 
     (void)key;
-    if (listen_split(value, &addr, reason) != BG_OK)
+    if (listen_parse(value, &addr, reason) != BG_OK)
         return BG_ERR;
     /* The first listen line replaces the built-in default instead of adding to it. */
     if (!ctx->listen_seen) {
@@ -129,6 +167,7 @@ int bg_config_parse_listen(bg_config_ctx *ctx, const bg_config_key *key, const c
         bg_set_error(reason, "too many listen addresses");
         return BG_ERR;
     }
+    ctx->listen_line[cfg->gateway.nlisten] = ctx->lineno;
     cfg->gateway.listen[cfg->gateway.nlisten++] = addr;
     return BG_OK;
 }

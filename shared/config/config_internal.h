@@ -69,6 +69,7 @@ struct bg_config_ctx {
     char section[64];
     int section_ok;                   /* keys of the current section are to be read */
     int listen_seen;                  /* the first listen key replaces the default */
+    int listen_line[BG_MAX_LISTEN];   /* line of each gateway.listen entry */
     int key_line[BG_CONFIG_MAX_KEYS]; /* line a key was set on, 0 = not set */
     int key_bad[BG_CONFIG_MAX_KEYS];  /* the key had an invalid value */
 };
@@ -129,6 +130,15 @@ int bg_config_parse_text(bg_config_ctx *ctx, const bg_config_key *key, const cha
                          char *reason);
 int bg_config_parse_header_prefix(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
                                   char *reason);
+
+/* config_tls.c: the [tls] values and the rules between them and ssl listeners */
+int bg_config_parse_verify_client(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                                  char *reason);
+int bg_config_parse_protocols(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                              char *reason);
+int bg_config_parse_cipher_list(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                                char *reason);
+void bg_config_check_tls(bg_config_ctx *ctx);
 
 /* config_units.c: units */
 int bg_config_parse_int(const char *s, int64_t *out, char *reason);

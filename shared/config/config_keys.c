@@ -30,14 +30,15 @@
 
 /* Sections in file order; the two bus sections are what services read. */
 static const char *const sections[] = {
-    "gateway", "valkey",   "messaging",   "admin",   "sandbox",
-    "routing", "identity", "idempotency", "openapi",
+    "gateway", "valkey",   "messaging", "admin",       "sandbox",
+    "routing", "identity", "tls",       "idempotency", "openapi",
 };
 
 static const bg_config_key keys[] = {
     KEY("gateway", "instance_id", BG_CONFIG_IDENT, gateway.instance_id, 1, 63, 0),
     CUSTOM("gateway", "listen", gateway.listen, bg_config_parse_listen, BG_CONFIG_REPEAT,
-           "host:port, [ipv6]:port, :port or *:port, port 1..65535, up to 16 listen lines"),
+           "host:port, [ipv6]:port, :port or *:port, port 1..65535, optionally followed by ssl, "
+           "up to 16 listen lines"),
     CUSTOM("gateway", "workers", gateway.workers, bg_config_parse_workers, 0, "auto or 1..256"),
     KEY("gateway", "user", BG_CONFIG_IDENT, gateway.user, 1, 63, 0),
     KEY("gateway", "group", BG_CONFIG_IDENT, gateway.group, 1, 63, 0),
@@ -124,6 +125,17 @@ static const bg_config_key keys[] = {
     KEY("openapi", "max_size", BG_CONFIG_SIZE, openapi.max_size, KIB(64), MIB(256), 0),
     CUSTOM("openapi", "title", openapi.title, bg_config_parse_text, 0,
            "text without control characters, 1..127 bytes"),
+    KEY("tls", "certificate", BG_CONFIG_PATH, tls.certificate, 1, 4095, 0),
+    KEY("tls", "certificate_key", BG_CONFIG_PATH, tls.certificate_key, 1, 4095, 0),
+    KEY("tls", "client_ca", BG_CONFIG_PATH, tls.client_ca, 1, 4095, 0),
+    CUSTOM("tls", "verify_client", tls.verify_client, bg_config_parse_verify_client, 0,
+           "off, optional or on"),
+    CUSTOM("tls", "protocols", tls.protocols, bg_config_parse_protocols, 0,
+           "TLSv1.2, TLSv1.3 or both, separated by spaces"),
+    CUSTOM("tls", "ciphers", tls.ciphers, bg_config_parse_cipher_list, 0,
+           "an OpenSSL cipher list for TLS 1.2, e.g. ECDHE-ECDSA-AES128-GCM-SHA256:..."),
+    CUSTOM("tls", "ciphersuites", tls.ciphersuites, bg_config_parse_cipher_list, 0,
+           "OpenSSL TLS 1.3 ciphersuites, e.g. TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"),
 };
 
 _Static_assert(BG_ARRAY_LEN(keys) <= BG_CONFIG_MAX_KEYS, "raise BG_CONFIG_MAX_KEYS");

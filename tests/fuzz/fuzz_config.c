@@ -106,6 +106,11 @@ static void check_strings(const bg_config *c)
     CHECK_STR(c->admin.token_file);
     CHECK_STR(c->identity.reserved_headers);
     CHECK_STR(c->identity.reserved_prefix);
+    CHECK_STR(c->tls.certificate);
+    CHECK_STR(c->tls.certificate_key);
+    CHECK_STR(c->tls.client_ca);
+    CHECK_STR(c->tls.ciphers);
+    CHECK_STR(c->tls.ciphersuites);
 }
 
 /* The rules docs/configuration.md promises for an accepted file. */
@@ -135,6 +140,14 @@ static void check_accepted(const bg_config *c, int bus_only)
     if (c->gateway.open_files < c->gateway.max_connections + FD_RESERVE)
         abort();
     if (c->admin.enabled != (c->admin.token[0] != '\0'))
+        abort();
+    /* An ssl listener is only accepted with a certificate and its key. */
+    for (int i = 0; i < c->gateway.nlisten; i++) {
+        if (c->gateway.listen[i].tls &&
+            (c->tls.certificate[0] == '\0' || c->tls.certificate_key[0] == '\0'))
+            abort();
+    }
+    if (c->tls.protocols == 0 || (c->tls.protocols & ~(BG_TLS_PROTO_TLS12 | BG_TLS_PROTO_TLS13)))
         abort();
 }
 

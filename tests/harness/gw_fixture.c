@@ -1,5 +1,6 @@
 /* gw_fixture.c: valkey + busgated + echo-service as real processes, and a raw HTTP client. */
 #include "gw_fixture.h"
+#include "tls_client.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -121,6 +122,12 @@ int bgt_fix_start(bgt_fix *f, const char *extra_gateway, int necho)
 
 int bgt_fix_start_ex(bgt_fix *f, const char *extra_gateway, const char *extra_sections, int necho)
 {
+    return bgt_fix_start_log(f, NULL, extra_gateway, extra_sections, necho);
+}
+
+int bgt_fix_start_log(bgt_fix *f, const char *log_level, const char *extra_gateway,
+                      const char *extra_sections, int necho)
+{
     char gw[2048], extra[2048];
     bgt_gw_opts o = {0};
     int i;
@@ -133,6 +140,7 @@ int bgt_fix_start_ex(bgt_fix *f, const char *extra_gateway, const char *extra_se
     snprintf(gw, sizeof(gw), "%s%s", BGT_FIX_GATEWAY, extra_gateway ? extra_gateway : "");
     o.valkey_url = f->v.url;
     o.workers = 2;
+    o.log_level = log_level;
     o.extra_gateway = gw;
     snprintf(extra, sizeof(extra), "%s[admin]\ntoken = %s\n%s", BGT_FIX_MESSAGING, BGT_FIX_TOKEN,
              extra_sections ? extra_sections : "");
@@ -190,6 +198,8 @@ int bgt_conn_open(bgt_conn *c, int port)
 
 void bgt_conn_close(bgt_conn *c)
 {
+    if (c->ssl != NULL)
+        bgt_tls_close(c);
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -203,7 +213,7 @@ int bgt_conn_send(bgt_conn *c, const void *data, size_t len)
     const char *p = data;
 
     while (len > 0) {
-        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+        ssize_t n = c->ssl ? bgt_tls_send(c, p, len) : send(c->fd, p, len, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -223,7 +233,8 @@ static int conn_fill(bgt_conn *c, long long until)
 
     if (c->eof)
         return 0;
-    if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+    /* Bytes OpenSSL already decrypted raise no poll event. */
+    if ((c->ssl == NULL || !bgt_tls_pending(c)) && (left <= 0 || poll(&pfd, 1, (int)left) <= 0))
         return -1;
     if (c->cap - c->len < 65536) {
         size_t cap = c->cap ? c->cap * 2 : 131072;
@@ -233,7 +244,8 @@ static int conn_fill(bgt_conn *c, long long until)
         c->buf = p;
         c->cap = cap;
     }
-    n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+    n = c->ssl ? bgt_tls_recv(c, c->buf + c->len, c->cap - c->len)
+               : recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
     if (n == 0) {
         c->eof = 1;
         return 0;

@@ -34,6 +34,9 @@ typedef struct bgt_fix {
 int bgt_fix_start(bgt_fix *f, const char *extra_gateway, int necho);
 /* The same, with more ini sections appended verbatim (e.g. "[valkey]\ncommand_timeout = 1s\n"). */
 int bgt_fix_start_ex(bgt_fix *f, const char *extra_gateway, const char *extra_sections, int necho);
+/* The same with [gateway] log_level (NULL: info). */
+int bgt_fix_start_log(bgt_fix *f, const char *log_level, const char *extra_gateway,
+                      const char *extra_sections, int necho);
 void bgt_fix_stop(bgt_fix *f);
 /* Echo instance i (0-based, named e<i+1>): start and wait for its registration line. */
 int bgt_fix_echo_start(bgt_fix *f, int i);
@@ -48,6 +51,7 @@ typedef struct bgt_conn {
     char *buf;
     size_t len, cap;
     int eof;
+    void *ssl, *ssl_ctx; /* TLS (tls_client.h): SSL and SSL_CTX; NULL for plain TCP */
 } bgt_conn;
 
 typedef struct bgt_resp {

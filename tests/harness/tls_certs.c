@@ -84,6 +84,45 @@ static int make_server(const char *dir)
     return run_in(dir, sign);
 }
 
+/* A client key and certificate NAME.{key,crt} with subject subj, signed by CA (ca or other-ca). */
+static int make_client(const char *dir, const char *name, const char *subj, const char *ca)
+{
+    char key[64], csr[64], crt[64], ca_crt[64], ca_key[64], srl[64];
+    const char *req[] = {
+        "openssl", "req",     "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes",  "-keyout", key,    "-out",    csr,  "-subj",    subj,
+        NULL};
+    const char *sign[] = {"openssl", "x509",   "-req",  "-in",       csr, "-CA",
+                          ca_crt,    "-CAkey", ca_key,  "-CAserial", srl, "-CAcreateserial",
+                          "-out",    crt,      "-days", "2",         NULL};
+
+    snprintf(key, sizeof(key), "%s.key", name);
+    snprintf(csr, sizeof(csr), "%s.csr", name);
+    snprintf(crt, sizeof(crt), "%s.crt", name);
+    snprintf(ca_crt, sizeof(ca_crt), "%s.crt", ca);
+    snprintf(ca_key, sizeof(ca_key), "%s.key", ca);
+    snprintf(srl, sizeof(srl), "%s.srl", ca);
+    if (run_in(dir, req) != 0)
+        return -1;
+    return run_in(dir, sign);
+}
+
+int bgt_tls_make_clients(bgt_tls_certs *t)
+{
+    snprintf(t->client_crt, sizeof(t->client_crt), "%s/client.crt", t->dir);
+    snprintf(t->client_key, sizeof(t->client_key), "%s/client.key", t->dir);
+    snprintf(t->stranger_crt, sizeof(t->stranger_crt), "%s/stranger.crt", t->dir);
+    snprintf(t->stranger_key, sizeof(t->stranger_key), "%s/stranger.key", t->dir);
+    if (make_client(t->dir, "client", "/O=busgate tests/CN=test client", "ca") != 0)
+        return -1;
+    return make_client(t->dir, "stranger", "/CN=stranger", "other-ca");
+}
+
+int bgt_tls_reissue_server(bgt_tls_certs *t)
+{
+    return make_server(t->dir);
+}
+
 int bgt_tls_make_certs(bgt_tls_certs *t)
 {
     memset(t, 0, sizeof(*t));

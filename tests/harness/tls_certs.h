@@ -11,10 +11,19 @@ typedef struct bgt_tls_certs {
     char server_crt[320]; /* CN=localhost, SAN DNS:localhost and IP:127.0.0.1 */
     char server_key[320];
     char other_ca_crt[320]; /* a CA unrelated to the server certificate */
+    /* bgt_tls_make_clients: client certificates */
+    char client_crt[320]; /* CN=test client,O=busgate tests, signed by the CA */
+    char client_key[320];
+    char stranger_crt[320]; /* CN=stranger, signed by the unrelated CA */
+    char stranger_key[320];
 } bgt_tls_certs;
 
 /* Make the files in a fresh temp dir (EC P-256, valid two days). Returns 0 or -1. */
 int bgt_tls_make_certs(bgt_tls_certs *t);
+/* Client certificates for mTLS (after bgt_tls_make_certs). Returns 0 or -1. */
+int bgt_tls_make_clients(bgt_tls_certs *t);
+/* A new server key and certificate (another serial) in place of the old files. 0 or -1. */
+int bgt_tls_reissue_server(bgt_tls_certs *t);
 /* Remove the temp dir and everything in it. Safe to call twice. */
 void bgt_tls_remove_certs(bgt_tls_certs *t);
 /* Start a private server on a plain port (for the harness's readiness PING and

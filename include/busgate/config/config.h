@@ -12,14 +12,34 @@
 #define BG_CONFIG_DEFAULT_PATH "/etc/busgate/busgate.ini"
 #define BG_MAX_LISTEN 16
 
-/* "[::1]:8080", "0.0.0.0:80", ":8080" (empty host = all IPv4 addresses, 0.0.0.0) */
+/* "[::1]:8080", "0.0.0.0:80", ":8080" (empty host = all IPv4 addresses, 0.0.0.0);
+ * "0.0.0.0:8443 ssl" is a TLS listener (served with the [tls] section). */
 typedef struct bg_listen_addr {
     char host[256];
     int port;
+    int tls; /* the "ssl" option */
 } bg_listen_addr;
 
 /* [openapi] access */
 enum { BG_OPENAPI_PUBLIC = 0, BG_OPENAPI_ADMIN = 1 };
+
+/* [tls] verify_client */
+#define BG_TLS_VERIFY_OFF 0
+#define BG_TLS_VERIFY_OPTIONAL 1 /* asked for; checked against client_ca when sent */
+#define BG_TLS_VERIFY_ON 2       /* required: a handshake without one fails */
+
+/* [tls] protocols: bits */
+#define BG_TLS_PROTO_TLS12 0x1
+#define BG_TLS_PROTO_TLS13 0x2
+
+/* TLS 1.2: forward-secret AEAD suites only (Mozilla's "intermediate" list without DHE). */
+#define BG_TLS_DEFAULT_CIPHERS                                                                     \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+/* TLS 1.3: the three suites every client has. */
+#define BG_TLS_DEFAULT_CIPHERSUITES                                                                \
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 
 typedef struct bg_config {
     char path[4096];
@@ -72,6 +92,15 @@ typedef struct bg_config {
     struct {
         int max_services, max_connections, max_endpoints; /* defaults 256, 1024, 16384 */
     } routing;
+    struct {
+        char certificate[4096];     /* PEM: the server certificate, then its chain */
+        char certificate_key[4096]; /* PEM private key of the certificate */
+        char client_ca[4096];       /* PEM CA bundle for client certificates; "" = no mTLS */
+        int verify_client;          /* BG_TLS_VERIFY_*; default on when client_ca is set */
+        int protocols;              /* BG_TLS_PROTO_* bits; default TLS 1.2 and 1.3 */
+        char ciphers[1024];         /* TLS 1.2 (OpenSSL cipher list) */
+        char ciphersuites[512];     /* TLS 1.3 (OpenSSL ciphersuites) */
+    } tls;
     struct {
         /* headers the gateway strips from clients and sets itself */
         char reserved_headers[1024]; /* default "X-User-Id, X-User-Roles, X-User-Claims, ..." */

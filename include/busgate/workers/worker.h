@@ -2,6 +2,8 @@
 #ifndef BUSGATE_WORKER_H
 #define BUSGATE_WORKER_H
 
+#include <openssl/ssl.h>
+
 #include "busgate/config/config.h"
 #include "busgate/routing/route_table.h"
 
@@ -19,7 +21,10 @@ typedef struct bg_worker_ctx {
     bg_busview *busview;   /* warm-up and backlogs from the master; workers count REQUESTs in it */
     bg_doc *openapi;       /* aggregated OpenAPI document (worker calls bg_doc_protect_readonly) */
     const int *listen_fds; /* non-blocking, close-on-exec */
+    const int *listen_tls; /* per listen fd: 1 = TLS ("listen = ... ssl") */
     int nlisten;
+    SSL_CTX *tls;        /* the generation's server context (built by the master from [tls],
+                            inherited across fork); NULL when no listener is TLS */
     int channel_fd;      /* worker end of the socketpair to the master */
     int slot;            /* 0..max_workers-1, stable across respawns */
     unsigned generation; /* config generation (reloads) */
