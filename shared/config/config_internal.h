@@ -120,6 +120,11 @@ int bg_config_parse_headers(bg_config_ctx *ctx, const bg_config_key *key, const 
                             char *reason);
 int bg_config_parse_header_prefix(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
                                   char *reason);
+/* config_ratelimit.c: [limits] rate_mode and rate_limit */
+int bg_config_parse_rate_mode(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                              char *reason);
+int bg_config_parse_rate_limit(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                               char *reason);
 
 /* config_units.c: units */
 int bg_config_parse_int(const char *s, int64_t *out, char *reason);

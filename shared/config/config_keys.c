@@ -30,7 +30,7 @@
 
 /* Sections in file order; the two bus sections are what services read. */
 static const char *const sections[] = {
-    "gateway", "valkey", "messaging", "admin", "sandbox", "routing", "identity",
+    "gateway", "valkey", "messaging", "admin", "sandbox", "routing", "identity", "limits",
 };
 
 static const bg_config_key keys[] = {
@@ -108,6 +108,14 @@ static const bg_config_key keys[] = {
            "comma-separated HTTP header names, up to 1023 characters"),
     CUSTOM("identity", "reserved_prefix", identity.reserved_prefix, bg_config_parse_header_prefix,
            0, "an HTTP header name prefix, 1..63 characters"),
+
+    /* [limits] rate_*: request rate limits (docs/configuration.md). */
+    CUSTOM("limits", "rate_mode", ratelimit.mode, bg_config_parse_rate_mode, 0, "local or cluster"),
+    KEY("limits", "rate_headers", BG_CONFIG_BOOL, ratelimit.headers, 0, 1, 0),
+    KEY("limits", "rate_buckets", BG_CONFIG_INT, ratelimit.buckets, 1024, 16777216, 0),
+    CUSTOM("limits", "rate_limit", ratelimit.rules, bg_config_parse_rate_limit, BG_CONFIG_REPEAT,
+           "<METHOD|*> </template/prefix> <n>/<s|m|h> [burst=<n>] [key=client|header:<Name>], "
+           "n and burst 1..1000000, up to 64 lines, one per method and prefix"),
 };
 
 _Static_assert(BG_ARRAY_LEN(keys) <= BG_CONFIG_MAX_KEYS, "raise BG_CONFIG_MAX_KEYS");
