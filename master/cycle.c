@@ -11,6 +11,7 @@
 #include "busgate/control/control.h"
 #include "busgate/core/log.h"
 #include "busgate/routing/bus_view.h"
+#include "busgate/routing/rate_table.h"
 #include "busgate/metrics/metrics.h"
 #include "master.h"
 
@@ -27,6 +28,18 @@ static int cycle_create_rt(bg_master *m, char *err)
     bg_info("routing table: %zu bytes of shared memory (%d services, %d connections, %d "
             "endpoints)",
             bg_rt_mapping_size(m->rt), lim.max_services, lim.max_connections, lim.max_endpoints);
+    return BG_OK;
+}
+
+/* Made whether or not rules are set now: a reload may add rules, and the mapping is
+ * sized once (rate_buckets needs a restart). */
+static int cycle_create_ratetable(bg_master *m, char *err)
+{
+    m->ratetable = bg_rtab_create((size_t)m->cfg->ratelimit.buckets, err);
+    if (m->ratetable == NULL)
+        return BG_ERR;
+    bg_info("rate limit table: %zu bytes of shared memory (%zu buckets)",
+            bg_rtab_mapping_size(m->ratetable), bg_rtab_slots(m->ratetable));
     return BG_OK;
 }
 
@@ -55,6 +68,8 @@ static int cycle_init(bg_master *m)
     if (m->busview == NULL)
         goto err;
     bg_control_set_busview(m->control, m->busview);
+    if (cycle_create_ratetable(m, err) != BG_OK)
+        goto err;
     if (bg_proc_spawn_generation(m, m->cfg->gateway.workers) == 0) {
         bg_crit("no worker started; stopping");
         return BG_ERR;
@@ -77,6 +92,8 @@ static void cycle_free(bg_master *m)
     m->metrics = NULL;
     bg_bv_destroy(m->busview);
     m->busview = NULL;
+    bg_rtab_destroy(m->ratetable);
+    m->ratetable = NULL;
     if (m->loop != NULL)
         bg_ev_free(m->loop); /* frees the timers still armed */
     m->loop = NULL;

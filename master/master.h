@@ -14,6 +14,7 @@
 typedef struct bg_control bg_control;
 typedef struct bg_metrics bg_metrics;
 typedef struct bg_busview bg_busview;
+typedef struct bg_ratetable bg_ratetable;
 struct pidfh;
 
 /* Worker slots: a fixed table, as the metrics area and reply keys are per slot. */
@@ -152,6 +153,8 @@ struct bg_master {
     bg_rt *rt;
     bg_metrics *metrics;
     bg_busview *busview; /* warm-up and backlogs for workers (shared mapping) */
+    /* local-mode rate limit buckets (shared mapping) */
+    bg_ratetable *ratetable;
     bg_control *control;
     bg_listen_set listen;
     struct pidfh *pidfile;

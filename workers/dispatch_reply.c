@@ -88,6 +88,8 @@ static int reply_render(bg_xchg *x, const bg_frame *f, char *why, size_t wlen)
             goto oom;
         return BG_ERR;
     }
+    if (x->rl_headers[0] != '\0' && bg_buf_puts(&x->out, x->rl_headers) != BG_OK)
+        goto oom;
     if (f->status == 204 || f->status == 304) {
         if (bg_resp_finish_empty(&x->out, &rc) != BG_OK)
             goto oom;

@@ -10,6 +10,7 @@
 #include "busgate/routing/bus_view.h"
 #include "dispatch.h"
 #include "http_path.h"
+#include "ratelimit.h"
 
 /* Seconds a client should wait before retrying when no instance is up: about
  * one heartbeat, the time a restarted instance needs to be routed again. */
@@ -82,6 +83,8 @@ static void plan_route(bg_wk *wk, bg_xchg *x, const bg_http_request *req)
         x->kind = BG_XK_ROUTE;
         if (bg_dispatch_build_meta(wk, x, req, detail, sizeof(detail)) != BG_OK)
             plan_error(x, 400, 0, "%s", detail);
+        else
+            bg_ratelimit_plan(wk, x, req);
         return;
     case BG_RT_METHOD_NOT_ALLOWED:
         plan_error(x, 405, 0, "method %s is not allowed here", x->method);
