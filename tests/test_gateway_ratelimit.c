@@ -91,23 +91,34 @@ Test(gateway_ratelimit, burst_then_429_with_headers)
     bgt_conn_close(&c);
 }
 
+/* PUT /echo/1 with X-Api-Key: key (none when NULL) on a new connection to port; the
+ * status, and RateLimit-Remaining into *remaining when given. */
+static int put_key_at(int port, const char *key, long *remaining)
+{
+    char req[256], v[32];
+    bgt_resp r;
+    bgt_conn c;
+    int st = -1;
+
+    snprintf(req, sizeof(req), "PUT /echo/1 HTTP/1.1\r\nHost: t\r\n%s%s%sContent-Length: 0\r\n\r\n",
+             key ? "X-Api-Key: " : "", key ? key : "", key ? "\r\n" : "");
+    if (bgt_conn_open(&c, port) != 0)
+        return -1;
+    if (bgt_conn_send(&c, req, strlen(req)) == 0 && bgt_conn_read(&c, &r, 0, 5000) == 0) {
+        st = r.status;
+        if (remaining != NULL)
+            *remaining = bgt_resp_header(&r, "RateLimit-Remaining", v, sizeof(v)) == 0
+                             ? strtol(v, NULL, 10)
+                             : -1;
+        bgt_resp_free(&r);
+    }
+    bgt_conn_close(&c);
+    return st;
+}
+
 static int put_with_key(const char *key)
 {
-    char req[256];
-    bgt_resp r;
-    int st;
-
-    if (key != NULL)
-        snprintf(req, sizeof(req),
-                 "PUT /echo/1 HTTP/1.1\r\nHost: t\r\nX-Api-Key: %s\r\n"
-                 "Content-Length: 0\r\n\r\n",
-                 key);
-    else
-        snprintf(req, sizeof(req), "PUT /echo/1 HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
-    st = bgt_fix_request(&fix, req, strlen(req), &r, 5000);
-    if (st >= 0)
-        bgt_resp_free(&r);
-    return st;
+    return put_key_at(fix.port, key, NULL);
 }
 
 Test(gateway_ratelimit, header_keys_are_counted_apart)
@@ -194,4 +205,64 @@ Test(gateway_ratelimit, both_workers_share_one_count)
     /* 1/h: no token comes back during the test; a count per worker would allow 40. */
     cr_assert_eq(allowed, SHARED_BURST, "allowed %d, denied %d over both workers", allowed, denied);
     cr_assert_eq(allowed + denied, batches * SHARED_BATCH);
+}
+
+/* ---- cluster mode: two gateways on one Valkey ---- */
+
+#define CLUSTER_LIMITS                                                                             \
+    "[limits]\nrate_mode = cluster\nrate_limit = PUT /echo/{id} 1/h burst=6 "                      \
+    "key=header:X-Api-Key\n"
+
+static int wait_echo(int port)
+{
+    long long until = bgt_now_ms() + 15000;
+    char out[4096];
+
+    while (bgt_now_ms() < until) {
+        if (bgt_http_get(port, "/echo", out, sizeof(out), 2000) == 200)
+            return 0;
+        sleep_ms(50);
+    }
+    return -1;
+}
+
+Test(gateway_ratelimit_cluster, two_gateways_share_one_limit, .timeout = 120)
+{
+    bgt_fix f;
+    bgt_gw g2;
+    bgt_gw_opts o = {.workers = 2,
+                     .extra_gateway = "instance_id = gw-two\n",
+                     .extra = BGT_FIX_MESSAGING CLUSTER_LIMITS};
+    int allowed[2] = {0, 0}, ports[2];
+    char out[256];
+    long rem = 0;
+
+    cr_assert_eq(bgt_fix_start_ex(&f, NULL, CLUSTER_LIMITS, 1), 0, "fixture did not start");
+    o.valkey_url = f.v.url;
+    cr_assert_eq(bgt_gw_init(&g2, &o), 0);
+    cr_assert_eq(bgt_gw_start(&g2), 0);
+    cr_assert_eq(wait_echo(g2.port), 0, "the second gateway never routed /echo");
+    ports[0] = f.port;
+    ports[1] = g2.port;
+    /* Twelve requests of one key, alternating gateways: six allowed in all, three each. */
+    for (int i = 0; i < 12; i++) {
+        int st = put_key_at(ports[i % 2], "shared", NULL);
+        cr_assert(st == 200 || st == 429, "request %d: status %d", i, st);
+        allowed[i % 2] += st == 200;
+    }
+    cr_assert_eq(allowed[0] + allowed[1], 6, "allowed %d + %d, burst 6 for both", allowed[0],
+                 allowed[1]);
+    cr_assert_eq(allowed[0], 3);
+    cr_assert_eq(allowed[1], 3);
+    cr_assert_eq(bgt_valkey_cmd(&f.v, out, sizeof(out), "KEYS router:ratelimit:*"), 0);
+    cr_assert_str_eq(out, "*1", "one bucket key in Valkey: %s", out);
+    /* Valkey forgot the script (restart, SCRIPT FLUSH): NOSCRIPT, then EVAL, still counted. */
+    cr_assert_eq(bgt_valkey_cmd(&f.v, out, sizeof(out), "SCRIPT FLUSH"), 0);
+    cr_assert_eq(put_key_at(g2.port, "other", &rem), 200);
+    cr_assert_eq(rem, 5);
+    cr_assert_eq(put_key_at(f.port, "other", &rem), 200);
+    cr_assert_eq(rem, 4, "the other gateway sees the same bucket");
+    cr_assert_eq(put_key_at(f.port, "shared", NULL), 429, "still spent");
+    bgt_gw_stop(&g2);
+    bgt_fix_stop(&f);
 }
