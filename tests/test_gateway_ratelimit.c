@@ -3,6 +3,7 @@
  * (local mode), and one count for two gateways on one Valkey (cluster mode). Real
  * processes; no timing assertions: refill is polled, bounded. */
 #include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,6 +227,45 @@ static int wait_echo(int port)
     return -1;
 }
 
+/* busgate_ratelimit_failopen_total on the gateway at port, or -1. */
+static long failopen_count(int port)
+{
+    static char out[65536];
+    const char *p;
+
+    if (bgt_http_get(port, "/metrics", out, sizeof(out), 5000) != 200 ||
+        (p = strstr(out, "\nbusgate_ratelimit_failopen_total ")) == NULL)
+        return -1;
+    return strtol(p + strlen("\nbusgate_ratelimit_failopen_total "), NULL, 10);
+}
+
+/* The script fails (its key holds a hash: WRONGTYPE): the spent key is let through,
+ * counted as a fail-open, and the next request with a working script is counted again. */
+static void fail_open_on_script_error(bgt_fix *f)
+{
+    redisContext *c = redisConnect("127.0.0.1", f->v.port);
+    redisReply *keys, *r;
+    long before = failopen_count(f->port);
+
+    cr_assert(c != NULL && c->err == 0, "connect to valkey");
+    keys = redisCommand(c, "KEYS router:ratelimit:*");
+    cr_assert(keys != NULL && keys->type == REDIS_REPLY_ARRAY && keys->elements == 1);
+    cr_assert_eq(put_key_at(f->port, "shared", NULL), 429, "still spent");
+    r = redisCommand(c, "DEL %s", keys->element[0]->str);
+    freeReplyObject(r);
+    r = redisCommand(c, "HSET %s f v", keys->element[0]->str);
+    freeReplyObject(r);
+    cr_assert_geq(before, 0);
+    cr_assert_eq(put_key_at(f->port, "shared", NULL), 200, "the script failed: let through");
+    cr_assert_eq(failopen_count(f->port), before + 1);
+    r = redisCommand(c, "DEL %s", keys->element[0]->str);
+    freeReplyObject(r);
+    cr_assert_eq(put_key_at(f->port, "shared", NULL), 200, "a fresh bucket, counted again");
+    cr_assert_eq(failopen_count(f->port), before + 1);
+    freeReplyObject(keys);
+    redisFree(c);
+}
+
 Test(gateway_ratelimit_cluster, two_gateways_share_one_limit, .timeout = 120)
 {
     bgt_fix f;
@@ -256,13 +296,13 @@ Test(gateway_ratelimit_cluster, two_gateways_share_one_limit, .timeout = 120)
     cr_assert_eq(allowed[1], 3);
     cr_assert_eq(bgt_valkey_cmd(&f.v, out, sizeof(out), "KEYS router:ratelimit:*"), 0);
     cr_assert_str_eq(out, "*1", "one bucket key in Valkey: %s", out);
+    fail_open_on_script_error(&f);
     /* Valkey forgot the script (restart, SCRIPT FLUSH): NOSCRIPT, then EVAL, still counted. */
     cr_assert_eq(bgt_valkey_cmd(&f.v, out, sizeof(out), "SCRIPT FLUSH"), 0);
     cr_assert_eq(put_key_at(g2.port, "other", &rem), 200);
     cr_assert_eq(rem, 5);
     cr_assert_eq(put_key_at(f.port, "other", &rem), 200);
     cr_assert_eq(rem, 4, "the other gateway sees the same bucket");
-    cr_assert_eq(put_key_at(f.port, "shared", NULL), 429, "still spent");
     bgt_gw_stop(&g2);
     bgt_fix_stop(&f);
 }
