@@ -4,6 +4,7 @@
  * processes; no timing assertions: refill is polled, bounded. */
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,70 @@ Test(gateway_ratelimit, burst_then_429_with_headers)
 
 /* PUT /echo/1 with X-Api-Key: key (none when NULL) on a new connection to port; the
  * status, and RateLimit-Remaining into *remaining when given. */
+/* The requests of the current generation only: every old worker is gone. */
+static void reload_and_wait(int generation)
+{
+    pid_t before[8], now[8];
+    int nb = bgt_gw_workers(&fix.g, before, 8), nn = 0, shared = 1;
+    long long until = bgt_now_ms() + 20000;
+    char want[64];
+
+    cr_assert_eq(bgt_gw_signal(&fix.g, SIGHUP), 0);
+    snprintf(want, sizeof(want), "reload: generation %d ready", generation);
+    cr_assert_eq(bgt_gw_wait_log(&fix.g, want, 1, 15000), 0, "%s not logged", want);
+    while (shared && bgt_now_ms() < until) {
+        sleep_ms(50);
+        nn = bgt_gw_workers(&fix.g, now, 8);
+        shared = nn != 2;
+        for (int i = 0; i < nb; i++)
+            for (int j = 0; j < nn; j++)
+                shared |= before[i] == now[j];
+    }
+    cr_assert_eq(shared, 0, "the old workers did not leave");
+}
+
+/* Rewrites the fixture's ini with one rule's text changed. */
+static void edit_ini(const char *from, const char *to)
+{
+    char text[8192], *hit;
+    FILE *f = fopen(fix.g.ini, "r");
+    size_t n;
+
+    cr_assert_not_null(f);
+    n = fread(text, 1, sizeof(text) - 64, f);
+    fclose(f);
+    text[n] = '\0';
+    hit = strstr(text, from);
+    cr_assert_not_null(hit, "'%s' not in the ini", from);
+    cr_assert_eq(strlen(from), strlen(to));
+    memcpy(hit, to, strlen(to));
+    cr_assert_eq(bgt_gw_write_raw(&fix.g, text), 0);
+}
+
+/* The table belongs to the master: new workers see the old counts of an unchanged rule,
+ * and a changed rule starts afresh. */
+Test(gateway_ratelimit, reload_keeps_counts_of_unchanged_rules)
+{
+    const char *req = "GET /echo/7 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    bgt_resp r;
+
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(bgt_fix_request(&fix, req, strlen(req), &r, 5000), 200);
+        bgt_resp_free(&r);
+    }
+    cr_assert_eq(bgt_fix_request(&fix, req, strlen(req), &r, 5000), 429);
+    bgt_resp_free(&r);
+    reload_and_wait(2);
+    cr_assert_eq(bgt_fix_request(&fix, req, strlen(req), &r, 5000), 429, "same rule, same count");
+    bgt_resp_free(&r);
+    edit_ini("1/h burst=3", "1/h burst=4");
+    reload_and_wait(3);
+    cr_assert_eq(bgt_fix_request(&fix, req, strlen(req), &r, 5000), 200,
+                 "a changed rule: new bucket");
+    cr_assert_eq(header_num(&r, "RateLimit-Limit"), 4);
+    bgt_resp_free(&r);
+}
+
 static int put_key_at(int port, const char *key, long *remaining)
 {
     char req[256], v[32];

@@ -65,7 +65,7 @@ static void rtab_update(rtab_slot *s, const bg_rl_policy *p, int64_t now, bg_rl_
 
     for (;;) {
         next = bg_rl_take(p, tat, now, r);
-        if (!r->allowed || next == tat)
+        if (!r->allowed)
             return;
         if (atomic_compare_exchange_weak_explicit(&s->tat, &tat, next, memory_order_acq_rel,
                                                   memory_order_acquire))
@@ -80,12 +80,12 @@ static rtab_slot *rtab_find(bg_ratetable *t, uint64_t key)
         rtab_slot *s = &t->s[(key + i) & t->mask];
         uint64_t k = atomic_load_explicit(&s->key, memory_order_acquire);
 
-        if (k == 0 &&
-            !atomic_compare_exchange_strong_explicit(&s->key, &k, key, memory_order_acq_rel,
-                                                     memory_order_acquire) &&
-            k != key)
-            continue; /* another worker claimed it for another key just now */
-        if (k == 0 || k == key)
+        /* A failed claim leaves the winner's key in k: ours (another worker was first
+         * with the same key) or another one (probe on). */
+        if (k == 0 && atomic_compare_exchange_strong_explicit(
+                          &s->key, &k, key, memory_order_acq_rel, memory_order_acquire))
+            return s;
+        if (k == key)
             return s;
     }
     return NULL;

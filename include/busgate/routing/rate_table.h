@@ -21,9 +21,11 @@
  * bucket that is still refilling hands its owner a full bucket on its next request
  * (counted: BG_RTAB_EVICTED_LIVE). Memory stays bounded whatever the clients send.
  *
- * A race between a worker taking a token and another evicting that slot can charge one
- * request to the new key's bucket instead of the old one; the table never loses or
- * invents more than that one request.
+ * Races cost precision, never memory or progress: a worker taking a token while another
+ * evicts that slot can charge the request to the new key's bucket; two workers evicting
+ * for the same new key at once may give it a second bucket until one is evicted (the
+ * lookup finds the first). Both need every probe of a neighbourhood busy with buckets
+ * still refilling, which busgate_ratelimit_evictions_total shows.
  */
 typedef struct bg_ratetable bg_ratetable;
 
