@@ -9,6 +9,7 @@
 # Loopback, free ports, one temp dir, everything stopped on exit. Environment knobs:
 #   RL_BENCH_SECONDS=8   length of each measured run
 #   RL_BENCH_KEEP=1      keep the temp dir (configs, logs, wrk output) afterwards
+# shellcheck disable=SC2317 # functions called from traps and through wait_until
 set -u
 
 build=${1:-build}
@@ -48,7 +49,6 @@ start() { # name, command...: its own process group, so stopping it stops what i
     shift
     setsid "$@" >"$dir/$name.out" 2>&1 &
     pids="$pids $!"
-    last_pid=$!
 }
 
 wait_until() { # tenths of a second, command...
