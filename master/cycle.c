@@ -38,7 +38,10 @@ static int cycle_create_ratetable(bg_master *m, char *err)
     m->ratetable = bg_rtab_create((size_t)m->cfg->ratelimit.buckets, err);
     if (m->ratetable == NULL)
         return BG_ERR;
-    bg_info("rate limit table: %zu bytes of shared memory (%zu buckets)",
+    bg_info("rate limits: %d rule(s), %s mode; local table %zu bytes of shared memory (%zu "
+            "buckets)",
+            m->cfg->ratelimit.nrules,
+            m->cfg->ratelimit.mode == BG_RATE_CLUSTER ? "cluster" : "local",
             bg_rtab_mapping_size(m->ratetable), bg_rtab_slots(m->ratetable));
     return BG_OK;
 }

@@ -1,7 +1,9 @@
 /* test_ratelimit.c: the token bucket arithmetic (GCRA) and the shared-memory bucket table
- * from raw inputs: burst, refill, header values, eviction, and counts shared across fork. */
+ * from raw inputs: burst, refill, header values, eviction, and counts shared across fork;
+ * and which [limits] rule counts a route. */
 #include <criterion/criterion.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -9,6 +11,7 @@
 
 #include "busgate/routing/rate_bucket.h"
 #include "busgate/routing/rate_table.h"
+#include "ratelimit.h"
 
 #define SEC 1000000LL
 
@@ -178,4 +181,56 @@ Test(rl_table, forked_workers_share_one_count)
     cr_assert_eq(atomic_load(allowed), 1000, "8000 tries over 4 processes, burst 1000");
     munmap(allowed, sizeof(*allowed));
     bg_rtab_destroy(t);
+}
+
+/* ---- which rule counts a request (workers/ratelimit.c) ---- */
+
+static void add_rule(bg_config *cfg, const char *method, const char *prefix)
+{
+    bg_rate_rule *r = &cfg->ratelimit.rules[cfg->ratelimit.nrules++];
+
+    snprintf(r->method, sizeof(r->method), "%s", method);
+    snprintf(r->prefix, sizeof(r->prefix), "%s", prefix);
+    r->line = cfg->ratelimit.nrules;
+}
+
+static int matched_line(const bg_config *cfg, const char *method, const char *tmpl)
+{
+    const bg_rate_rule *r = bg_ratelimit_match(cfg, method, tmpl);
+
+    return r != NULL ? r->line : 0;
+}
+
+Test(rl_match, longest_prefix_then_method_then_order)
+{
+    static bg_config cfg;
+
+    bg_config_defaults(&cfg);
+    cr_assert_eq(matched_line(&cfg, "GET", "/orders"), 0, "no rules: nothing counts");
+    add_rule(&cfg, "*", "/");                    /* 1 */
+    add_rule(&cfg, "*", "/orders");              /* 2 */
+    add_rule(&cfg, "GET", "/orders");            /* 3 */
+    add_rule(&cfg, "POST", "/orders/{id}");      /* 4 */
+    add_rule(&cfg, "GET", "/orders/{id}/items"); /* 5 */
+    cr_assert_eq(matched_line(&cfg, "GET", "/health/{x}"), 1, "/ covers every route");
+    cr_assert_eq(matched_line(&cfg, "GET", "/ordersx"), 1, "whole segments only");
+    cr_assert_eq(matched_line(&cfg, "DELETE", "/orders"), 2);
+    cr_assert_eq(matched_line(&cfg, "GET", "/orders"), 3, "a named method beats *");
+    cr_assert_eq(matched_line(&cfg, "HEAD", "/orders"), 3, "HEAD is counted by GET rules");
+    cr_assert_eq(matched_line(&cfg, "GET", "/orders/{id}"), 3, "POST rule 4 is not for GET");
+    cr_assert_eq(matched_line(&cfg, "POST", "/orders/{id}"), 4, "the longer prefix wins");
+    cr_assert_eq(matched_line(&cfg, "POST", "/orders/{id}/items"), 4);
+    cr_assert_eq(matched_line(&cfg, "GET", "/orders/{id}/items"), 5);
+    cr_assert_eq(matched_line(&cfg, "PUT", "/orders/{id}/items"), 2);
+}
+
+Test(rl_match, first_line_wins_a_tie)
+{
+    static bg_config cfg;
+
+    bg_config_defaults(&cfg);
+    add_rule(&cfg, "GET", "/a");
+    add_rule(&cfg, "*", "/a");
+    cr_assert_eq(matched_line(&cfg, "GET", "/a/{b}"), 1);
+    cr_assert_eq(matched_line(&cfg, "PUT", "/a/{b}"), 2);
 }

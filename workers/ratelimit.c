@@ -31,8 +31,7 @@ static size_t rl_prefix_len(const bg_rate_rule *r, const char *tmpl)
     return n;
 }
 
-/* The longest prefix wins, then a named method over "*", then the earlier line. */
-static const bg_rate_rule *rl_match(const bg_config *cfg, const char *method, const char *tmpl)
+const bg_rate_rule *bg_ratelimit_match(const bg_config *cfg, const char *method, const char *tmpl)
 {
     const bg_rate_rule *best = NULL;
     size_t best_len = 0;
@@ -89,7 +88,7 @@ static uint64_t rl_mix(uint64_t h)
 void bg_ratelimit_plan(bg_wk *wk, bg_xchg *x, const bg_http_request *req)
 {
     const char *method = strcmp(x->method, "HEAD") == 0 ? "GET" : x->method;
-    const bg_rate_rule *r = rl_match(wk->cfg, x->method, x->match.endpoint);
+    const bg_rate_rule *r = bg_ratelimit_match(wk->cfg, x->method, x->match.endpoint);
     const bg_http_header *h = NULL;
     uint64_t k;
 

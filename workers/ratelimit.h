@@ -8,6 +8,9 @@
 #include "busgate/routing/rate_bucket.h"
 #include "exchange.h"
 
+/* The rule that counts method on the route with template tmpl, or NULL: the longest
+ * prefix (whole segments) wins, then a named method over "*", then the earlier line. */
+const bg_rate_rule *bg_ratelimit_match(const bg_config *cfg, const char *method, const char *tmpl);
 /* At plan time (route FOUND): the rule that covers x, if any, and x's bucket key from
  * the rule, the route and the client key (address, or a header's value). */
 void bg_ratelimit_plan(bg_wk *wk, bg_xchg *x, const bg_http_request *req);
