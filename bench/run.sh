@@ -31,4 +31,7 @@ step "$build/bench/bench_openapi"
 # The headline: wrk against busgate (2 workers, 2 echo instances) and nginx proxying.
 step sh bench/http_bench.sh "$build"
 
+# Rate limits at 64 connections: none, local (shared memory), cluster (Valkey script).
+step sh bench/ratelimit_bench.sh "$build"
+
 exit $failed

@@ -69,6 +69,7 @@ void bg_child_run(bg_master *m, int slot, int worker_chan)
                           .metrics = m->metrics,
                           .busview = m->busview,
                           .openapi = m->openapi,
+                          .ratetable = m->ratetable,
                           .listen_fds = fds,
                           .listen_tls = tls,
                           .nlisten = nfds,

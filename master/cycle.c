@@ -12,6 +12,7 @@
 #include "busgate/core/log.h"
 #include "busgate/routing/bus_view.h"
 #include "busgate/routing/doc_shm.h"
+#include "busgate/routing/rate_table.h"
 #include "busgate/metrics/metrics.h"
 #include "master.h"
 
@@ -28,6 +29,21 @@ static int cycle_create_rt(bg_master *m, char *err)
     bg_info("routing table: %zu bytes of shared memory (%d services, %d connections, %d "
             "endpoints)",
             bg_rt_mapping_size(m->rt), lim.max_services, lim.max_connections, lim.max_endpoints);
+    return BG_OK;
+}
+
+/* Made whether or not rules are set now: a reload may add rules, and the mapping is
+ * sized once (rate_buckets needs a restart). */
+static int cycle_create_ratetable(bg_master *m, char *err)
+{
+    m->ratetable = bg_rtab_create((size_t)m->cfg->ratelimit.buckets, err);
+    if (m->ratetable == NULL)
+        return BG_ERR;
+    bg_info("rate limits: %d rule(s), %s mode; local table %zu bytes of shared memory (%zu "
+            "buckets)",
+            m->cfg->ratelimit.nrules,
+            m->cfg->ratelimit.mode == BG_RATE_CLUSTER ? "cluster" : "local",
+            bg_rtab_mapping_size(m->ratetable), bg_rtab_slots(m->ratetable));
     return BG_OK;
 }
 
@@ -61,6 +77,8 @@ static int cycle_init(bg_master *m)
     if (m->openapi == NULL)
         goto err;
     bg_control_set_openapi(m->control, m->openapi);
+    if (cycle_create_ratetable(m, err) != BG_OK)
+        goto err;
     if (bg_proc_spawn_generation(m, m->cfg->gateway.workers) == 0) {
         bg_crit("no worker started; stopping");
         return BG_ERR;
@@ -85,6 +103,8 @@ static void cycle_free(bg_master *m)
     m->busview = NULL;
     bg_doc_destroy(m->openapi);
     m->openapi = NULL;
+    bg_rtab_destroy(m->ratetable);
+    m->ratetable = NULL;
     if (m->loop != NULL)
         bg_ev_free(m->loop); /* frees the timers still armed */
     m->loop = NULL;

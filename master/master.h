@@ -16,6 +16,7 @@ typedef struct bg_control bg_control;
 typedef struct bg_metrics bg_metrics;
 typedef struct bg_busview bg_busview;
 typedef struct bg_doc bg_doc;
+typedef struct bg_ratetable bg_ratetable;
 struct pidfh;
 
 /* Worker slots: a fixed table, as the metrics area and reply keys are per slot. */
@@ -164,6 +165,8 @@ struct bg_master {
     bg_metrics *metrics;
     bg_busview *busview; /* warm-up and backlogs for workers (shared mapping) */
     bg_doc *openapi;     /* the aggregated OpenAPI document for workers (shared mapping) */
+    /* local-mode rate limit buckets (shared mapping) */
+    bg_ratetable *ratetable;
     bg_control *control;
     bg_listen_set listen;
     SSL_CTX *tls; /* the current generation's TLS context; NULL without ssl listeners */

@@ -20,6 +20,11 @@ static void reload_keep_fixed(const bg_config *cur, bg_config *next)
                 cur->routing.max_endpoints);
         next->routing = cur->routing;
     }
+    if (cur->ratelimit.buckets != next->ratelimit.buckets) {
+        bg_warn("reload: [limits] rate_buckets cannot change without a restart; keeping %d",
+                cur->ratelimit.buckets);
+        next->ratelimit.buckets = cur->ratelimit.buckets;
+    }
     if (strcmp(cur->gateway.instance_id, next->gateway.instance_id) != 0) {
         bg_warn("reload: instance_id cannot change without a restart; keeping '%s'",
                 cur->gateway.instance_id);

@@ -370,9 +370,15 @@ Test(metrics, bad_slots_are_ignored)
 Test(metrics, format_has_help_type_and_escapes_labels)
 {
     static const char *const families[] = {
-        "busgate_requests_total counter",       "busgate_request_duration_seconds histogram",
-        "busgate_inflight_requests gauge",      "busgate_worker_restarts_total counter",
-        "busgate_bus_reconnects_total counter", "busgate_dead_letters_total counter",
+        "busgate_requests_total counter",
+        "busgate_request_duration_seconds histogram",
+        "busgate_inflight_requests gauge",
+        "busgate_worker_restarts_total counter",
+        "busgate_bus_reconnects_total counter",
+        "busgate_dead_letters_total counter",
+        "busgate_ratelimit_denied_total counter",
+        "busgate_ratelimit_failopen_total counter",
+        "busgate_ratelimit_evictions_total counter",
     };
     bg_metrics *m = new_metrics(1);
     parsed *p;
@@ -397,4 +403,21 @@ Test(metrics, create_checks_its_argument)
     cr_assert_neq(err[0], '\0');
     cr_assert_null(bg_metrics_create(1 << 20, err));
     bg_metrics_destroy(NULL);
+}
+
+Test(metrics, ratelimit_counters_are_summed)
+{
+    bg_metrics *m = new_metrics(2);
+    parsed *p;
+
+    bg_metrics_count(m, 0, BG_METRIC_RATELIMIT_DENIED, 3);
+    bg_metrics_count(m, 1, BG_METRIC_RATELIMIT_DENIED, 2);
+    bg_metrics_count(m, 1, BG_METRIC_RATELIMIT_FAILOPEN, 1);
+    bg_metrics_count(m, 0, BG_METRIC_RATELIMIT_EVICTED, 4);
+    p = render_and_parse(m);
+    cr_assert_eq(value_of(p, "busgate_ratelimit_denied_total"), 5);
+    cr_assert_eq(value_of(p, "busgate_ratelimit_failopen_total"), 1);
+    cr_assert_eq(value_of(p, "busgate_ratelimit_evictions_total"), 4);
+    free(p);
+    bg_metrics_destroy(m);
 }

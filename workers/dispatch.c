@@ -256,6 +256,11 @@ unsigned long bg_dispatch_reconnects(const bg_dispatch *d)
     return bg_abus_reconnects(d->bus) + bg_reply_reader_reconnects(d->reader);
 }
 
+bg_abus *bg_dispatch_bus(bg_dispatch *d)
+{
+    return d->bus;
+}
+
 const char *bg_dispatch_reply_key(const bg_dispatch *d)
 {
     return d->reply_key;

@@ -19,6 +19,9 @@ int bg_dispatch_ready(const bg_dispatch *d);
 size_t bg_dispatch_inflight(const bg_dispatch *d);
 /* Successful reconnects of both connections, for metrics. */
 unsigned long bg_dispatch_reconnects(const bg_dispatch *d);
+/* The pipelined connection REQUESTs go out on (rate limit scripts share it). */
+typedef struct bg_abus bg_abus;
+bg_abus *bg_dispatch_bus(bg_dispatch *d);
 /* This worker's reply stream key. */
 const char *bg_dispatch_reply_key(const bg_dispatch *d);
 

@@ -37,6 +37,15 @@ static int reply_gateway_owned(const bg_pair *h)
            bg_http_token_eq(h->name, h->name_len, "x-request-id");
 }
 
+/* A rate limit of the gateway's covered the request and its RateLimit-* lines go out:
+ * a service's own would contradict them in the same fields. */
+static int reply_ratelimit_owned(const bg_xchg *x, const bg_pair *h)
+{
+    return x->rl_headers[0] != '\0' &&
+           ((h->name_len >= 10 && bg_http_token_eq(h->name, 10, "ratelimit-")) ||
+            bg_http_token_eq(h->name, h->name_len, "ratelimit"));
+}
+
 /* Hop-by-hop headers describe one connection, and the gateway owns the client's: a
  * service's copy is dropped with a warning (what nginx does with an upstream's), so a
  * framework that adds "Connection: keep-alive" by habit still gets its answer through. */
@@ -63,7 +72,7 @@ static int reply_headers(const bg_xchg *x, const bg_frame *f, bg_buf *out, char 
             reply_drop_hop_by_hop(x, &h);
             continue;
         }
-        if (!reply_gateway_owned(&h) &&
+        if (!reply_gateway_owned(&h) && !reply_ratelimit_owned(x, &h) &&
             bg_resp_header(out, h.name, h.name_len, h.value, h.value_len) != BG_OK)
             return BG_ERR;
     }
@@ -90,6 +99,8 @@ static int reply_render(bg_xchg *x, const bg_frame *f, int replayed, char *why, 
         return BG_ERR;
     }
     if (replayed && bg_resp_header(&x->out, "Idempotent-Replayed", 19, "true", 4) != BG_OK)
+        goto oom;
+    if (x->rl_headers[0] != '\0' && bg_buf_puts(&x->out, x->rl_headers) != BG_OK)
         goto oom;
     if (f->status == 204 || f->status == 304) {
         if (bg_resp_finish_empty(&x->out, &rc) != BG_OK)

@@ -10,6 +10,7 @@
 #include "busgate/routing/bus_view.h"
 #include "dispatch.h"
 #include "http_path.h"
+#include "ratelimit.h"
 
 /* Seconds a client should wait before retrying when no instance is up: about
  * one heartbeat, the time a restarted instance needs to be routed again. */
@@ -130,6 +131,7 @@ static void plan_route(bg_wk *wk, bg_xchg *x, const bg_http_request *req)
             plan_error(x, 400, 0, "%s", detail);
             return;
         }
+        bg_ratelimit_plan(wk, x, req);
         plan_idempotency(wk, x, req);
         return;
     case BG_RT_METHOD_NOT_ALLOWED:

@@ -21,6 +21,7 @@
 #include "admin.h"
 #include "dispatch.h"
 #include "plan.h"
+#include "ratelimit.h"
 #include "http_conn.h"
 #include "sandbox.h"
 #include "server.h"
@@ -61,7 +62,7 @@ void bg_wk_check_drained(bg_wk *wk)
 /* The connection's way out to dispatch and admin (worker_int.h). */
 static void worker_route(bg_wk *wk, bg_xchg *x)
 {
-    bg_dispatch_send(wk->dispatch, x);
+    bg_ratelimit_route(wk, x); /* then bg_dispatch_send, or 429 */
 }
 
 static void worker_abandon(bg_wk *wk, bg_xchg *x)
@@ -296,6 +297,7 @@ static int worker_setup(worker_state *w, char *err)
                          wk->cfg->identity.reserved_prefix, err) != BG_OK)
         return BG_ERR;
     worker_limits(wk);
+    bg_ratelimit_setup();
     if (bg_random_bytes(&wk->id_prefix, sizeof(wk->id_prefix)) != BG_OK) {
         bg_set_error(err, "getrandom failed");
         return BG_ERR;

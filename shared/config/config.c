@@ -82,6 +82,9 @@ void bg_config_defaults(bg_config *cfg)
     cfg->routing.max_services = 256;
     cfg->routing.max_connections = 1024;
     cfg->routing.max_endpoints = 16384;
+    cfg->ratelimit.mode = BG_RATE_LOCAL;
+    cfg->ratelimit.headers = 1;
+    cfg->ratelimit.buckets = 65536;
     snprintf(cfg->identity.reserved_headers, sizeof(cfg->identity.reserved_headers),
              "X-User-Id, X-User-Roles, X-User-Claims, X-Authenticated-User, X-Forwarded-User");
     snprintf(cfg->identity.reserved_prefix, sizeof(cfg->identity.reserved_prefix), "X-Gateway-");
@@ -126,7 +129,8 @@ static void on_duplicate_key(bg_config_ctx *ctx, const bg_config_key *key, const
     char reason[BG_ERR_LEN];
 
     snprintf(reason, sizeof(reason), "duplicate key, first set on line %d", first);
-    bg_config_key_error(ctx, key, ctx->lineno, value, reason, "each key once, only listen repeats");
+    bg_config_key_error(ctx, key, ctx->lineno, value, reason,
+                        "each key once, only listen and rate_limit repeat");
 }
 
 /* inih calls this for every key line; it records errors itself and always returns 1 so that

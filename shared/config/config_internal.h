@@ -130,6 +130,11 @@ int bg_config_parse_text(bg_config_ctx *ctx, const bg_config_key *key, const cha
                          char *reason);
 int bg_config_parse_header_prefix(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
                                   char *reason);
+/* config_ratelimit.c: [limits] rate_mode and rate_limit */
+int bg_config_parse_rate_mode(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                              char *reason);
+int bg_config_parse_rate_limit(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                               char *reason);
 
 /* config_tls.c: the [tls] values and the rules between them and ssl listeners */
 int bg_config_parse_verify_client(bg_config_ctx *ctx, const bg_config_key *key, const char *value,

@@ -30,8 +30,8 @@
 
 /* Sections in file order; the two bus sections are what services read. */
 static const char *const sections[] = {
-    "gateway", "valkey",   "messaging", "admin",       "sandbox",
-    "routing", "identity", "tls",       "idempotency", "openapi",
+    "gateway",  "valkey", "messaging", "admin",       "sandbox", "routing",
+    "identity", "tls",    "limits",    "idempotency", "openapi",
 };
 
 static const bg_config_key keys[] = {
@@ -136,6 +136,13 @@ static const bg_config_key keys[] = {
            "an OpenSSL cipher list for TLS 1.2, e.g. ECDHE-ECDSA-AES128-GCM-SHA256:..."),
     CUSTOM("tls", "ciphersuites", tls.ciphersuites, bg_config_parse_cipher_list, 0,
            "OpenSSL TLS 1.3 ciphersuites, e.g. TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"),
+    /* [limits] rate_*: request rate limits (docs/configuration.md). */
+    CUSTOM("limits", "rate_mode", ratelimit.mode, bg_config_parse_rate_mode, 0, "local or cluster"),
+    KEY("limits", "rate_headers", BG_CONFIG_BOOL, ratelimit.headers, 0, 1, 0),
+    KEY("limits", "rate_buckets", BG_CONFIG_INT, ratelimit.buckets, 1024, 16777216, 0),
+    CUSTOM("limits", "rate_limit", ratelimit.rules, bg_config_parse_rate_limit, BG_CONFIG_REPEAT,
+           "<METHOD|*> </template/prefix> <n>/<s|m|h> [burst=<n>] [key=client|header:<Name>], "
+           "n and burst 1..1000000, up to 64 lines, one per method and prefix"),
 };
 
 _Static_assert(BG_ARRAY_LEN(keys) <= BG_CONFIG_MAX_KEYS, "raise BG_CONFIG_MAX_KEYS");

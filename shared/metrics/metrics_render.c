@@ -218,6 +218,22 @@ static uint64_t render_sum_counter(const bg_metrics *m, bg_metric_counter c)
     return sum;
 }
 
+static void render_ratelimit(const bg_metrics *m, render_buf *b)
+{
+    buf_header(b, "busgate_ratelimit_denied_total", "counter",
+               "Requests answered 429 by a rate limit.");
+    buf_printf(b, "busgate_ratelimit_denied_total %llu\n",
+               (unsigned long long)render_sum_counter(m, BG_METRIC_RATELIMIT_DENIED));
+    buf_header(b, "busgate_ratelimit_failopen_total", "counter",
+               "Requests let through uncounted because Valkey did not answer (cluster mode).");
+    buf_printf(b, "busgate_ratelimit_failopen_total %llu\n",
+               (unsigned long long)render_sum_counter(m, BG_METRIC_RATELIMIT_FAILOPEN));
+    buf_header(b, "busgate_ratelimit_evictions_total", "counter",
+               "Rate limit buckets still refilling that were evicted from the full local table.");
+    buf_printf(b, "busgate_ratelimit_evictions_total %llu\n",
+               (unsigned long long)render_sum_counter(m, BG_METRIC_RATELIMIT_EVICTED));
+}
+
 static void render_scalars(const bg_metrics *m, render_buf *b)
 {
     int64_t inflight = 0;
@@ -243,6 +259,7 @@ static void render_scalars(const bg_metrics *m, render_buf *b)
                "Bus entries moved to a dead-letter stream.");
     buf_printf(b, "busgate_dead_letters_total %llu\n",
                (unsigned long long)render_sum_counter(m, BG_METRIC_DEAD_LETTERS));
+    render_ratelimit(m, b);
 }
 
 int bg_metrics_render_prometheus(const bg_metrics *m, char **out, size_t *len)

@@ -41,6 +41,33 @@ enum { BG_OPENAPI_PUBLIC = 0, BG_OPENAPI_ADMIN = 1 };
 #define BG_TLS_DEFAULT_CIPHERSUITES                                                                \
     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 
+/* [limits] rate_limit lines: who a request is counted as. */
+typedef enum {
+    BG_RATE_KEY_CLIENT = 0, /* the client's address */
+    BG_RATE_KEY_HEADER,     /* a request header's value (the address when it is absent) */
+    BG_RATE_KEY_CLAIM,      /* a verified token claim: reserved for JWT auth, refused for now */
+} bg_rate_key_kind;
+
+typedef enum {
+    BG_RATE_LOCAL = 0, /* counted in this gateway's shared memory */
+    BG_RATE_CLUSTER,   /* counted in Valkey, shared by every gateway on it */
+} bg_rate_mode;
+
+#define BG_RATE_MAX_RULES 64
+#define BG_RATE_PREFIX_MAX 255
+
+/* One rate_limit line: "<METHOD|*> <template-prefix> <n>/<s|m|h> [burst=<n>] [key=<src>]". */
+typedef struct bg_rate_rule {
+    char method[24];                     /* "*" = every method */
+    char prefix[BG_RATE_PREFIX_MAX + 1]; /* a route template prefix, whole segments */
+    int64_t count, per_ms;               /* as written: count requests per per_ms */
+    int64_t interval_us;                 /* one token every interval_us */
+    int64_t burst;                       /* bucket size; default count */
+    bg_rate_key_kind key;
+    char key_name[64]; /* header (or claim) name */
+    int line;          /* in the ini, for messages */
+} bg_rate_rule;
+
 typedef struct bg_config {
     char path[4096];
     struct {
@@ -101,6 +128,14 @@ typedef struct bg_config {
         char ciphers[1024];         /* TLS 1.2 (OpenSSL cipher list) */
         char ciphersuites[512];     /* TLS 1.3 (OpenSSL ciphersuites) */
     } tls;
+    struct {
+        /* [limits] rate_*: request rate limits (the backlog_* keys of [limits] are not here) */
+        bg_rate_mode mode; /* rate_mode, default local */
+        int headers;       /* rate_headers: allowed responses carry RateLimit-*, default on */
+        int buckets;       /* rate_buckets: local table slots, default 65536 (restart) */
+        int nrules;        /* rate_limit lines */
+        bg_rate_rule rules[BG_RATE_MAX_RULES];
+    } ratelimit;
     struct {
         /* headers the gateway strips from clients and sets itself */
         char reserved_headers[1024]; /* default "X-User-Id, X-User-Roles, X-User-Claims, ..." */

@@ -37,6 +37,9 @@ typedef enum {
     BG_METRIC_BUS_RECONNECTS = 0, /* busgate_bus_reconnects_total */
     BG_METRIC_DEAD_LETTERS,       /* busgate_dead_letters_total */
     BG_METRIC_WORKER_RESTARTS,    /* busgate_worker_restarts_total (master slot) */
+    BG_METRIC_RATELIMIT_DENIED,   /* busgate_ratelimit_denied_total (429s) */
+    BG_METRIC_RATELIMIT_FAILOPEN, /* busgate_ratelimit_failopen_total (cluster, Valkey down) */
+    BG_METRIC_RATELIMIT_EVICTED,  /* busgate_ratelimit_evictions_total (live buckets) */
     BG_METRIC_COUNTER_COUNT
 } bg_metric_counter;
 
@@ -64,8 +67,10 @@ void bg_metrics_slot_reset(bg_metrics *m, int slot);
  * HELP and TYPE lines: busgate_requests_total{service,code_class},
  * busgate_request_duration_seconds (histogram), busgate_inflight_requests,
  * busgate_worker_restarts_total, busgate_bus_reconnects_total,
- * busgate_dead_letters_total. *out is malloc'ed and NUL-terminated (the caller
- * frees it); *len excludes the NUL. Returns BG_OK, or BG_ERR when out of memory. */
+ * busgate_dead_letters_total, busgate_ratelimit_denied_total,
+ * busgate_ratelimit_failopen_total, busgate_ratelimit_evictions_total. *out is malloc'ed and
+ * NUL-terminated (the caller frees it); *len excludes the NUL. Returns BG_OK, or BG_ERR when out of
+ * memory. */
 int bg_metrics_render_prometheus(const bg_metrics *m, char **out, size_t *len);
 
 /* Upper bounds of the latency histogram buckets in microseconds, from 1 ms to 30 s

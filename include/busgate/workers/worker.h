@@ -11,6 +11,7 @@
 typedef struct bg_metrics bg_metrics;
 typedef struct bg_busview bg_busview;
 typedef struct bg_doc bg_doc;
+typedef struct bg_ratetable bg_ratetable;
 
 /* Everything a worker inherits from the master. The worker owns the fds from now on
  * (it closes them when it exits); it never frees cfg, rt or metrics. */
@@ -28,6 +29,9 @@ typedef struct bg_worker_ctx {
     int channel_fd;      /* worker end of the socketpair to the master */
     int slot;            /* 0..max_workers-1, stable across respawns */
     unsigned generation; /* config generation (reloads) */
+
+    /* local-mode rate limit buckets, shared by every worker ([limits] rate_limit) */
+    bg_ratetable *ratetable;
 } bg_worker_ctx;
 
 /* Exit codes of bg_worker_main (and of the worker process). */

@@ -1,0 +1,373 @@
+/* test_gateway_ratelimit.c: [limits] rate_limit end to end: a burst then 429 with Retry-After
+ * and RateLimit headers, header keys counted apart, refill, one count for both workers
+ * (local mode), and one count for two gateways on one Valkey (cluster mode). Real
+ * processes; no timing assertions: refill is polled, bounded. */
+#include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gw_fixture.h"
+
+/* Each rule on a path of its own, none on GET /echo (the fixture polls it to start). */
+#define RULES                                                                                      \
+    "rate_limit = GET /echo/{id} 1/h burst=3\n"                                                    \
+    "rate_limit = PUT /echo/{id} 1/h burst=2 key=header:X-Api-Key\n"                               \
+    "rate_limit = GET /echo/files 1/s burst=1\n"                                                   \
+    "rate_limit = POST /echo 1/h burst=20\n"
+
+#define SHARED_BURST 20
+#define SHARED_BATCH 16
+
+static bgt_fix fix;
+
+static void setup(void)
+{
+    cr_assert_eq(bgt_fix_start_ex(&fix, NULL, "[limits]\n" RULES, 1), 0, "fixture did not start");
+}
+
+static void teardown(void)
+{
+    bgt_fix_stop(&fix);
+}
+
+TestSuite(gateway_ratelimit, .init = setup, .fini = teardown, .timeout = 90);
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+
+    nanosleep(&ts, NULL);
+}
+
+static int send_read(bgt_conn *c, const char *req, bgt_resp *r)
+{
+    if (bgt_conn_send(c, req, strlen(req)) != 0)
+        return -1;
+    return bgt_conn_read(c, r, 0, 5000) == 0 ? r->status : -1;
+}
+
+static long header_num(const bgt_resp *r, const char *name)
+{
+    char v[64];
+
+    cr_assert_eq(bgt_resp_header(r, name, v, sizeof(v)), 0, "no %s in:\n%s", name, r->head);
+    return strtol(v, NULL, 10);
+}
+
+Test(gateway_ratelimit, burst_then_429_with_headers)
+{
+    const char *req = "GET /echo/7 HTTP/1.1\r\nHost: t\r\n\r\n";
+    bgt_conn c;
+    bgt_resp r;
+    char v[128];
+
+    cr_assert_eq(bgt_conn_open(&c, fix.port), 0);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(send_read(&c, req, &r), 200, "request %d of the burst:\n%s", i, r.head);
+        cr_assert_eq(header_num(&r, "RateLimit-Limit"), 3);
+        cr_assert_eq(header_num(&r, "RateLimit-Remaining"), 2 - i);
+        cr_assert_gt(header_num(&r, "RateLimit-Reset"), 0);
+        cr_assert_eq(bgt_resp_header(&r, "RateLimit-Policy", v, sizeof(v)), 0);
+        cr_assert_str_eq(v, "3;w=10800", "3 requests, refilled over 3 hours");
+        bgt_resp_free(&r);
+    }
+    cr_assert_eq(send_read(&c, req, &r), 429, "%s", r.head);
+    cr_assert_geq(header_num(&r, "Retry-After"), 1);
+    cr_assert_leq(header_num(&r, "Retry-After"), 3600, "one token comes within the hour");
+    cr_assert_eq(header_num(&r, "RateLimit-Limit"), 3);
+    cr_assert_eq(header_num(&r, "RateLimit-Remaining"), 0);
+    cr_assert_eq(bgt_resp_header(&r, "Content-Type", v, sizeof(v)), 0);
+    cr_assert_str_eq(v, "application/problem+json");
+    cr_assert_not_null(strstr(r.body, "\"status\":429"), "%s", r.body);
+    cr_assert_not_null(strstr(r.body, "rate limit exceeded"), "%s", r.body);
+    bgt_resp_free(&r);
+    /* The connection stays usable, and other routes are not limited by this rule. */
+    cr_assert_eq(send_read(&c, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    cr_assert_eq(bgt_resp_header(&r, "RateLimit-Limit", v, sizeof(v)), -1, "no rule, no header");
+    bgt_resp_free(&r);
+    bgt_conn_close(&c);
+}
+
+/* PUT /echo/1 with X-Api-Key: key (none when NULL) on a new connection to port; the
+ * status, and RateLimit-Remaining into *remaining when given. */
+/* The requests of the current generation only: every old worker is gone. */
+static void reload_and_wait(int generation)
+{
+    pid_t before[8], now[8];
+    int nb = bgt_gw_workers(&fix.g, before, 8), nn = 0, shared = 1;
+    long long until = bgt_now_ms() + 20000;
+    char want[64];
+
+    cr_assert_eq(bgt_gw_signal(&fix.g, SIGHUP), 0);
+    snprintf(want, sizeof(want), "reload: generation %d ready", generation);
+    cr_assert_eq(bgt_gw_wait_log(&fix.g, want, 1, 15000), 0, "%s not logged", want);
+    while (shared && bgt_now_ms() < until) {
+        sleep_ms(50);
+        nn = bgt_gw_workers(&fix.g, now, 8);
+        shared = nn != 2;
+        for (int i = 0; i < nb; i++)
+            for (int j = 0; j < nn; j++)
+                shared |= before[i] == now[j];
+    }
+    cr_assert_eq(shared, 0, "the old workers did not leave");
+}
+
+/* Rewrites the fixture's ini with one rule's text changed. */
+static void edit_ini(const char *from, const char *to)
+{
+    char text[8192], *hit;
+    FILE *f = fopen(fix.g.ini, "r");
+    size_t n;
+
+    cr_assert_not_null(f);
+    n = fread(text, 1, sizeof(text) - 64, f);
+    fclose(f);
+    text[n] = '\0';
+    hit = strstr(text, from);
+    cr_assert_not_null(hit, "'%s' not in the ini", from);
+    cr_assert_eq(strlen(from), strlen(to));
+    memcpy(hit, to, strlen(to));
+    cr_assert_eq(bgt_gw_write_raw(&fix.g, text), 0);
+}
+
+/* The table belongs to the master: new workers see the old counts of an unchanged rule,
+ * and a changed rule starts afresh. */
+Test(gateway_ratelimit, reload_keeps_counts_of_unchanged_rules)
+{
+    const char *req = "GET /echo/7 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    bgt_resp r;
+
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(bgt_fix_request(&fix, req, strlen(req), &r, 5000), 200);
+        bgt_resp_free(&r);
+    }
+    cr_assert_eq(bgt_fix_request(&fix, req, strlen(req), &r, 5000), 429);
+    bgt_resp_free(&r);
+    reload_and_wait(2);
+    cr_assert_eq(bgt_fix_request(&fix, req, strlen(req), &r, 5000), 429, "same rule, same count");
+    bgt_resp_free(&r);
+    edit_ini("1/h burst=3", "1/h burst=4");
+    reload_and_wait(3);
+    cr_assert_eq(bgt_fix_request(&fix, req, strlen(req), &r, 5000), 200,
+                 "a changed rule: new bucket");
+    cr_assert_eq(header_num(&r, "RateLimit-Limit"), 4);
+    bgt_resp_free(&r);
+}
+
+static int put_key_at(int port, const char *key, long *remaining)
+{
+    char req[256], v[32];
+    bgt_resp r;
+    bgt_conn c;
+    int st = -1;
+
+    snprintf(req, sizeof(req), "PUT /echo/1 HTTP/1.1\r\nHost: t\r\n%s%s%sContent-Length: 0\r\n\r\n",
+             key ? "X-Api-Key: " : "", key ? key : "", key ? "\r\n" : "");
+    if (bgt_conn_open(&c, port) != 0)
+        return -1;
+    if (bgt_conn_send(&c, req, strlen(req)) == 0 && bgt_conn_read(&c, &r, 0, 5000) == 0) {
+        st = r.status;
+        if (remaining != NULL)
+            *remaining = bgt_resp_header(&r, "RateLimit-Remaining", v, sizeof(v)) == 0
+                             ? strtol(v, NULL, 10)
+                             : -1;
+        bgt_resp_free(&r);
+    }
+    bgt_conn_close(&c);
+    return st;
+}
+
+static int put_with_key(const char *key)
+{
+    return put_key_at(fix.port, key, NULL);
+}
+
+Test(gateway_ratelimit, header_keys_are_counted_apart)
+{
+    cr_assert_eq(put_with_key("alice"), 200);
+    cr_assert_eq(put_with_key("alice"), 200);
+    cr_assert_eq(put_with_key("alice"), 429, "alice spent her burst of 2");
+    cr_assert_eq(put_with_key("bob"), 200, "bob has his own bucket");
+    cr_assert_eq(put_with_key("bob"), 200);
+    cr_assert_eq(put_with_key("bob"), 429);
+    cr_assert_eq(put_with_key(NULL), 200, "without the header: counted by address, apart");
+    cr_assert_eq(put_with_key("alice"), 429, "still limited");
+}
+
+Test(gateway_ratelimit, refills_after_time)
+{
+    const char *req = "GET /echo/files/a HTTP/1.1\r\nHost: t\r\n\r\n";
+    long long until;
+    bgt_conn c;
+    bgt_resp r;
+    int st = 0, denied = 0;
+
+    cr_assert_eq(bgt_conn_open(&c, fix.port), 0);
+    /* 1/s with no burst: back-to-back requests are refused until a token comes. */
+    for (int i = 0; i < 20 && !denied; i++) {
+        st = send_read(&c, req, &r);
+        cr_assert(st == 200 || st == 429, "status %d", st);
+        denied = st == 429;
+        bgt_resp_free(&r);
+    }
+    cr_assert(denied, "twenty back-to-back requests at 1/s: some must be refused");
+    until = bgt_now_ms() + 10000;
+    while (st != 200 && bgt_now_ms() < until) {
+        sleep_ms(100);
+        st = send_read(&c, req, &r);
+        bgt_resp_free(&r);
+    }
+    cr_assert_eq(st, 200, "the bucket refilled within 10 s");
+    bgt_conn_close(&c);
+}
+
+/* One batch: SHARED_BATCH connections opened together (both workers accept from the one
+ * listening socket), one POST each. Counts the answers, notes which workers answered
+ * (the request id's first 16 hex digits are per worker process). */
+static void shared_batch(int *allowed, int *denied, char seen[][17], int *nseen)
+{
+    const char *req = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n";
+    bgt_conn c[SHARED_BATCH];
+    char id[64];
+    bgt_resp r;
+
+    for (int i = 0; i < SHARED_BATCH; i++)
+        cr_assert_eq(bgt_conn_open(&c[i], fix.port), 0);
+    for (int i = 0; i < SHARED_BATCH; i++)
+        cr_assert_eq(bgt_conn_send(&c[i], req, strlen(req)), 0);
+    for (int i = 0; i < SHARED_BATCH; i++) {
+        cr_assert_eq(bgt_conn_read(&c[i], &r, 0, 5000), 0);
+        cr_assert(r.status == 200 || r.status == 429, "status %d", r.status);
+        *allowed += r.status == 200;
+        *denied += r.status == 429;
+        cr_assert_eq(bgt_resp_header(&r, "X-Request-Id", id, sizeof(id)), 0);
+        int known = 0;
+        for (int k = 0; k < *nseen; k++)
+            known |= strncmp(seen[k], id, 16) == 0;
+        if (!known && *nseen < 2)
+            snprintf(seen[(*nseen)++], 17, "%.16s", id);
+        bgt_resp_free(&r);
+        bgt_conn_close(&c[i]);
+    }
+}
+
+Test(gateway_ratelimit, both_workers_share_one_count)
+{
+    char seen[2][17];
+    int allowed = 0, denied = 0, nseen = 0, batches = 0;
+
+    /* At least three batches (48 requests for a burst of 20), more until both workers
+     * answered some (bounded). */
+    while (batches < 3 || (nseen < 2 && batches < 40)) {
+        shared_batch(&allowed, &denied, seen, &nseen);
+        batches++;
+    }
+    cr_assert_eq(nseen, 2, "every connection went to one worker in %d batches", batches);
+    /* 1/h: no token comes back during the test; a count per worker would allow 40. */
+    cr_assert_eq(allowed, SHARED_BURST, "allowed %d, denied %d over both workers", allowed, denied);
+    cr_assert_eq(allowed + denied, batches * SHARED_BATCH);
+}
+
+/* ---- cluster mode: two gateways on one Valkey ---- */
+
+#define CLUSTER_LIMITS                                                                             \
+    "[limits]\nrate_mode = cluster\nrate_limit = PUT /echo/{id} 1/h burst=6 "                      \
+    "key=header:X-Api-Key\n"
+
+static int wait_echo(int port)
+{
+    long long until = bgt_now_ms() + 15000;
+    char out[4096];
+
+    while (bgt_now_ms() < until) {
+        if (bgt_http_get(port, "/echo", out, sizeof(out), 2000) == 200)
+            return 0;
+        sleep_ms(50);
+    }
+    return -1;
+}
+
+/* busgate_ratelimit_failopen_total on the gateway at port, or -1. */
+static long failopen_count(int port)
+{
+    static char out[65536];
+    const char *p;
+
+    if (bgt_http_get(port, "/metrics", out, sizeof(out), 5000) != 200 ||
+        (p = strstr(out, "\nbusgate_ratelimit_failopen_total ")) == NULL)
+        return -1;
+    return strtol(p + strlen("\nbusgate_ratelimit_failopen_total "), NULL, 10);
+}
+
+/* The script fails (its key holds a hash: WRONGTYPE): the spent key is let through,
+ * counted as a fail-open, and the next request with a working script is counted again. */
+static void fail_open_on_script_error(bgt_fix *f)
+{
+    redisContext *c = redisConnect("127.0.0.1", f->v.port);
+    redisReply *keys, *r;
+    long before = failopen_count(f->port);
+
+    cr_assert(c != NULL && c->err == 0, "connect to valkey");
+    keys = redisCommand(c, "KEYS router:ratelimit:*");
+    cr_assert(keys != NULL && keys->type == REDIS_REPLY_ARRAY && keys->elements == 1);
+    cr_assert_eq(put_key_at(f->port, "shared", NULL), 429, "still spent");
+    r = redisCommand(c, "DEL %s", keys->element[0]->str);
+    freeReplyObject(r);
+    r = redisCommand(c, "HSET %s f v", keys->element[0]->str);
+    freeReplyObject(r);
+    cr_assert_geq(before, 0);
+    cr_assert_eq(put_key_at(f->port, "shared", NULL), 200, "the script failed: let through");
+    cr_assert_eq(failopen_count(f->port), before + 1);
+    r = redisCommand(c, "DEL %s", keys->element[0]->str);
+    freeReplyObject(r);
+    cr_assert_eq(put_key_at(f->port, "shared", NULL), 200, "a fresh bucket, counted again");
+    cr_assert_eq(failopen_count(f->port), before + 1);
+    freeReplyObject(keys);
+    redisFree(c);
+}
+
+Test(gateway_ratelimit_cluster, two_gateways_share_one_limit, .timeout = 120)
+{
+    bgt_fix f;
+    bgt_gw g2;
+    bgt_gw_opts o = {.workers = 2,
+                     .extra_gateway = "instance_id = gw-two\n",
+                     .extra = BGT_FIX_MESSAGING CLUSTER_LIMITS};
+    int allowed[2] = {0, 0}, ports[2];
+    char out[256];
+    long rem = 0;
+
+    cr_assert_eq(bgt_fix_start_ex(&f, NULL, CLUSTER_LIMITS, 1), 0, "fixture did not start");
+    o.valkey_url = f.v.url;
+    cr_assert_eq(bgt_gw_init(&g2, &o), 0);
+    cr_assert_eq(bgt_gw_start(&g2), 0);
+    cr_assert_eq(wait_echo(g2.port), 0, "the second gateway never routed /echo");
+    ports[0] = f.port;
+    ports[1] = g2.port;
+    /* Twelve requests of one key, alternating gateways: six allowed in all, three each. */
+    for (int i = 0; i < 12; i++) {
+        int st = put_key_at(ports[i % 2], "shared", NULL);
+        cr_assert(st == 200 || st == 429, "request %d: status %d", i, st);
+        allowed[i % 2] += st == 200;
+    }
+    cr_assert_eq(allowed[0] + allowed[1], 6, "allowed %d + %d, burst 6 for both", allowed[0],
+                 allowed[1]);
+    cr_assert_eq(allowed[0], 3);
+    cr_assert_eq(allowed[1], 3);
+    cr_assert_eq(bgt_valkey_cmd(&f.v, out, sizeof(out), "KEYS router:ratelimit:*"), 0);
+    cr_assert_str_eq(out, "*1", "one bucket key in Valkey: %s", out);
+    fail_open_on_script_error(&f);
+    /* Valkey forgot the script (restart, SCRIPT FLUSH): NOSCRIPT, then EVAL, still counted. */
+    cr_assert_eq(bgt_valkey_cmd(&f.v, out, sizeof(out), "SCRIPT FLUSH"), 0);
+    cr_assert_eq(put_key_at(g2.port, "other", &rem), 200);
+    cr_assert_eq(rem, 5);
+    cr_assert_eq(put_key_at(f.port, "other", &rem), 200);
+    cr_assert_eq(rem, 4, "the other gateway sees the same bucket");
+    bgt_gw_stop(&g2);
+    bgt_fix_stop(&f);
+}
