@@ -81,6 +81,11 @@ void bg_config_defaults(bg_config *cfg)
     snprintf(cfg->identity.reserved_headers, sizeof(cfg->identity.reserved_headers),
              "X-User-Id, X-User-Roles, X-User-Claims, X-Authenticated-User, X-Forwarded-User");
     snprintf(cfg->identity.reserved_prefix, sizeof(cfg->identity.reserved_prefix), "X-Gateway-");
+    snprintf(cfg->auth.realm, sizeof(cfg->auth.realm), "busgate");
+    cfg->auth.leeway_ms = 30 * 1000;
+    cfg->auth.max_token_size = 8 * 1024;
+    snprintf(cfg->auth.claim_arrays, sizeof(cfg->auth.claim_arrays), "roles,permissions");
+    snprintf(cfg->auth.roles_claim, sizeof(cfg->auth.roles_claim), "roles");
 }
 
 /* One pair of surrounding double quotes is dropped: `key = "a b"` reads as a b. */

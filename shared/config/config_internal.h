@@ -6,7 +6,7 @@
 
 #include "busgate/config/config.h"
 
-#define BG_CONFIG_MAX_KEYS 64
+#define BG_CONFIG_MAX_KEYS 96
 #define BG_CONFIG_LINE_MAX 1024 /* one formatted error line */
 
 typedef enum {
@@ -119,6 +119,18 @@ int bg_config_parse_maxlen(bg_config_ctx *ctx, const bg_config_key *key, const c
 int bg_config_parse_headers(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
                             char *reason);
 int bg_config_parse_header_prefix(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                                  char *reason);
+
+/* config_auth.c: [auth] and [identity] claim_headers */
+int bg_config_parse_realm(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                          char *reason);
+int bg_config_parse_jwt_alg(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                            char *reason);
+int bg_config_parse_require(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                            char *reason);
+int bg_config_parse_claim_list(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                               char *reason);
+int bg_config_parse_claim_headers(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
                                   char *reason);
 
 /* config_units.c: units */
