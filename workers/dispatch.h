@@ -2,6 +2,7 @@
 #ifndef BUSGATE_DISPATCH_H
 #define BUSGATE_DISPATCH_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "busgate/bus/bus.h"
@@ -23,10 +24,11 @@ unsigned long bg_dispatch_reconnects(const bg_dispatch *d);
 const char *bg_dispatch_reply_key(const bg_dispatch *d);
 
 /* Builds x->meta (REQUEST meta JSON: route params, forwarded headers without hop-by-hop
- * and reserved identity headers, X-Forwarded-*, the client address) from the parsed head.
+ * and reserved identity headers, X-Forwarded-*, the identity headers and meta.claims of
+ * a verified token (claims NULL: anonymous), the client address) from the parsed head.
  * BG_ERR with a client-facing reason in detail (400). */
-int bg_dispatch_build_meta(bg_wk *wk, bg_xchg *x, const bg_http_request *req, char *detail,
-                           size_t dlen);
+int bg_dispatch_build_meta(bg_wk *wk, bg_xchg *x, const bg_http_request *req, json_t *claims,
+                           char *detail, size_t dlen);
 /* Sends x (kind BG_XK_ROUTE, body complete) as a REQUEST and arms its deadline; answers
  * x at once (503) when the bus is down or full. */
 void bg_dispatch_send(bg_dispatch *d, bg_xchg *x);

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "busgate/routing/route_table.h"
 #include "http_parser.h"
 #include "http_response.h"
@@ -65,7 +66,7 @@ struct bg_xchg {
     int err_status;
     int err_close; /* answer with "Connection: close" and close */
     char err_detail[160];
-    char err_extra[160]; /* header lines, each ending in CRLF */
+    char err_extra[BG_AUTH_CHALLENGE_MAX]; /* header lines, each ending in CRLF */
 
     /* dispatch state */
     bg_ev_timer *deadline;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "auth.h"
 #include "busgate/routing/bus_view.h"
 #include "dispatch.h"
 #include "http_path.h"
@@ -71,17 +72,39 @@ static void plan_admin(bg_xchg *x, const bg_http_request *req)
         plan_error(x, 503, 1, "%s", "out of memory");
 }
 
+/* A route was found: authenticate (before anything can reach the bus), then build the
+ * REQUEST meta with the verified identity. */
+static void plan_found(bg_wk *wk, bg_xchg *x, const bg_http_request *req)
+{
+    bg_auth_result *ar = malloc(sizeof(*ar));
+    char detail[160];
+
+    if (ar == NULL) {
+        plan_error(x, 503, 1, "%s", "out of memory");
+        return;
+    }
+    bg_auth_request(wk->auth, wk->cfg, req, x->match.claims, bg_wall_ms() / 1000, ar);
+    if (ar->status != 0) {
+        plan_error(x, ar->status, 0, "%s", ar->detail);
+        snprintf(x->err_extra, sizeof(x->err_extra), "%s", ar->challenge);
+    } else {
+        x->kind = BG_XK_ROUTE;
+        if (bg_dispatch_build_meta(wk, x, req, ar->claims, detail, sizeof(detail)) != BG_OK)
+            plan_error(x, 400, 0, "%s", detail);
+    }
+    json_decref(ar->claims);
+    free(ar);
+}
+
 static void plan_route(bg_wk *wk, bg_xchg *x, const bg_http_request *req)
 {
     bg_rt_match *m = &x->match;
-    char allow[96], detail[160];
+    char allow[96];
 
     bg_rt_lookup(wk->ctx->rt, x->method, x->path, x->path_len, m);
     switch (m->status) {
     case BG_RT_FOUND:
-        x->kind = BG_XK_ROUTE;
-        if (bg_dispatch_build_meta(wk, x, req, detail, sizeof(detail)) != BG_OK)
-            plan_error(x, 400, 0, "%s", detail);
+        plan_found(wk, x, req);
         return;
     case BG_RT_METHOD_NOT_ALLOWED:
         plan_error(x, 405, 0, "method %s is not allowed here", x->method);
