@@ -64,8 +64,8 @@ void bg_jwt_keyset_free(bg_jwt_keyset *ks);
 int bg_jwt_keyset_add_pem(bg_jwt_keyset *ks, const char *pem, size_t len, const char *alg,
                           char *err);
 /* A JWK Set ({"keys":[...]}, RSA, EC, OKP and oct keys). A key's own "alg" wins; without one
- * default_alg applies, or the one the key type allows. Keys for encryption ("use":"enc") are
- * skipped. */
+ * the one its key type allows (EC, Ed25519), else default_alg. Keys for encryption ("use":"enc")
+ * are skipped. */
 int bg_jwt_keyset_add_jwks(bg_jwt_keyset *ks, const char *json, size_t len, const char *default_alg,
                            char *err);
 /* An HMAC secret (raw bytes) for HS256/384/512. */

@@ -180,7 +180,10 @@ static int jwks_add_one(bg_jwt_keyset *ks, json_t *jwk, const char *default_alg,
         return BG_OK;
     if (bg_jwt_jwk_key(jwk, &pkey, secret, &slen, err) != BG_OK)
         goto cleanup;
-    if (bg_jwt_key_alg(pkey, alg != NULL ? alg : default_alg, &a, err) != BG_OK) {
+    /* Without its own alg, a key whose type allows one algorithm takes it; the configured
+     * default is for the rest (RSA), so one setting can serve a mixed set. */
+    if ((alg != NULL || pkey == NULL || bg_jwt_key_alg(pkey, NULL, &a, err) != BG_OK) &&
+        bg_jwt_key_alg(pkey, alg != NULL ? alg : default_alg, &a, err) != BG_OK) {
         EVP_PKEY_free(pkey);
         goto cleanup;
     }

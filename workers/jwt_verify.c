@@ -96,7 +96,7 @@ static bg_jwt_status check_signature(const bg_jwt_keyset *ks, const jwt_parts *p
 {
     json_t *alg_v = json_object_get(pt->header, "alg"), *kid_v = json_object_get(pt->header, "kid");
     const char *kid = json_string_value(kid_v);
-    int candidates = 0, alg_ok = 0;
+    int candidates = 0, alg_ok = 0, kid_known = 0;
     bg_jwt_alg alg;
 
     /* "none" is no algorithm of ours: an unsigned token never gets this far. */
@@ -109,6 +109,7 @@ static bg_jwt_status check_signature(const bg_jwt_keyset *ks, const jwt_parts *p
         if (!key_candidate(ks, k, kid))
             continue;
         candidates++;
+        kid_known |= kid != NULL && strcmp(k->kid, kid) == 0;
         /* The key decides the algorithm; a header naming another one is refused, so an
          * RSA public key can never be taken for an HMAC secret. */
         if (k->alg != alg)
@@ -118,7 +119,8 @@ static bg_jwt_status check_signature(const bg_jwt_keyset *ks, const jwt_parts *p
                               pt->sig_len) == BG_OK)
             return BG_JWT_OK;
     }
-    if (candidates == 0)
+    /* A kid nobody has, and no key without a kid that could stand in: unknown key. */
+    if (candidates == 0 || (!alg_ok && kid != NULL && !kid_known))
         return BG_JWT_E_KID;
     return alg_ok ? BG_JWT_E_SIGNATURE : BG_JWT_E_ALG;
 }
