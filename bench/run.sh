@@ -25,6 +25,9 @@ step "$build/bench/bench_control"
 # Route lookup and publish cost of the shared routing table.
 step "$build/bench/bench_routes"
 
+# Bearer-token authentication per request (RS256, ES256, EdDSA, HS256), in process.
+step "$build/bench/bench_auth"
+
 # The headline: wrk against busgate (2 workers, 2 echo instances) and nginx proxying.
 step sh bench/http_bench.sh "$build"
 

@@ -96,7 +96,7 @@ fail:
 
 int bg_worker_auth_check(const bg_config *cfg, char *err)
 {
-    bg_auth a;
+    static bg_auth a; /* the cache makes it large; the master's one thread only */
 
     if (!cfg->auth.enabled)
         return BG_OK;
@@ -108,8 +108,10 @@ int bg_worker_auth_check(const bg_config *cfg, char *err)
 
 void bg_auth_free(bg_auth *a)
 {
-    if (a != NULL)
-        bg_jwt_keyset_free(&a->keys);
+    if (a == NULL)
+        return;
+    bg_auth_cache_clear(a);
+    bg_jwt_keyset_free(&a->keys);
 }
 
 /* 1: one "Bearer <token>"; 0: none (no Authorization, or another scheme); -1: malformed. */
@@ -209,7 +211,7 @@ static void auth_verified(const bg_config *cfg, const char *route_claims, bg_aut
     auth_refuse(out, cfg, 403, "insufficient_scope", route_claims, detail);
 }
 
-void bg_auth_request(const bg_auth *a, const bg_config *cfg, const bg_http_request *req,
+void bg_auth_request(bg_auth *a, const bg_config *cfg, const bg_http_request *req,
                      const char *route_claims, int64_t now_s, bg_auth_result *out)
 {
     int protect = route_claims[0] != '\0' || cfg->auth.require_all, has;
@@ -238,10 +240,13 @@ void bg_auth_request(const bg_auth *a, const bg_config *cfg, const bg_http_reque
                     "the request does not carry exactly one bearer token");
         return;
     }
-    st = bg_jwt_verify(&a->keys, &a->policy, tok, len, now_s, &out->claims);
-    if (st != BG_JWT_OK) {
-        auth_refuse(out, cfg, 401, "invalid_token", NULL, bg_jwt_status_str(st));
-        return;
+    if ((out->claims = bg_auth_cache_get(a, tok, len, now_s)) == NULL) {
+        st = bg_jwt_verify(&a->keys, &a->policy, tok, len, now_s, &out->claims);
+        if (st != BG_JWT_OK) {
+            auth_refuse(out, cfg, 401, "invalid_token", NULL, bg_jwt_status_str(st));
+            return;
+        }
+        bg_auth_cache_put(a, tok, len, out->claims);
     }
     auth_verified(cfg, route_claims, out);
 }

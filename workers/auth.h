@@ -14,11 +14,23 @@
  * route claims list (BG_RT_CLAIMS_MAX) in it. */
 #define BG_AUTH_CHALLENGE_MAX 1024
 
-/* A worker's authenticator: the keys, read before the sandbox, and the policy. */
+/* Verified tokens a worker remembers (auth_cache.c); a power of two is not needed. */
+#define BG_AUTH_CACHE_SLOTS 512
+
+typedef struct bg_auth_cache_entry {
+    char *tok; /* the whole token, NULL = empty slot */
+    size_t len;
+    json_t *claims;
+    double exp, nbf; /* re-checked on every hit */
+} bg_auth_cache_entry;
+
+/* A worker's authenticator: the keys, read before the sandbox, the policy, and the tokens
+ * it verified lately (the keys and policy never change while a worker lives). */
 typedef struct bg_auth {
     const bg_config *cfg;
     bg_jwt_keyset keys;
     bg_jwt_policy policy;
+    bg_auth_cache_entry cache[BG_AUTH_CACHE_SLOTS];
 } bg_auth;
 
 /* The answer for one request. status 0: go on (claims NULL = anonymous on a public
@@ -37,8 +49,14 @@ void bg_auth_free(bg_auth *a);
 /* Decides a routed request: route_claims is the route's comma-separated list ("" = none).
  * a NULL means no [auth]: routes with claims are refused (nobody can prove them). A token
  * present is always verified, also on a public route. now_s: Unix seconds. */
-void bg_auth_request(const bg_auth *a, const bg_config *cfg, const bg_http_request *req,
+void bg_auth_request(bg_auth *a, const bg_config *cfg, const bg_http_request *req,
                      const char *route_claims, int64_t now_s, bg_auth_result *out);
+
+/* auth_cache.c: the claims of tok when it was verified before and its exp/nbf still hold
+ * now (a new reference), else NULL; put remembers a verified token (claims referenced). */
+json_t *bg_auth_cache_get(bg_auth *a, const char *tok, size_t len, int64_t now_s);
+void bg_auth_cache_put(bg_auth *a, const char *tok, size_t len, json_t *claims);
+void bg_auth_cache_clear(bg_auth *a);
 
 /* auth_claims.c: 1 when the verified claims hold the claim c[0..len): in scope/scp, in one
  * of the array claims, or (c = "name=value") claim name equal to value. */
