@@ -28,6 +28,9 @@ step "$build/bench/bench_routes"
 # Bearer-token authentication per request (RS256, ES256, EdDSA, HS256), in process.
 step "$build/bench/bench_auth"
 
+# The same gateway with and without [auth] (RS256, require = all) under wrk -c64.
+step sh bench/auth_http_bench.sh "$build"
+
 # The headline: wrk against busgate (2 workers, 2 echo instances) and nginx proxying.
 step sh bench/http_bench.sh "$build"
 

@@ -161,6 +161,15 @@ static char *rs256(const char *payload)
     return bgt_jwt_make("RS256", "r1", rsa, NULL, 0, payload);
 }
 
+/* An RS256 token with claims(sub, scope, extra). */
+static char *rs256_for(const char *sub, const char *scope, const char *extra)
+{
+    char *p = claims(sub, scope, extra), *tok = rs256(p);
+
+    free(p);
+    return tok;
+}
+
 static long orders_xlen(void)
 {
     char out[64];
@@ -213,9 +222,9 @@ static void expect(const char *what, const char *method, const char *token, int 
 
 Test(gateway_auth, orders_claims_anonymous_read_and_write_tokens)
 {
-    char *rd = rs256(claims("reader", "orders:read", NULL));
-    char *wr = rs256(claims("writer", "orders:read orders:write", NULL));
-    char *role = rs256(claims("ops", "", "\"roles\":[\"orders:write\"]"));
+    char *rd = rs256_for("reader", "orders:read", NULL);
+    char *wr = rs256_for("writer", "orders:read orders:write", NULL);
+    char *role = rs256_for("ops", "", "\"roles\":[\"orders:write\"]");
     bgt_resp r;
 
     expect("anonymous GET", "GET", NULL, 401, REALM);
@@ -245,7 +254,7 @@ Test(gateway_auth, every_algorithm_and_every_refusal)
     bgt_resp r;
 
     /* A known order, so valid tokens get 200 from the service itself. */
-    tok = rs256(claims("w", "orders:write", NULL));
+    tok = rs256_for("w", "orders:write", NULL);
     cr_assert_eq(call("PUT", "/orders/o1", tok, NULL, "{}", &r), 201, "%s", r.head);
     bgt_resp_free(&r);
     free(tok);
@@ -314,7 +323,7 @@ Test(gateway_auth, every_algorithm_and_every_refusal)
 
 Test(gateway_auth, identity_headers_come_from_the_token_only)
 {
-    char *tok = rs256(claims("alice", "x", "\"roles\":[\"admin\",\"ops\"],\"email\":\"a@x.test\""));
+    char *tok = rs256_for("alice", "x", "\"roles\":[\"admin\",\"ops\"],\"email\":\"a@x.test\"");
     bgt_resp r;
 
     /* Public route (echo has no claims): a forged identity is dropped, none is added. */
@@ -353,20 +362,28 @@ Test(gateway_auth, a_key_file_a_worker_cannot_use_fails_the_config_test)
 }
 
 /* Without [auth] nobody can prove a claim: such routes are closed, not open. */
-TestSuite(gateway_noauth, .timeout = 60);
+static void setup_noauth(void)
+{
+    start_with("", "");
+}
 
-Test(gateway_noauth, routes_with_claims_are_refused_without_auth)
+static void teardown_noauth(void)
+{
+    bgt_stop_pid(orders_pid, 5000);
+    orders_pid = 0;
+    bgt_fix_stop(&fix);
+}
+
+Test(gateway_auth, routes_with_claims_are_refused_without_auth, .init = setup_noauth,
+     .fini = teardown_noauth)
 {
     bgt_resp r;
     char got[512];
 
-    start_with("", "");
     cr_assert_eq(call("GET", "/orders/1", NULL, NULL, NULL, &r), 401);
     cr_assert_eq(bgt_resp_header(&r, "WWW-Authenticate", got, sizeof(got)), 0);
     cr_assert_str_eq(got, REALM);
     bgt_resp_free(&r);
     cr_assert_eq(call("GET", "/echo/1", NULL, NULL, NULL, &r), 200);
     bgt_resp_free(&r);
-    bgt_stop_pid(orders_pid, 5000);
-    bgt_fix_stop(&fix);
 }
