@@ -47,7 +47,7 @@ static int bench_one(bg_auth *a, const bg_config *cfg, const char *head, size_t 
     if (bg_http_parse(&p, head, len, &lim, &req, &e) != BG_HTTP_PARSE_DONE)
         return BG_ERR;
     bg_auth_request(a, cfg, &req, "orders:read", (int64_t)time(NULL), &r);
-    if (r.status != 0 || bg_auth_identity(cfg, r.claims, count_header, &sink) != BG_OK)
+    if (r.status != 0 || bg_auth_identity(cfg, r.claims, r.text, count_header, &sink) != BG_OK)
         return BG_ERR;
     json_decref(r.claims);
     return BG_OK;

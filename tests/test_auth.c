@@ -158,7 +158,7 @@ Test(auth, identity_headers)
                            "\"bad\":\"a\\nb\"}",
                            0, NULL);
 
-    cr_assert_eq(bg_auth_identity(&cfg, c, collect, out), BG_OK);
+    cr_assert_eq(bg_auth_identity(&cfg, c, NULL, collect, out), BG_OK);
     cr_assert_str_eq(out,
                      "X-User-Id=u1|X-User-Roles=r1, r2|X-User-Claims={\"sub\":\"u1\",\"roles\":"
                      "[\"r1\",\"r2\"],\"tid\":\"t\",\"level\":3,\"bad\":\"a\\nb\"}|"
@@ -166,7 +166,7 @@ Test(auth, identity_headers)
     json_decref(c);
     out[0] = '\0';
     c = json_loads("{\"sub\":\"a\\nb\"}", 0, NULL);
-    cr_assert_eq(bg_auth_identity(&cfg, c, collect, out), BG_OK);
+    cr_assert_eq(bg_auth_identity(&cfg, c, NULL, collect, out), BG_OK);
     cr_assert_null(strstr(out, "X-User-Id"), "a sub with a newline is left out: %s", out);
     json_decref(c);
 }

@@ -206,6 +206,7 @@ static void auth_verified(const bg_config *cfg, const char *route_claims, bg_aut
         return;
     json_decref(out->claims);
     out->claims = NULL;
+    out->text = NULL;
     snprintf(detail, sizeof(detail), "the token does not hold the claim '%.*s'",
              (int)(len > 100 ? 100 : len), miss);
     auth_refuse(out, cfg, 403, "insufficient_scope", route_claims, detail);
@@ -221,6 +222,7 @@ void bg_auth_request(bg_auth *a, const bg_config *cfg, const bg_http_request *re
 
     out->status = 0;
     out->claims = NULL;
+    out->text = NULL;
     out->detail[0] = out->challenge[0] = '\0';
     if (a == NULL) {
         /* Fail closed: a service asked for claims, and nothing here can establish them. */
@@ -240,13 +242,13 @@ void bg_auth_request(bg_auth *a, const bg_config *cfg, const bg_http_request *re
                     "the request does not carry exactly one bearer token");
         return;
     }
-    if ((out->claims = bg_auth_cache_get(a, tok, len, now_s)) == NULL) {
+    if ((out->claims = bg_auth_cache_get(a, tok, len, now_s, &out->text)) == NULL) {
         st = bg_jwt_verify(&a->keys, &a->policy, tok, len, now_s, &out->claims);
         if (st != BG_JWT_OK) {
             auth_refuse(out, cfg, 401, "invalid_token", NULL, bg_jwt_status_str(st));
             return;
         }
-        bg_auth_cache_put(a, tok, len, out->claims);
+        out->text = bg_auth_cache_put(a, tok, len, out->claims);
     }
     auth_verified(cfg, route_claims, out);
 }

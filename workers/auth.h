@@ -21,6 +21,7 @@ typedef struct bg_auth_cache_entry {
     char *tok; /* the whole token, NULL = empty slot */
     size_t len;
     json_t *claims;
+    char *text;      /* claims as compact JSON, made once (X-User-Claims, meta.claims) */
     double exp, nbf; /* re-checked on every hit */
 } bg_auth_cache_entry;
 
@@ -38,6 +39,9 @@ typedef struct bg_auth {
 typedef struct bg_auth_result {
     int status;
     json_t *claims; /* the verified token's payload; the caller decrefs */
+    /* claims as compact JSON, borrowed from the cache until the next bg_auth_request on
+     * the same bg_auth; NULL: make it from claims */
+    const char *text;
     char detail[160];
     char challenge[BG_AUTH_CHALLENGE_MAX]; /* "WWW-Authenticate: ...\r\n" */
 } bg_auth_result;
@@ -54,8 +58,9 @@ void bg_auth_request(bg_auth *a, const bg_config *cfg, const bg_http_request *re
 
 /* auth_cache.c: the claims of tok when it was verified before and its exp/nbf still hold
  * now (a new reference), else NULL; put remembers a verified token (claims referenced). */
-json_t *bg_auth_cache_get(bg_auth *a, const char *tok, size_t len, int64_t now_s);
-void bg_auth_cache_put(bg_auth *a, const char *tok, size_t len, json_t *claims);
+json_t *bg_auth_cache_get(bg_auth *a, const char *tok, size_t len, int64_t now_s,
+                          const char **text);
+const char *bg_auth_cache_put(bg_auth *a, const char *tok, size_t len, json_t *claims);
 void bg_auth_cache_clear(bg_auth *a);
 
 /* auth_claims.c: 1 when the verified claims hold the claim c[0..len): in scope/scp, in one
@@ -64,9 +69,11 @@ int bg_auth_claim_held(const bg_config *cfg, json_t *claims, const char *c, size
 
 /* auth_identity.c: the headers a verified token gives (X-User-Id from sub, X-User-Roles,
  * X-User-Claims, [identity] claim_headers), each through emit; stops at its first BG_ERR.
- * Values that could not travel as a header (control bytes) are left out. */
+ * Values that could not travel as a header (control bytes) are left out. text: claims as
+ * compact JSON when known (NULL: made here). */
 typedef int (*bg_auth_emit_fn)(void *arg, const char *name, size_t nlen, const char *value,
                                size_t vlen);
-int bg_auth_identity(const bg_config *cfg, json_t *claims, bg_auth_emit_fn emit, void *arg);
+int bg_auth_identity(const bg_config *cfg, json_t *claims, const char *text, bg_auth_emit_fn emit,
+                     void *arg);
 
 #endif

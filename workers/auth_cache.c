@@ -20,6 +20,7 @@ static size_t cache_slot(const char *tok, size_t len)
 static void entry_clear(bg_auth_cache_entry *e)
 {
     free(e->tok);
+    free(e->text);
     json_decref(e->claims);
     memset(e, 0, sizeof(*e));
 }
@@ -31,7 +32,7 @@ static double claim_time(json_t *claims, const char *name, double absent)
     return json_is_number(v) ? json_number_value(v) : absent;
 }
 
-json_t *bg_auth_cache_get(bg_auth *a, const char *tok, size_t len, int64_t now_s)
+json_t *bg_auth_cache_get(bg_auth *a, const char *tok, size_t len, int64_t now_s, const char **text)
 {
     bg_auth_cache_entry *e = &a->cache[cache_slot(tok, len)];
     double now = (double)now_s, leeway = (double)a->policy.leeway_s;
@@ -43,24 +44,30 @@ json_t *bg_auth_cache_get(bg_auth *a, const char *tok, size_t len, int64_t now_s
         entry_clear(e); /* verified again, so the answer says why it is refused */
         return NULL;
     }
+    *text = e->text;
     json_incref(e->claims);
     return e->claims;
 }
 
-void bg_auth_cache_put(bg_auth *a, const char *tok, size_t len, json_t *claims)
+const char *bg_auth_cache_put(bg_auth *a, const char *tok, size_t len, json_t *claims)
 {
     bg_auth_cache_entry *e = &a->cache[cache_slot(tok, len)];
-    char *copy = malloc(len);
+    char *copy = malloc(len), *text = json_dumps(claims, JSON_COMPACT);
 
-    if (copy == NULL)
-        return; /* only a cache */
     entry_clear(e);
+    if (copy == NULL || text == NULL) {
+        free(copy);
+        free(text);
+        return NULL; /* only a cache */
+    }
     memcpy(copy, tok, len);
     e->tok = copy;
+    e->text = text;
     e->len = len;
     e->claims = json_incref(claims);
     e->exp = claim_time(claims, "exp", INFINITY);
     e->nbf = claim_time(claims, "nbf", -INFINITY);
+    return text;
 }
 
 void bg_auth_cache_clear(bg_auth *a)

@@ -81,7 +81,8 @@ static int emit_mapped(const bg_config *cfg, json_t *claims, bg_auth_emit_fn emi
     return BG_OK;
 }
 
-int bg_auth_identity(const bg_config *cfg, json_t *claims, bg_auth_emit_fn emit, void *arg)
+int bg_auth_identity(const bg_config *cfg, json_t *claims, const char *text, bg_auth_emit_fn emit,
+                     void *arg)
 {
     json_t *sub = json_object_get(claims, "sub");
     json_t *roles = json_object_get(claims, cfg->auth.roles_claim);
@@ -90,7 +91,8 @@ int bg_auth_identity(const bg_config *cfg, json_t *claims, bg_auth_emit_fn emit,
         return BG_ERR;
     if (roles != NULL && emit_text(emit, arg, "X-User-Roles", 12, roles_text(roles)) != BG_OK)
         return BG_ERR;
-    if (emit_text(emit, arg, "X-User-Claims", 13, json_dumps(claims, JSON_COMPACT)) != BG_OK)
+    if (emit_text(emit, arg, "X-User-Claims", 13,
+                  text != NULL ? strdup(text) : json_dumps(claims, JSON_COMPACT)) != BG_OK)
         return BG_ERR;
     return emit_mapped(cfg, claims, emit, arg);
 }

@@ -2,7 +2,6 @@
 #ifndef BUSGATE_DISPATCH_H
 #define BUSGATE_DISPATCH_H
 
-#include <jansson.h>
 #include <stddef.h>
 
 #include "busgate/bus/bus.h"
@@ -25,10 +24,10 @@ const char *bg_dispatch_reply_key(const bg_dispatch *d);
 
 /* Builds x->meta (REQUEST meta JSON: route params, forwarded headers without hop-by-hop
  * and reserved identity headers, X-Forwarded-*, the identity headers and meta.claims of
- * a verified token (claims NULL: anonymous), the client address) from the parsed head.
- * BG_ERR with a client-facing reason in detail (400). */
-int bg_dispatch_build_meta(bg_wk *wk, bg_xchg *x, const bg_http_request *req, json_t *claims,
-                           char *detail, size_t dlen);
+ * the verified token in id (id->claims NULL: anonymous), the client address) from the parsed
+ * head. BG_ERR with a client-facing reason in detail (400). */
+int bg_dispatch_build_meta(bg_wk *wk, bg_xchg *x, const bg_http_request *req,
+                           const bg_auth_result *id, char *detail, size_t dlen);
 /* Sends x (kind BG_XK_ROUTE, body complete) as a REQUEST and arms its deadline; answers
  * x at once (503) when the bus is down or full. */
 void bg_dispatch_send(bg_dispatch *d, bg_xchg *x);

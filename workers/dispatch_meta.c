@@ -111,7 +111,7 @@ static int meta_emit_pair(void *arg, const char *name, size_t nlen, const char *
 }
 
 static int meta_headers(bg_wk *wk, bg_buf *b, const bg_xchg *x, const bg_http_request *req,
-                        json_t *claims, char *detail, size_t dlen)
+                        const bg_auth_result *id, char *detail, size_t dlen)
 {
     meta_emit emit = {b, NULL};
     int first = 1;
@@ -135,7 +135,8 @@ static int meta_headers(bg_wk *wk, bg_buf *b, const bg_xchg *x, const bg_http_re
         return BG_ERR;
     }
     emit.first = &first;
-    if (claims != NULL && bg_auth_identity(wk->cfg, claims, meta_emit_pair, &emit) != BG_OK) {
+    if (id->claims != NULL &&
+        bg_auth_identity(wk->cfg, id->claims, id->text, meta_emit_pair, &emit) != BG_OK) {
         snprintf(detail, dlen, "the token's claims cannot be passed on as headers");
         return BG_ERR;
     }
@@ -143,22 +144,23 @@ static int meta_headers(bg_wk *wk, bg_buf *b, const bg_xchg *x, const bg_http_re
 }
 
 /* ,"claims":{...}: the verified token's payload, as docs/protocol.md promises. */
-static int meta_claims(bg_buf *b, json_t *claims)
+static int meta_claims(bg_buf *b, const bg_auth_result *id)
 {
-    char *text;
+    char *made = NULL;
+    const char *text = id->text;
     int rc;
 
-    if (claims == NULL)
+    if (id->claims == NULL)
         return BG_OK;
-    if ((text = json_dumps(claims, JSON_COMPACT)) == NULL)
+    if (text == NULL && (text = made = json_dumps(id->claims, JSON_COMPACT)) == NULL)
         return BG_ERR;
     rc = bg_buf_puts(b, ",\"claims\":") == BG_OK && bg_buf_puts(b, text) == BG_OK ? BG_OK : BG_ERR;
-    free(text);
+    free(made);
     return rc;
 }
 
-int bg_dispatch_build_meta(bg_wk *wk, bg_xchg *x, const bg_http_request *req, json_t *claims,
-                           char *detail, size_t dlen)
+int bg_dispatch_build_meta(bg_wk *wk, bg_xchg *x, const bg_http_request *req,
+                           const bg_auth_result *id, char *detail, size_t dlen)
 {
     bg_buf *b = &x->meta;
 
@@ -168,13 +170,13 @@ int bg_dispatch_build_meta(bg_wk *wk, bg_xchg *x, const bg_http_request *req, js
         return BG_ERR;
     }
     detail[0] = '\0';
-    if (meta_headers(wk, b, x, req, claims, detail, dlen) != BG_OK) {
+    if (meta_headers(wk, b, x, req, id, detail, dlen) != BG_OK) {
         if (detail[0] == '\0')
             snprintf(detail, dlen, "cannot forward the request headers");
         return BG_ERR;
     }
     if (bg_buf_puts(b, ",\"client\":") != BG_OK || meta_quote(b, x->client, strlen(x->client)) ||
-        meta_claims(b, claims) != BG_OK || bg_buf_puts(b, "}") != BG_OK) {
+        meta_claims(b, id) != BG_OK || bg_buf_puts(b, "}") != BG_OK) {
         snprintf(detail, dlen, "cannot forward the request");
         return BG_ERR;
     }

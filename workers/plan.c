@@ -89,7 +89,7 @@ static void plan_found(bg_wk *wk, bg_xchg *x, const bg_http_request *req)
         snprintf(x->err_extra, sizeof(x->err_extra), "%s", ar->challenge);
     } else {
         x->kind = BG_XK_ROUTE;
-        if (bg_dispatch_build_meta(wk, x, req, ar->claims, detail, sizeof(detail)) != BG_OK)
+        if (bg_dispatch_build_meta(wk, x, req, ar, detail, sizeof(detail)) != BG_OK)
             plan_error(x, 400, 0, "%s", detail);
     }
     json_decref(ar->claims);
