@@ -76,24 +76,19 @@ static void plan_admin(bg_xchg *x, const bg_http_request *req)
  * REQUEST meta with the verified identity. */
 static void plan_found(bg_wk *wk, bg_xchg *x, const bg_http_request *req)
 {
-    bg_auth_result *ar = malloc(sizeof(*ar));
+    bg_auth_result ar; /* about 1.2 KB, on the stack: no allocation per request */
     char detail[160];
 
-    if (ar == NULL) {
-        plan_error(x, 503, 1, "%s", "out of memory");
-        return;
-    }
-    bg_auth_request(wk->auth, wk->cfg, req, x->match.claims, bg_wall_ms() / 1000, ar);
-    if (ar->status != 0) {
-        plan_error(x, ar->status, 0, "%s", ar->detail);
-        snprintf(x->err_extra, sizeof(x->err_extra), "%s", ar->challenge);
+    bg_auth_request(wk->auth, wk->cfg, req, x->match.claims, bg_wall_ms() / 1000, &ar);
+    if (ar.status != 0) {
+        plan_error(x, ar.status, 0, "%s", ar.detail);
+        snprintf(x->err_extra, sizeof(x->err_extra), "%s", ar.challenge);
     } else {
         x->kind = BG_XK_ROUTE;
-        if (bg_dispatch_build_meta(wk, x, req, ar, detail, sizeof(detail)) != BG_OK)
+        if (bg_dispatch_build_meta(wk, x, req, &ar, detail, sizeof(detail)) != BG_OK)
             plan_error(x, 400, 0, "%s", detail);
     }
-    json_decref(ar->claims);
-    free(ar);
+    json_decref(ar.claims);
 }
 
 static void plan_route(bg_wk *wk, bg_xchg *x, const bg_http_request *req)
