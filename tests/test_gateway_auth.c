@@ -361,6 +361,52 @@ Test(gateway_auth, a_key_file_a_worker_cannot_use_fails_the_config_test)
     cr_assert(strstr(out, "jwks.json: keys[0]") != NULL, "%s", out);
 }
 
+/* GET /orders/none with tok until it answers want (a reload starts new workers). */
+static int wait_token_status(const char *tok, int want, int timeout_ms)
+{
+    long long until = bgt_now_ms() + timeout_ms;
+    bgt_resp r;
+    int st = -1;
+
+    while (bgt_now_ms() < until) {
+        st = call("GET", "/orders/none", tok, NULL, NULL, &r);
+        bgt_resp_free(&r);
+        if (st == want)
+            return st;
+        usleep(100 * 1000);
+    }
+    return st;
+}
+
+Test(gateway_auth, reload_rereads_the_keys_and_refuses_a_broken_file)
+{
+    char path[400], jwks[4096], *old_tok = rs256_for("a", "orders:read", NULL), *new_tok, *j;
+    char *p = claims("a", "orders:read", NULL);
+    EVP_PKEY *fresh = keygen("rsa3", "rsa");
+
+    /* A broken file: the reload is refused, the running workers keep the old keys. */
+    snprintf(path, sizeof(path), "%s/jwks.json", keydir);
+    write_file(path, "{\"keys\":[{\"kty\":\"RSA\"}]}");
+    cr_assert_eq(bgt_gw_signal(&fix.g, SIGHUP), 0);
+    cr_assert_eq(bgt_gw_wait_log(&fix.g, "reload: [auth]", 1, 10000), 0);
+    cr_assert_eq(wait_token_status(old_tok, 404, 2000), 404, "the old key stopped working");
+
+    /* Rotation: r1 replaced by r2; after the reload only r2's tokens pass. */
+    j = bgt_jwt_jwk(fresh, "r2", "RS256");
+    snprintf(jwks, sizeof(jwks), "{\"keys\":[%s]}", j);
+    write_file(path, jwks);
+    new_tok = bgt_jwt_make("RS256", "r2", fresh, NULL, 0, p);
+    cr_assert_eq(wait_token_status(new_tok, 401, 2000), 401, "r2 worked before the reload");
+    cr_assert_eq(bgt_gw_signal(&fix.g, SIGHUP), 0);
+    cr_assert_eq(wait_token_status(new_tok, 404, 15000), 404, "r2 never worked after the reload");
+    cr_assert_eq(wait_token_status(old_tok, 401, 15000), 401, "r1 still works after the reload");
+    free(j);
+    free(p);
+    free(old_tok);
+    free(new_tok);
+    EVP_PKEY_free(fresh);
+}
+
 /* Without [auth] nobody can prove a claim: such routes are closed, not open. */
 static void setup_noauth(void)
 {
