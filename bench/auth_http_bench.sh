@@ -3,7 +3,9 @@
 # seccomp on) on one private Valkey in front of the same two echo-service instances: one
 # without [auth], one with require = all and an RS256 key; wrk -t2 -c64 against each in
 # turn, twice (ABAB, so a drift of the machine shows), every request carrying one token as a
-# client would. Prints requests/s, p99 and the ratio auth/plain; never judges the figures.
+# client would. Prints requests/s, p99, the gateway's CPU per request (master and workers,
+# from /proc: steadier than requests/s when other processes share the machine) and the
+# ratios auth/plain; never judges the figures.
 # Knobs: AUTH_BENCH_SECONDS=10 (per run). Needs wrk (bench/http_bench.sh installs it).
 set -u
 build=${1:-build}
@@ -30,6 +32,17 @@ start() { # name, command...
     shift
     "$@" >"$dir/$name.out" 2>&1 &
     pids="$pids $!"
+    last_pid=$!
+}
+
+hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+# utime + stime of a gateway (its master and workers), in clock ticks.
+gw_ticks() {
+    t=0
+    for q in $1 $(ps -o pid= --ppid "$1" 2>/dev/null); do
+        t=$((t + $(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$q/stat" 2>/dev/null || echo 0)))
+    done
+    echo $t
 }
 
 wait_until() { # tenths, command...
@@ -85,7 +98,9 @@ algorithm = RS256
 issuer = bench
 require = all"
 start plain "$build/busgated" -g -c "$dir/plain.ini"
+plain_pid=$last_pid
 start auth "$build/busgated" -g -c "$dir/auth.ini"
+auth_pid=$last_pid
 start echo-1 "$build/echo-service" -c "$dir/plain.ini" -n echo-1
 start echo-2 "$build/echo-service" -c "$dir/plain.ini" -n echo-2
 ok() { [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$1")" = 200 ]; }
@@ -98,21 +113,29 @@ if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$aport/echo/1")
     exit 1
 fi
 
-run() { # label port: one wrk run; prints and sets rps
+run() { # label port gateway-pid: one wrk run; prints, sets rps and cpu (us per request)
     out="$dir/wrk-$1.txt"
+    t0=$(gw_ticks "$3")
     timeout $((secs + 20)) wrk -t2 -c64 -d"${secs}s" --latency -H "Authorization: Bearer $token" \
         "http://127.0.0.1:$2/echo/1" >"$out" 2>&1
+    t1=$(gw_ticks "$3")
     rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+    n=$(awk '/requests in/ { print $1 }' "$out")
     p99=$(awk '$1 == "99%" { print $2 }' "$out")
     non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
-    say "$1 c=64 rps=${rps:-?} p99=${p99:-?} non2xx=${non2xx:-0}"
+    cpu=$(awk -v d=$((t1 - t0)) -v n="${n:-0}" -v hz="$hz" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / hz / n; else print 0 }')
+    say "$1 c=64 rps=${rps:-?} p99=${p99:-?} non2xx=${non2xx:-0} gateway_cpu=${cpu}us/request"
 }
 
 timeout 10 wrk -t2 -c16 -d2s -H "Authorization: Bearer $token" "http://127.0.0.1:$aport/echo/1" >/dev/null 2>&1
 timeout 10 wrk -t2 -c16 -d2s "http://127.0.0.1:$pport/echo/1" >/dev/null 2>&1
-run plain "$pport"; a1=$rps
-run auth "$aport"; b1=$rps
-run plain "$pport"; a2=$rps
-run auth "$aport"; b2=$rps
-awk -v a1="$a1" -v a2="$a2" -v b1="$b1" -v b2="$b2" 'BEGIN {
-    if (a1 + a2 > 0) printf "auth-http: RS256, one token per client: auth/plain = %.2f (%.0f vs %.0f req/s, mean of two runs each)\n", (b1 + b2) / (a1 + a2), (b1 + b2) / 2, (a1 + a2) / 2 }'
+run plain "$pport" "$plain_pid"; a1=$rps ca1=$cpu
+run auth "$aport" "$auth_pid"; b1=$rps cb1=$cpu
+run plain "$pport" "$plain_pid"; a2=$rps ca2=$cpu
+run auth "$aport" "$auth_pid"; b2=$rps cb2=$cpu
+awk -v a1="$a1" -v a2="$a2" -v b1="$b1" -v b2="$b2" -v ca1="$ca1" -v ca2="$ca2" -v cb1="$cb1" \
+    -v cb2="$cb2" 'BEGIN {
+    if (a1 + a2 > 0 && ca1 + ca2 > 0)
+        printf "auth-http: RS256, one token per client, mean of two runs each: requests/s auth/plain = %.2f (%.0f vs %.0f); gateway CPU per request auth/plain = %.2f (%.1f vs %.1f us)\n",
+            (b1 + b2) / (a1 + a2), (b1 + b2) / 2, (a1 + a2) / 2, (cb1 + cb2) / (ca1 + ca2),
+            (cb1 + cb2) / 2, (ca1 + ca2) / 2 }'
