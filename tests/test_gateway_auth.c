@@ -22,7 +22,7 @@
 
 static bgt_fix fix;
 static pid_t orders_pid;
-static EVP_PKEY *rsa, *rsa_other, *ec, *ed;
+static EVP_PKEY *rsa, *rsa_other, *ec, *ec384, *ed;
 static char keydir[320];
 
 static void write_file(const char *path, const char *text)
@@ -43,25 +43,32 @@ static EVP_PKEY *keygen(const char *name, const char *type)
     return bgt_jwt_load_key(path, 1);
 }
 
-/* keydir: the keys, jwks.json (r1 RS256, e1 ES256, d1 EdDSA) and the HMAC secret file. */
+/* keydir: the keys, jwks.json (r1 RS256, p1 PS256 and r5 RS512 on the same RSA key, e1
+ * ES256, e3 ES384, d1 EdDSA) and the HMAC secret file. */
 static void make_keys(void)
 {
-    char path[400], jwks[8192];
-    char *j1, *j2, *j3;
+    static const struct {
+        const char *kid, *alg;
+        int key; /* 0 rsa, 1 ec, 2 ec384, 3 ed */
+    } jwks_keys[] = {{"r1", "RS256", 0}, {"p1", "PS256", 0}, {"r5", "RS512", 0},
+                     {"e1", "ES256", 1}, {"e3", "ES384", 2}, {"d1", NULL, 3}};
+    char path[400], jwks[16384] = "{\"keys\":[";
+    size_t i;
 
     snprintf(keydir, sizeof(keydir), "/tmp/bg-test-auth-XXXXXX");
     cr_assert_not_null(mkdtemp(keydir));
     rsa = keygen("rsa", "rsa");
     rsa_other = keygen("rsa2", "rsa");
     ec = keygen("ec", "ec");
+    ec384 = keygen("ec384", "ec384");
     ed = keygen("ed", "ed25519");
-    j1 = bgt_jwt_jwk(rsa, "r1", "RS256");
-    j2 = bgt_jwt_jwk(ec, "e1", "ES256");
-    j3 = bgt_jwt_jwk(ed, "d1", NULL);
-    snprintf(jwks, sizeof(jwks), "{\"keys\":[%s,%s,%s]}", j1, j2, j3);
-    free(j1);
-    free(j2);
-    free(j3);
+    for (i = 0; i < sizeof(jwks_keys) / sizeof(jwks_keys[0]); i++) {
+        EVP_PKEY *k[] = {rsa, ec, ec384, ed};
+        char *j = bgt_jwt_jwk(k[jwks_keys[i].key], jwks_keys[i].kid, jwks_keys[i].alg);
+        snprintf(jwks + strlen(jwks), sizeof(jwks) - strlen(jwks), "%s%s", i ? "," : "", j);
+        free(j);
+    }
+    snprintf(jwks + strlen(jwks), sizeof(jwks) - strlen(jwks), "]}");
     snprintf(path, sizeof(path), "%s/jwks.json", keydir);
     write_file(path, jwks);
     snprintf(path, sizeof(path), "%s/hmac.secret", keydir);
@@ -130,8 +137,9 @@ static void teardown(void)
     EVP_PKEY_free(rsa);
     EVP_PKEY_free(rsa_other);
     EVP_PKEY_free(ec);
+    EVP_PKEY_free(ec384);
     EVP_PKEY_free(ed);
-    rsa = rsa_other = ec = ed = NULL;
+    rsa = rsa_other = ec = ec384 = ed = NULL;
     snprintf(cmd, sizeof(cmd), "rm -rf %s", keydir);
     if (system(cmd) != 0)
         fprintf(stderr, "cannot remove %s\n", keydir);
@@ -262,8 +270,17 @@ Test(gateway_auth, every_algorithm_and_every_refusal)
     tok = rs256(ok);
     expect("RS256", "GET", tok, 200, NULL);
     free(tok);
+    tok = bgt_jwt_make("PS256", "p1", rsa, NULL, 0, ok);
+    expect("PS256", "GET", tok, 200, NULL);
+    free(tok);
+    tok = bgt_jwt_make("RS512", "r5", rsa, NULL, 0, ok);
+    expect("RS512", "GET", tok, 200, NULL);
+    free(tok);
     tok = bgt_jwt_make("ES256", "e1", ec, NULL, 0, ok);
     expect("ES256", "GET", tok, 200, NULL);
+    free(tok);
+    tok = bgt_jwt_make("ES384", "e3", ec384, NULL, 0, ok);
+    expect("ES384", "GET", tok, 200, NULL);
     free(tok);
     tok = bgt_jwt_make("EdDSA", "d1", ed, NULL, 0, ok);
     expect("EdDSA", "GET", tok, 200, NULL);
