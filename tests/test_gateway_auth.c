@@ -378,6 +378,31 @@ Test(gateway_auth, a_key_file_a_worker_cannot_use_fails_the_config_test)
     cr_assert(strstr(out, "jwks.json: keys[0]") != NULL, "%s", out);
 }
 
+Test(gateway_auth, refusals_keep_the_connection_and_skip_the_body)
+{
+    char *rd = rs256_for("reader", "orders:read", NULL), req[4096];
+    bgt_conn c;
+    bgt_resp r;
+    int n;
+
+    /* A refused PUT's body must be read past, not taken for the next request. */
+    n = snprintf(req, sizeof(req),
+                 "PUT /orders/k1 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+                 "Content-Length: 27\r\n\r\nGET /echo/smuggled HTTP/1.1"
+                 "GET /orders/k1 HTTP/1.1\r\nHost: t\r\n\r\n",
+                 rd);
+    cr_assert_eq(bgt_conn_open(&c, fix.port), 0);
+    cr_assert_eq(bgt_conn_send(&c, req, (size_t)n), 0);
+    cr_assert_eq(bgt_conn_read(&c, &r, 0, 8000), 0);
+    cr_assert_eq(r.status, 403, "%s", r.head);
+    bgt_resp_free(&r);
+    cr_assert_eq(bgt_conn_read(&c, &r, 0, 8000), 0);
+    cr_assert_eq(r.status, 401, "%s", r.head);
+    bgt_resp_free(&r);
+    bgt_conn_close(&c);
+    free(rd);
+}
+
 /* GET /orders/none with tok until it answers want (a reload starts new workers). */
 static int wait_token_status(const char *tok, int want, int timeout_ms)
 {
