@@ -350,6 +350,26 @@ Test(jwt, base64url_is_strict)
     cr_assert_str_eq(enc, "-_8");
 }
 
+/* Members longer than a key part can be are refused before decoding (1368 characters
+ * would decode to 1026 bytes). */
+Test(jwt, jwks_oversized_members)
+{
+    static const char *const members[] = {
+        "{\"kty\":\"RSA\",\"alg\":\"RS256\",\"e\":\"AQAB\",\"n\":\"",
+        "{\"kty\":\"oct\",\"alg\":\"HS256\",\"k\":\""};
+    char *doc = malloc(4096), err[BG_ERR_LEN];
+    bg_jwt_keyset ks = {0};
+
+    for (size_t i = 0; i < 2; i++) {
+        int n = snprintf(doc, 4096, "{\"keys\":[%s", members[i]);
+        memset(doc + n, 'A', 1368);
+        snprintf(doc + n + 1368, 4096 - (size_t)n - 1368, "\"}]}");
+        cr_assert_eq(bg_jwt_keyset_add_jwks(&ks, doc, strlen(doc), NULL, err), BG_ERR);
+        cr_assert(strstr(err, "longer than") != NULL, "%s", err);
+    }
+    free(doc);
+}
+
 Test(jwt, pem_needs_alg_for_rsa_and_refuses_mismatch)
 {
     bg_jwt_keyset ks = {0};

@@ -9,13 +9,18 @@
 
 #define JWK_PART_MAX 1024 /* decoded bytes of one parameter: a 8192-bit modulus */
 
-/* Member name of jwk, base64url-decoded into out. */
+/* Member name of jwk, base64url-decoded into out (JWK_PART_MAX bytes). */
 static int jwk_bytes(json_t *jwk, const char *name, unsigned char *out, size_t *len, char *err)
 {
     json_t *v = json_object_get(jwk, name);
     size_t slen = json_string_length(v);
 
-    if (!json_is_string(v) || slen == 0 || slen > JWK_PART_MAX * 4 / 3 + 3 ||
+    /* 4 characters carry 3 bytes: more than this could not fit out. */
+    if (json_is_string(v) && slen / 4 * 3 + (slen % 4 ? slen % 4 - 1 : 0) > JWK_PART_MAX) {
+        bg_set_error(err, "member '%s' is longer than %d bytes", name, JWK_PART_MAX);
+        return BG_ERR;
+    }
+    if (!json_is_string(v) || slen == 0 ||
         bg_b64url_decode(json_string_value(v), slen, out, len) != BG_OK) {
         bg_set_error(err, "member '%s' is missing or not base64url", name);
         return BG_ERR;
@@ -140,7 +145,8 @@ int bg_jwt_jwk_key(json_t *jwk, EVP_PKEY **pkey, unsigned char *secret, size_t *
     }
     if (strcmp(kty, "oct") == 0) {
         unsigned char buf[JWK_PART_MAX];
-        if (jwk_bytes(jwk, "k", buf, secret_len, err) != BG_OK || *secret_len > BG_JWT_SECRET_MAX)
+        _Static_assert(JWK_PART_MAX <= BG_JWT_SECRET_MAX, "a decoded k must fit a key's secret");
+        if (jwk_bytes(jwk, "k", buf, secret_len, err) != BG_OK)
             return BG_ERR;
         memcpy(secret, buf, *secret_len);
         OPENSSL_cleanse(buf, sizeof(buf));
