@@ -162,22 +162,21 @@ static void auth_scope(const char *claims, char *out, size_t size)
 static void auth_refuse(bg_auth_result *out, const bg_config *cfg, int status, const char *error,
                         const char *route_claims, const char *detail)
 {
-    char scope[BG_AUTH_CHALLENGE_MAX / 2] = "";
-    int n;
+    /* realm (127) + scope (511) + the fixed text stay well inside the challenge buffer; the
+     * CRLF is written last and always fits, so a cut could never split the header line. */
+    char scope[BG_AUTH_CHALLENGE_MAX / 2] = "", params[BG_AUTH_CHALLENGE_MAX] = "";
 
     out->status = status;
     snprintf(out->detail, sizeof(out->detail), "%s", detail);
-    n = snprintf(out->challenge, sizeof(out->challenge), "WWW-Authenticate: Bearer realm=\"%s\"",
-                 cfg->auth.realm);
     if (error != NULL && status == 401)
-        n += snprintf(out->challenge + n, sizeof(out->challenge) - (size_t)n,
-                      ", error=\"%s\", error_description=\"%s\"", error, detail);
+        snprintf(params, sizeof(params), ", error=\"%s\", error_description=\"%s\"", error, detail);
     if (error != NULL && status == 403) {
         auth_scope(route_claims, scope, sizeof(scope));
-        n += snprintf(out->challenge + n, sizeof(out->challenge) - (size_t)n,
-                      ", error=\"%s\", scope=\"%s\"", error, scope);
+        snprintf(params, sizeof(params), ", error=\"%s\", scope=\"%s\"", error, scope);
     }
-    snprintf(out->challenge + n, sizeof(out->challenge) - (size_t)n, "\r\n");
+    snprintf(out->challenge, sizeof(out->challenge) - 2, "WWW-Authenticate: Bearer realm=\"%s\"%s",
+             cfg->auth.realm, params);
+    strcat(out->challenge, "\r\n");
 }
 
 /* The first claim of the comma-separated list that the token does not hold, or NULL. */
