@@ -28,6 +28,12 @@ step "$build/bench/bench_routes"
 # The aggregated OpenAPI document: first build and rebuilds at 10k endpoints.
 step "$build/bench/bench_openapi"
 
+# Bearer-token authentication per request (RS256, ES256, EdDSA, HS256), in process.
+step "$build/bench/bench_auth"
+
+# The same gateway with and without [auth] (RS256, require = all) under wrk -c64.
+step sh bench/auth_http_bench.sh "$build"
+
 # The headline: wrk against busgate (2 workers, 2 echo instances) and nginx proxying.
 step sh bench/http_bench.sh "$build"
 

@@ -111,6 +111,11 @@ static void print_service(const json_t *doc, const json_t *svc)
         printf("%s %s", i ? "," : "", json_string_value(v));
     }
     putchar('\n');
+    /* What the gateway enforces: per route, the union of every instance's claims. */
+    if (json_array_size(json_object_get(svc, "endpoints")) > 0) {
+        printf("  routes (effective claims: the union over its instances)\n");
+        print_endpoints(json_object_get(svc, "endpoints"));
+    }
     json_array_foreach(json_object_get(doc, "connections"), i, c)
     {
         if (strcmp(jstr(c, "service"), name) == 0)

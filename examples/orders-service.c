@@ -1,10 +1,12 @@
 /* orders-service.c: example busgate service: an in-memory key-value store of orders.
  *
- * Endpoints (service "orders"):
+ * Endpoints (service "orders"); the gateway lets a caller through only with the claim
+ * orders:read (GET) or orders:write (PUT, DELETE) in its bearer token ([auth]):
  *   GET    /orders        200 {"orders":[{"id":"42", ...}, ...]}
  *   GET    /orders/{id}   200 the order, 404 when there is none
  *   PUT    /orders/{id}   body: a JSON object; 201 created (with Location) or 200
- *                         replaced, 400 when the body is not a JSON object
+ *                         replaced, 400 when the body is not a JSON object; the
+ *                         token's sub is stored as "owner"
  *   DELETE /orders/{id}   204, 404 when there is none
  * An id is 1..64 bytes of [A-Za-z0-9_-] (else 400). The store lives in this
  * process only: run one instance, or accept that instances differ. Handlers
@@ -155,14 +157,17 @@ static int store_put(const char *id, char *text)
     return 201;
 }
 
-/* The body as stored: a JSON object with "id" set from the path; NULL when not an object. */
+/* The body as stored: a JSON object with "id" set from the path and "owner" from the
+ * caller's verified identity (the token's sub), when there is one; NULL when not an object. */
 static char *order_text(const busgate_request *req, const char *id)
 {
     json_t *doc =
         json_loadb(req->body != NULL ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, NULL);
+    const char *owner = busgate_request_claim(req, "sub");
     char *text = NULL;
 
-    if (json_is_object(doc) && json_object_set_new(doc, "id", json_string(id)) == 0)
+    if (json_is_object(doc) && json_object_set_new(doc, "id", json_string(id)) == 0 &&
+        (owner == NULL || json_object_set_new(doc, "owner", json_string(owner)) == 0))
         text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     return text;
@@ -221,13 +226,20 @@ static int handle_delete(const busgate_request *req, busgate_response *res, void
 
 static int add_endpoints(busgate_service *s, char *err)
 {
+    /* The gateway enforces these: without [auth] nobody can call these endpoints. */
+    static const char *const read[] = {"orders:read"}, *const write[] = {"orders:write"};
     busgate_endpoint_opts put = {
+        .claims = write,
+        .nclaims = 1,
         .request_schema = "{\"type\":\"object\"}",
         .openapi = "{\"summary\":\"Create or replace an order\"}",
     };
-    busgate_endpoint_opts get = {.openapi = "{\"summary\":\"Read one order\"}"};
-    busgate_endpoint_opts del = {.openapi = "{\"summary\":\"Delete an order\"}"};
-    busgate_endpoint_opts list = {.openapi = "{\"summary\":\"List all orders\"}"};
+    busgate_endpoint_opts get = {
+        .claims = read, .nclaims = 1, .openapi = "{\"summary\":\"Read one order\"}"};
+    busgate_endpoint_opts del = {
+        .claims = write, .nclaims = 1, .openapi = "{\"summary\":\"Delete an order\"}"};
+    busgate_endpoint_opts list = {
+        .claims = read, .nclaims = 1, .openapi = "{\"summary\":\"List all orders\"}"};
 
     if (busgate_service_add_endpoint(s, "GET", "/orders", handle_list, NULL, &list, err) ||
         busgate_service_add_endpoint(s, "GET", "/orders/{id}", handle_get, NULL, &get, err) ||

@@ -10,6 +10,7 @@
 #include "busgate/core/access_log.h"
 #include "busgate/config/config.h"
 #include "busgate/core/log.h"
+#include "busgate/workers/worker.h"
 #include "master.h"
 
 /* Exit status: 0 stopped normally, 1 runtime failure (cannot listen, already
@@ -109,10 +110,14 @@ static int cli_parse(int argc, char **argv, bg_cli *cli)
 /* Loads the file, printing each error as "busgated: FILE:LINE: ..."; errors is scratch space. */
 static int load_config(const char *path, bg_config *cfg, char *errors, size_t errlen)
 {
-    char *line, *next;
+    char *line, *next, err[BG_ERR_LEN];
 
-    if (bg_config_load(path, cfg, errors, errlen) == BG_OK)
-        return BG_OK;
+    if (bg_config_load(path, cfg, errors, errlen) == BG_OK) {
+        if (bg_worker_auth_check(cfg, err) == BG_OK)
+            return BG_OK;
+        fprintf(stderr, "busgated: %s: [auth]: %s\n", path, err);
+        return BG_ERR;
+    }
     for (line = errors; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next)

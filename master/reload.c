@@ -5,6 +5,7 @@
 #include "busgate/core/access_log.h"
 #include "busgate/control/control.h"
 #include "busgate/core/log.h"
+#include "busgate/workers/worker.h"
 #include "master.h"
 
 #define RELOAD_ERRORS_LEN (64 * 1024)
@@ -87,6 +88,11 @@ static bg_config *reload_load(const char *path)
         bg_master_log_lines(BG_LOG_ERROR, "reload: ", errors);
         bg_error("reload: configuration file %s is invalid; keeping the running configuration",
                  path);
+        goto err;
+    }
+    /* The workers read the key files; a file they could not use would leave no worker. */
+    if (bg_worker_auth_check(next, errors) != BG_OK) {
+        bg_error("reload: [auth]: %s; keeping the running configuration", errors);
         goto err;
     }
     free(errors);

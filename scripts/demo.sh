@@ -40,6 +40,22 @@ wait_for() { # what, command...
     done
 }
 
+# [auth]: an RSA key made now; tokens are signed with it by the openssl tool below.
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dir/jwt.key" 2>/dev/null
+openssl pkey -in "$dir/jwt.key" -pubout -out "$dir/jwt.pub"
+
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+# token SUB SCOPE: an RS256 JWT for the demo issuer, valid for a day
+token_for() {
+    h=$(printf '{"alg":"RS256","typ":"JWT"}' | b64url)
+    p=$(printf '{"iss":"busgate-demo","sub":"%s","scope":"%s","exp":%d}' "$1" "$2" \
+        $(($(date +%s) + 86400)) | b64url)
+    s=$(printf '%s.%s' "$h" "$p" | openssl dgst -sha256 -sign "$dir/jwt.key" -binary | b64url)
+    printf '%s.%s.%s' "$h" "$p" "$s"
+}
+read_token=$(token_for alice orders:read)
+write_token=$(token_for bob "orders:read orders:write")
+
 start valkey "$server" --port "$vport" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no
 wait_for "$server" "$cli" -p "$vport" ping
 
@@ -74,6 +90,11 @@ seccomp = on
 [tls]
 certificate = $dir/cert.pem
 certificate_key = $dir/key.pem
+
+[auth]
+public_key_file = $dir/jwt.pub
+algorithm = RS256
+issuer = busgate-demo
 INI
 
 "$build/busgated" -t -c "$dir/busgate.ini"
@@ -91,8 +112,18 @@ busgate demo is running (logs and config in $dir). Try:
 
   curl -i http://127.0.0.1:$port/echo/42?x=1
   curl -i --cacert $dir/cert.pem https://localhost:$tls_port/echo/42?x=1   # HTTPS
-  curl -i -X PUT -d '{"item":"book","qty":2}' http://127.0.0.1:$port/orders/7
-  curl -i http://127.0.0.1:$port/orders/7
+
+The orders service wants a bearer token with orders:read to read and orders:write to
+write. Two tokens (RS256, signed with $dir/jwt.key, valid for a day):
+
+  READ=$read_token
+  WRITE=$write_token
+
+  curl -i http://127.0.0.1:$port/orders/7                                      # 401
+  curl -i -H "Authorization: Bearer \$READ" -X PUT -d '{"qty":2}' http://127.0.0.1:$port/orders/7   # 403
+  curl -i -H "Authorization: Bearer \$WRITE" -X PUT -d '{"qty":2}' http://127.0.0.1:$port/orders/7  # 201
+  curl -i -H "Authorization: Bearer \$READ" http://127.0.0.1:$port/orders/7       # 200
+
   curl -i http://127.0.0.1:$port/nowhere                      # 404
   curl -s http://127.0.0.1:$port/metrics | head
   curl -i -X POST -H 'Authorization: Bearer $token' \\
@@ -104,6 +135,12 @@ MSG
 if [ -n "${DEMO_EXIT_AFTER_START:-}" ]; then
     curl -s "http://127.0.0.1:$port/echo/42?x=1"; echo
     curl -s --cacert "$dir/cert.pem" "https://localhost:$tls_port/echo/42?x=1"; echo
+    url=http://127.0.0.1:$port/orders/7
+    printf 'orders: anonymous %s, read token PUT %s, write token PUT %s, read token GET %s\n' \
+        "$(curl -s -o /dev/null -w '%{http_code}' "$url")" \
+        "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $read_token" -X PUT -d '{}' "$url")" \
+        "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $write_token" -X PUT -d '{}' "$url")" \
+        "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $read_token" "$url")"
     exit 0
 fi
 wait

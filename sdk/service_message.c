@@ -38,6 +38,11 @@ const char *busgate_request_header(const busgate_request *req, const char *name)
     return bg_frame_header_get(request_frame(req), name, NULL);
 }
 
+const char *busgate_request_claim(const busgate_request *req, const char *name)
+{
+    return bg_frame_claim_get(request_frame(req), name);
+}
+
 size_t busgate_request_header_count(const busgate_request *req)
 {
     return bg_frame_header_count(request_frame(req));

@@ -956,3 +956,40 @@ Test(config, tls_bad_values_name_file_line_and_key, .fini = tls_files_remove)
     tls_ini(text, sizeof(text), crt, key, "client_ca = /nonexistent/ca.pem\n");
     expect_err(text, 6, "[tls] client_ca = '/nonexistent/ca.pem'", "cannot read");
 }
+
+Test(config, auth_section)
+{
+    static bg_config cfg;
+    char text[2048], key[512];
+
+    write_text("jwks.json", "{\"keys\":[]}", key);
+    snprintf(text, sizeof(text),
+             "[identity]\nclaim_headers = X-User-Email: email , X-Tenant:tid\n"
+             "[auth]\njwks_file = %s\nalgorithm = RS256\nissuer = https://idp\naudience = api\n"
+             "leeway = 10s\nmax_token_size = 16k\nrequire = all\nclaim_arrays = roles, groups\n"
+             "roles_claim = https://x/roles\nrealm = My API\n",
+             key);
+    expect_ok(text, &cfg);
+    cr_assert(cfg.auth.enabled);
+    cr_assert(cfg.auth.require_all);
+    cr_assert_eq(cfg.auth.leeway_ms, 10000);
+    cr_assert_eq(cfg.auth.max_token_size, 16384);
+    cr_assert_str_eq(cfg.auth.claim_arrays, "roles,groups");
+    cr_assert_str_eq(cfg.auth.realm, "My API");
+    cr_assert_str_eq(cfg.identity.claim_headers, "X-User-Email:email,X-Tenant:tid");
+
+    bg_config_defaults(&cfg);
+    cr_assert(!cfg.auth.enabled);
+    cr_assert_eq(cfg.auth.leeway_ms, 30000);
+    cr_assert_str_eq(cfg.auth.claim_arrays, "roles,permissions");
+
+    expect_err("[auth]\nissuer = x\n", 2, "[auth] issuer", "no key to verify tokens");
+    expect_err("[auth]\nleeway = 5s\n", 2, "[auth] leeway = '(set)'", "no key to verify");
+    expect_err("[auth]\njwks_file = /nonexistent/jwks\n", 2, "jwks_file", "cannot read");
+    expect_err("[auth]\nalgorithm = none\n", 2, "algorithm = 'none'", "unknown algorithm");
+    expect_err("[auth]\nrequire = some\n", 2, "require = 'some'", "claims or all");
+    expect_err("[auth]\nrealm = a\"b\n", 2, "realm", "not allowed");
+    expect_err("[identity]\nclaim_headers = X-Email\n", 2, "claim_headers", "'Header: claim'");
+    expect_err("[identity]\nclaim_headers = Bad Name: email\n", 2, "claim_headers",
+               "'Header: claim'");
+}

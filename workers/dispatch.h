@@ -26,10 +26,11 @@ bg_abus *bg_dispatch_bus(bg_dispatch *d);
 const char *bg_dispatch_reply_key(const bg_dispatch *d);
 
 /* Builds x->meta (REQUEST meta JSON: route params, forwarded headers without hop-by-hop
- * and reserved identity headers, X-Forwarded-*, the client address) from the parsed head.
- * BG_ERR with a client-facing reason in detail (400). */
-int bg_dispatch_build_meta(bg_wk *wk, bg_xchg *x, const bg_http_request *req, char *detail,
-                           size_t dlen);
+ * and reserved identity headers, X-Forwarded-*, the identity headers and meta.claims of
+ * the verified token in id (id->claims NULL: anonymous), the client address) from the parsed
+ * head. BG_ERR with a client-facing reason in detail (400). */
+int bg_dispatch_build_meta(bg_wk *wk, bg_xchg *x, const bg_http_request *req,
+                           const bg_auth_result *id, char *detail, size_t dlen);
 /* Sends x (kind BG_XK_ROUTE, body complete) as a REQUEST and arms its deadline; answers
  * x at once (503) when the bus is down or full. */
 void bg_dispatch_send(bg_dispatch *d, bg_xchg *x);

@@ -2,6 +2,7 @@
 #include "dispatch.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "busgate/proto/frame.h"
@@ -99,9 +100,22 @@ static int meta_forwarded(bg_buf *b, int *first, const bg_xchg *x, const bg_http
                      x->id, strlen(x->id));
 }
 
-static int meta_headers(bg_wk *wk, bg_buf *b, const bg_xchg *x, const bg_http_request *req,
-                        char *detail, size_t dlen)
+typedef struct meta_emit {
+    bg_buf *b;
+    int *first;
+} meta_emit;
+
+static int meta_emit_pair(void *arg, const char *name, size_t nlen, const char *value, size_t vlen)
 {
+    meta_emit *e = arg;
+
+    return meta_pair(e->b, e->first, name, nlen, value, vlen);
+}
+
+static int meta_headers(bg_wk *wk, bg_buf *b, const bg_xchg *x, const bg_http_request *req,
+                        const bg_auth_result *id, char *detail, size_t dlen)
+{
+    meta_emit emit = {b, NULL};
     int first = 1;
     size_t i;
 
@@ -122,11 +136,33 @@ static int meta_headers(bg_wk *wk, bg_buf *b, const bg_xchg *x, const bg_http_re
         snprintf(detail, dlen, "X-Forwarded-For or Host is not valid UTF-8");
         return BG_ERR;
     }
+    emit.first = &first;
+    if (id->claims != NULL &&
+        bg_auth_identity(wk->cfg, id->claims, id->text, meta_emit_pair, &emit) != BG_OK) {
+        snprintf(detail, dlen, "the token's claims cannot be passed on as headers");
+        return BG_ERR;
+    }
     return bg_buf_puts(b, "]");
 }
 
-int bg_dispatch_build_meta(bg_wk *wk, bg_xchg *x, const bg_http_request *req, char *detail,
-                           size_t dlen)
+/* ,"claims":{...}: the verified token's payload, as docs/protocol.md promises. */
+static int meta_claims(bg_buf *b, const bg_auth_result *id)
+{
+    char *made = NULL;
+    const char *text = id->text;
+    int rc;
+
+    if (id->claims == NULL)
+        return BG_OK;
+    if (text == NULL && (text = made = json_dumps(id->claims, JSON_COMPACT)) == NULL)
+        return BG_ERR;
+    rc = bg_buf_puts(b, ",\"claims\":") == BG_OK && bg_buf_puts(b, text) == BG_OK ? BG_OK : BG_ERR;
+    free(made);
+    return rc;
+}
+
+int bg_dispatch_build_meta(bg_wk *wk, bg_xchg *x, const bg_http_request *req,
+                           const bg_auth_result *id, char *detail, size_t dlen)
 {
     bg_buf *b = &x->meta;
 
@@ -136,13 +172,13 @@ int bg_dispatch_build_meta(bg_wk *wk, bg_xchg *x, const bg_http_request *req, ch
         return BG_ERR;
     }
     detail[0] = '\0';
-    if (meta_headers(wk, b, x, req, detail, dlen) != BG_OK) {
+    if (meta_headers(wk, b, x, req, id, detail, dlen) != BG_OK) {
         if (detail[0] == '\0')
             snprintf(detail, dlen, "cannot forward the request headers");
         return BG_ERR;
     }
     if (bg_buf_puts(b, ",\"client\":") != BG_OK || meta_quote(b, x->client, strlen(x->client)) ||
-        bg_buf_puts(b, "}") != BG_OK) {
+        meta_claims(b, id) != BG_OK || bg_buf_puts(b, "}") != BG_OK) {
         snprintf(detail, dlen, "cannot forward the request");
         return BG_ERR;
     }

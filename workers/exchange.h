@@ -7,6 +7,7 @@
 
 #include "busgate/proto/idem_record.h"
 #include "busgate/proto/keys.h"
+#include "auth.h"
 #include "busgate/routing/route_table.h"
 #include "http_parser.h"
 #include "http_response.h"
@@ -81,7 +82,7 @@ struct bg_xchg {
     int err_status;
     int err_close; /* answer with "Connection: close" and close */
     char err_detail[160];
-    char err_extra[160]; /* header lines, each ending in CRLF */
+    char err_extra[BG_AUTH_CHALLENGE_MAX]; /* header lines, each ending in CRLF */
 
     /* dispatch state */
     bg_ev_timer *deadline;

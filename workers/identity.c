@@ -21,6 +21,11 @@ static int identity_add(bg_identity *id, const char *p, size_t len, char *err)
     return BG_OK;
 }
 
+int bg_identity_add(bg_identity *id, const char *name, size_t len, char *err)
+{
+    return identity_add(id, name, len, err);
+}
+
 int bg_identity_init(bg_identity *id, const char *list, const char *prefix, char *err)
 {
     const char *p = list != NULL ? list : "";

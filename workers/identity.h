@@ -27,6 +27,8 @@ typedef struct bg_identity {
 } bg_identity;
 
 int bg_identity_init(bg_identity *id, const char *list, const char *prefix, char *err);
+/* One more reserved name (the [identity] claim_headers the gateway sets from a token). */
+int bg_identity_add(bg_identity *id, const char *name, size_t len, char *err);
 /* 1 when a client header with this name must be removed. */
 int bg_identity_reserved(const bg_identity *id, const char *name, size_t len);
 

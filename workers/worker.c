@@ -115,6 +115,42 @@ static int worker_bus_opts(worker_state *w, char *err)
     return worker_resolve(cfg, o, w->tls_name, sizeof(w->tls_name), err);
 }
 
+/* Headers set from a token are reserved too, so a client can never send its own copy. */
+static int worker_identity(bg_wk *wk, char *err)
+{
+    const bg_config *cfg = wk->cfg;
+    const char *p = cfg->identity.claim_headers;
+
+    if (bg_identity_init(&wk->identity, cfg->identity.reserved_headers,
+                         cfg->identity.reserved_prefix, err) != BG_OK)
+        return BG_ERR;
+    while (*p != '\0') {
+        const char *end = strchr(p, ','), *colon = strchr(p, ':');
+        if (colon == NULL || bg_identity_add(&wk->identity, p, (size_t)(colon - p), err) != BG_OK)
+            return BG_ERR;
+        p = end != NULL ? end + 1 : p + strlen(p);
+    }
+    return BG_OK;
+}
+
+/* The key files are read now: the sandbox forbids opening them later. */
+static int worker_auth(bg_wk *wk, char *err)
+{
+    if (!wk->cfg->auth.enabled)
+        return BG_OK;
+    if ((wk->auth = malloc(sizeof(*wk->auth))) == NULL) {
+        bg_set_error(err, "out of memory");
+        return BG_ERR;
+    }
+    if (bg_auth_init(wk->auth, wk->cfg, err) != BG_OK) {
+        free(wk->auth);
+        wk->auth = NULL;
+        return BG_ERR;
+    }
+    bg_info("[auth]: %zu key(s) loaded", wk->auth->keys.n);
+    return BG_OK;
+}
+
 static void worker_limits(bg_wk *wk)
 {
     bg_http_limits_default(&wk->limits);
@@ -293,8 +329,7 @@ static int worker_setup(worker_state *w, char *err)
         return BG_ERR;
     if ((wk->loop = bg_ev_new(err)) == NULL)
         return BG_ERR;
-    if (bg_identity_init(&wk->identity, wk->cfg->identity.reserved_headers,
-                         wk->cfg->identity.reserved_prefix, err) != BG_OK)
+    if (worker_identity(wk, err) != BG_OK || worker_auth(wk, err) != BG_OK)
         return BG_ERR;
     worker_limits(wk);
     bg_ratelimit_setup();
@@ -340,6 +375,9 @@ static void worker_teardown(worker_state *w)
     wk->loop = NULL;
     free(wk->openapi_body);
     wk->openapi_body = NULL;
+    bg_auth_free(wk->auth);
+    free(wk->auth);
+    wk->auth = NULL;
 }
 
 int bg_worker_main(const bg_worker_ctx *ctx)

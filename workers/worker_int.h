@@ -8,6 +8,7 @@
 #include "busgate/config/config.h"
 #include "busgate/core/ev.h"
 #include "busgate/workers/worker.h"
+#include "auth.h"
 #include "http_parser.h"
 #include "identity.h"
 
@@ -35,6 +36,7 @@ typedef struct bg_wk {
     bg_dispatch *dispatch;
     const bg_conn_handlers *handlers;
     bg_identity identity;
+    bg_auth *auth; /* NULL without [auth] */
     bg_http_limits limits;
     bg_conn *conns; /* every open client connection (http_conn.c keeps the list) */
     size_t nconns;

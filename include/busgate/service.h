@@ -227,6 +227,12 @@ const char *busgate_request_header(const busgate_request *req, const char *name)
 size_t busgate_request_header_count(const busgate_request *req);
 int busgate_request_header_at(const busgate_request *req, size_t i, const char **name,
                               const char **value);
+/* A claim of the caller's token, as the gateway verified it (REQUEST meta.claims), when it
+ * is a string: busgate_request_claim(req, "sub"). NULL when the request came without a
+ * token, the claim is absent or not a string; the whole set is the X-User-Claims header
+ * (compact JSON). Only a gateway with [auth] sets claims, and it removes what clients send
+ * as X-User-* headers, so these can be trusted as far as the bus can. */
+const char *busgate_request_claim(const busgate_request *req, const char *name);
 /* First query parameter with this name, percent-decoded ('+' as space) into out;
  * BG_ERR when absent, badly encoded or longer than outlen - 1. */
 int busgate_request_query_param(const busgate_request *req, const char *name, char *out,

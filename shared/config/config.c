@@ -96,6 +96,11 @@ void bg_config_defaults(bg_config *cfg)
     cfg->openapi.access = BG_OPENAPI_PUBLIC;
     cfg->openapi.max_size = 4 * 1024 * 1024;
     snprintf(cfg->openapi.title, sizeof(cfg->openapi.title), "busgate");
+    snprintf(cfg->auth.realm, sizeof(cfg->auth.realm), "busgate");
+    cfg->auth.leeway_ms = 30 * 1000;
+    cfg->auth.max_token_size = 8 * 1024;
+    snprintf(cfg->auth.claim_arrays, sizeof(cfg->auth.claim_arrays), "roles,permissions");
+    snprintf(cfg->auth.roles_claim, sizeof(cfg->auth.roles_claim), "roles");
 }
 
 /* One pair of surrounding double quotes is dropped: `key = "a b"` reads as a b. */

@@ -1,6 +1,7 @@
 /* config_check.c: what is settled after the whole file is read: names derived from key_prefix,
  * secrets read from their files, and the rules that involve more than one key. */
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -232,6 +233,38 @@ static void check_openapi(bg_config_ctx *ctx)
                             "public, or admin together with [admin] token or token_file");
 }
 
+/* [auth] is on when it has a key source; its other keys alone would enforce nothing, and
+ * the key files are read (and their contents checked) when the workers are prepared. */
+static void check_auth(bg_config_ctx *ctx)
+{
+    static const char *const names[] = {"realm",    "algorithm",    "issuer",
+                                        "audience", "leeway",       "max_token_size",
+                                        "require",  "claim_arrays", "roles_claim"};
+    static const char *const files[] = {"jwks_file", "public_key_file", "hmac_secret_file"};
+    static const size_t offs[] = {offsetof(bg_config, auth.jwks_file),
+                                  offsetof(bg_config, auth.public_key_file),
+                                  offsetof(bg_config, auth.hmac_secret_file)};
+    bg_config *cfg = ctx->cfg;
+    size_t i;
+
+    for (i = 0; i < BG_ARRAY_LEN(files); i++) {
+        key_ref r = ref(ctx, "auth", files[i]);
+        check_readable(ctx, r, (const char *)cfg + offs[i]);
+        cfg->auth.enabled |= r.line != 0;
+    }
+    for (i = 0; i < BG_ARRAY_LEN(names) && !cfg->auth.enabled; i++) {
+        key_ref r = ref(ctx, "auth", names[i]);
+        /* Numbers and require are not text: the line number says which one. */
+        int text = r.key->kind == BG_CONFIG_STRING || r.key->parse == bg_config_parse_realm ||
+                   r.key->parse == bg_config_parse_jwt_alg ||
+                   r.key->parse == bg_config_parse_claim_list;
+        if (r.line && !r.bad)
+            bg_config_key_error(ctx, r.key, r.line, text ? field_text(ctx, r.key) : "(set)",
+                                "set, but [auth] has no key to verify tokens with",
+                                "with jwks_file, public_key_file or hmac_secret_file");
+    }
+}
+
 void bg_config_finish(bg_config_ctx *ctx)
 {
     check_valkey(ctx);
@@ -242,4 +275,5 @@ void bg_config_finish(bg_config_ctx *ctx)
     check_admin(ctx);
     check_openapi(ctx);
     bg_config_check_tls(ctx);
+    check_auth(ctx);
 }

@@ -145,6 +145,18 @@ int bg_config_parse_cipher_list(bg_config_ctx *ctx, const bg_config_key *key, co
                                 char *reason);
 void bg_config_check_tls(bg_config_ctx *ctx);
 
+/* config_auth.c: [auth] and [identity] claim_headers */
+int bg_config_parse_realm(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                          char *reason);
+int bg_config_parse_jwt_alg(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                            char *reason);
+int bg_config_parse_require(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                            char *reason);
+int bg_config_parse_claim_list(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                               char *reason);
+int bg_config_parse_claim_headers(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                                  char *reason);
+
 /* config_units.c: units */
 int bg_config_parse_int(const char *s, int64_t *out, char *reason);
 int bg_config_parse_duration(const char *s, int64_t *out, char *reason);

@@ -30,8 +30,8 @@
 
 /* Sections in file order; the two bus sections are what services read. */
 static const char *const sections[] = {
-    "gateway",  "valkey", "messaging", "admin",       "sandbox", "routing",
-    "identity", "tls",    "limits",    "idempotency", "openapi",
+    "gateway",  "valkey", "messaging", "admin",  "sandbox",     "routing",
+    "identity", "auth",   "tls",       "limits", "idempotency", "openapi",
 };
 
 static const bg_config_key keys[] = {
@@ -143,6 +143,24 @@ static const bg_config_key keys[] = {
     CUSTOM("limits", "rate_limit", ratelimit.rules, bg_config_parse_rate_limit, BG_CONFIG_REPEAT,
            "<METHOD|*> </template/prefix> <n>/<s|m|h> [burst=<n>] [key=client|header:<Name>], "
            "n and burst 1..1000000, up to 64 lines, one per method and prefix"),
+    CUSTOM("identity", "claim_headers", identity.claim_headers, bg_config_parse_claim_headers, 0,
+           "comma-separated 'Header: claim' pairs, up to 1023 characters"),
+
+    CUSTOM("auth", "realm", auth.realm, bg_config_parse_realm, 0,
+           "1..127 printable ASCII characters without '\"' or '\\'"),
+    KEY("auth", "jwks_file", BG_CONFIG_PATH, auth.jwks_file, 1, 4095, 0),
+    KEY("auth", "public_key_file", BG_CONFIG_PATH, auth.public_key_file, 1, 4095, 0),
+    KEY("auth", "hmac_secret_file", BG_CONFIG_PATH, auth.hmac_secret_file, 1, 4095, 0),
+    CUSTOM("auth", "algorithm", auth.algorithm, bg_config_parse_jwt_alg, 0,
+           "RS256, RS384, RS512, PS256, ES256, ES384, EdDSA, HS256, HS384 or HS512"),
+    KEY("auth", "issuer", BG_CONFIG_STRING, auth.issuer, 1, 511, 0),
+    KEY("auth", "audience", BG_CONFIG_STRING, auth.audience, 1, 511, 0),
+    KEY("auth", "leeway", BG_CONFIG_DURATION, auth.leeway_ms, 0, HOUR(1), 0),
+    KEY("auth", "max_token_size", BG_CONFIG_SIZE, auth.max_token_size, 256, MIB(1), 0),
+    CUSTOM("auth", "require", auth.require_all, bg_config_parse_require, 0, "claims or all"),
+    CUSTOM("auth", "claim_arrays", auth.claim_arrays, bg_config_parse_claim_list, 0,
+           "comma-separated claim names, up to 511 characters"),
+    KEY("auth", "roles_claim", BG_CONFIG_STRING, auth.roles_claim, 1, 127, 0),
 };
 
 _Static_assert(BG_ARRAY_LEN(keys) <= BG_CONFIG_MAX_KEYS, "raise BG_CONFIG_MAX_KEYS");

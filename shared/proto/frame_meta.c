@@ -247,6 +247,11 @@ const char *bg_frame_client(const bg_frame *f)
     return json_string_value(meta_member(f, "client"));
 }
 
+const char *bg_frame_claim_get(const bg_frame *f, const char *name)
+{
+    return json_string_value(json_object_get(meta_member(f, "claims"), name));
+}
+
 /* ---- builders ---- */
 
 /* meta.key, created (as an array or an object) when missing. */

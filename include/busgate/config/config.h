@@ -140,6 +140,8 @@ typedef struct bg_config {
         /* headers the gateway strips from clients and sets itself */
         char reserved_headers[1024]; /* default "X-User-Id, X-User-Roles, X-User-Claims, ..." */
         char reserved_prefix[64];    /* default "X-Gateway-" */
+        /* "Header:claim,..." set from a verified token (reserved, so clients cannot) */
+        char claim_headers[1024];
     } identity;
     struct {
         int enabled;         /* default on: Idempotency-Key is honoured */
@@ -153,6 +155,18 @@ typedef struct bg_config {
         size_t max_size; /* bytes of the document in shared memory; default 4m */
         char title[128]; /* info.title; default "busgate" */
     } openapi;
+    struct {
+        int enabled;     /* a key source is set: tokens are verified, claims enforced */
+        char realm[128]; /* WWW-Authenticate realm, default "busgate" */
+        char jwks_file[4096], public_key_file[4096], hmac_secret_file[4096];
+        char algorithm[16]; /* of public_key_file / hmac_secret_file; JWKS keys without alg */
+        char issuer[512], audience[512]; /* "" = not checked */
+        int64_t leeway_ms;               /* exp/nbf clock skew, default 30s */
+        size_t max_token_size;           /* default 8k */
+        int require_all;                 /* require = all: every route needs a valid token */
+        char claim_arrays[512];          /* "roles,permissions": arrays a claim may be in */
+        char roles_claim[128];           /* X-User-Roles from it, default "roles" */
+    } auth;
 } bg_config;
 
 void bg_config_defaults(bg_config *cfg);

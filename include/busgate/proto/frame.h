@@ -185,6 +185,8 @@ int bg_frame_param_at(const bg_frame *f, size_t i, bg_pair *out);
 const char *bg_frame_param_get(const bg_frame *f, const char *name, size_t *len);
 /* REQUEST meta.client (peer address); NULL when absent. */
 const char *bg_frame_client(const bg_frame *f);
+/* REQUEST meta.claims.name when it is a string, else NULL (absent, or another JSON type). */
+const char *bg_frame_claim_get(const bg_frame *f, const char *name);
 
 /* Builders (create meta and its members as needed). Values must be UTF-8 without NUL
  * (JSON strings); BG_ERR otherwise, or past the limits. */

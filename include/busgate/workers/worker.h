@@ -39,6 +39,10 @@ typedef struct bg_worker_ctx {
 #define BG_WORKER_EXIT_RUNTIME 1 /* runtime failure: the master respawns */
 #define BG_WORKER_EXIT_CONFIG 2  /* fatal configuration error: the master does not respawn */
 
+/* Reads and checks the [auth] key files of cfg as a worker will (BG_OK without [auth]):
+ * busgated -t and a reload refuse a configuration whose keys a worker could not load. */
+int bg_worker_auth_check(const bg_config *cfg, char *err);
+
 /* Sets up (bus connections, sandbox) and serves until told to stop over the channel
  * (BG_CHAN_QUIT_GRACEFUL: stop accepting, drain in-flight requests) or until the
  * channel closes (the master died). Returns the exit code. */
