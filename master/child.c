@@ -68,6 +68,7 @@ void bg_child_run(bg_master *m, int slot, int worker_chan)
                           .rt = m->rt,
                           .metrics = m->metrics,
                           .busview = m->busview,
+                          .breaker = m->breaker,
                           .listen_fds = fds,
                           .nlisten = nfds,
                           .channel_fd = worker_chan,

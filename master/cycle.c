@@ -10,6 +10,7 @@
 #include "busgate/core/channel.h"
 #include "busgate/control/control.h"
 #include "busgate/core/log.h"
+#include "busgate/routing/breaker.h"
 #include "busgate/routing/bus_view.h"
 #include "busgate/metrics/metrics.h"
 #include "master.h"
@@ -55,6 +56,11 @@ static int cycle_init(bg_master *m)
     if (m->busview == NULL)
         goto err;
     bg_control_set_busview(m->control, m->busview);
+    /* Always made (128 KiB): a reload may turn the breakers on. */
+    m->breaker = bg_brk_create(err);
+    if (m->breaker == NULL)
+        goto err;
+    bg_control_set_breaker(m->control, m->breaker);
     if (bg_proc_spawn_generation(m, m->cfg->gateway.workers) == 0) {
         bg_crit("no worker started; stopping");
         return BG_ERR;
@@ -77,6 +83,8 @@ static void cycle_free(bg_master *m)
     m->metrics = NULL;
     bg_bv_destroy(m->busview);
     m->busview = NULL;
+    bg_brk_destroy(m->breaker);
+    m->breaker = NULL;
     if (m->loop != NULL)
         bg_ev_free(m->loop); /* frees the timers still armed */
     m->loop = NULL;

@@ -14,6 +14,7 @@
 typedef struct bg_control bg_control;
 typedef struct bg_metrics bg_metrics;
 typedef struct bg_busview bg_busview;
+typedef struct bg_breaker bg_breaker;
 struct pidfh;
 
 /* Worker slots: a fixed table, as the metrics area and reply keys are per slot. */
@@ -152,6 +153,7 @@ struct bg_master {
     bg_rt *rt;
     bg_metrics *metrics;
     bg_busview *busview; /* warm-up and backlogs for workers (shared mapping) */
+    bg_breaker *breaker; /* per-service circuit breakers, moved by workers (shared mapping) */
     bg_control *control;
     bg_listen_set listen;
     struct pidfh *pidfile;

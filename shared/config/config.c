@@ -81,6 +81,10 @@ void bg_config_defaults(bg_config *cfg)
     snprintf(cfg->identity.reserved_headers, sizeof(cfg->identity.reserved_headers),
              "X-User-Id, X-User-Roles, X-User-Claims, X-Authenticated-User, X-Forwarded-User");
     snprintf(cfg->identity.reserved_prefix, sizeof(cfg->identity.reserved_prefix), "X-Gateway-");
+    /* Backpressure is off (0) by default: the limits depend on the service. */
+    cfg->breaker.window_ms = 10 * 1000;
+    cfg->breaker.cooldown_ms = 5 * 1000;
+    cfg->breaker.probes = 1;
 }
 
 /* One pair of surrounding double quotes is dropped: `key = "a b"` reads as a b. */

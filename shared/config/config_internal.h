@@ -6,7 +6,7 @@
 
 #include "busgate/config/config.h"
 
-#define BG_CONFIG_MAX_KEYS 64
+#define BG_CONFIG_MAX_KEYS 96
 #define BG_CONFIG_LINE_MAX 1024 /* one formatted error line */
 
 typedef enum {

@@ -30,7 +30,8 @@
 
 /* Sections in file order; the two bus sections are what services read. */
 static const char *const sections[] = {
-    "gateway", "valkey", "messaging", "admin", "sandbox", "routing", "identity",
+    "gateway", "valkey",   "messaging", "admin",   "sandbox",
+    "routing", "identity", "limits",    "breaker",
 };
 
 static const bg_config_key keys[] = {
@@ -108,6 +109,16 @@ static const bg_config_key keys[] = {
            "comma-separated HTTP header names, up to 1023 characters"),
     CUSTOM("identity", "reserved_prefix", identity.reserved_prefix, bg_config_parse_header_prefix,
            0, "an HTTP header name prefix, 1..63 characters"),
+
+    /* [limits]: queue-depth backpressure (docs/configuration.md). */
+    KEY("limits", "backlog_max", BG_CONFIG_INT, backpressure.backlog_max, 0, 1000000000, 0),
+    KEY("limits", "backlog_max_age", BG_CONFIG_DURATION, backpressure.backlog_max_age_ms, 0,
+        HOUR(24), 0),
+
+    KEY("breaker", "failures", BG_CONFIG_INT, breaker.failures, 0, 1000, 0),
+    KEY("breaker", "window", BG_CONFIG_DURATION, breaker.window_ms, 0, HOUR(1), 0),
+    KEY("breaker", "cooldown", BG_CONFIG_DURATION, breaker.cooldown_ms, 100, HOUR(1), 0),
+    KEY("breaker", "probes", BG_CONFIG_INT, breaker.probes, 1, 100, 0),
 };
 
 _Static_assert(BG_ARRAY_LEN(keys) <= BG_CONFIG_MAX_KEYS, "raise BG_CONFIG_MAX_KEYS");

@@ -8,6 +8,7 @@
 /* Shared counters (include/busgate/metrics.h); a repeated identical typedef is valid C11. */
 typedef struct bg_metrics bg_metrics;
 typedef struct bg_busview bg_busview;
+typedef struct bg_breaker bg_breaker;
 
 /* Everything a worker inherits from the master. The worker owns the fds from now on
  * (it closes them when it exits); it never frees cfg, rt or metrics. */
@@ -16,6 +17,7 @@ typedef struct bg_worker_ctx {
     bg_rt *rt;             /* shared routing table (worker calls bg_rt_protect_readonly) */
     bg_metrics *metrics;   /* shared counters; this worker writes slot `slot` */
     bg_busview *busview;   /* warm-up and backlogs from the master; workers count REQUESTs in it */
+    bg_breaker *breaker;   /* per-service circuit breakers, one for all workers */
     const int *listen_fds; /* non-blocking, close-on-exec */
     int nlisten;
     int channel_fd;      /* worker end of the socketpair to the master */
