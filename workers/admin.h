@@ -14,6 +14,8 @@
 int bg_admin_match(const char *path, size_t len);
 /* Answers x (body complete): completes it with bg_xchg_done or bg_xchg_problem. */
 void bg_admin_handle(bg_wk *wk, bg_xchg *x);
+/* admin_metrics.c: appends the per-service gauges (backlogs, breakers) to out. */
+int bg_admin_metrics_services(bg_wk *wk, bg_buf *out);
 /* admin_resync.c: POST .../router/resync (token already checked). */
 void bg_admin_resync(bg_wk *wk, bg_xchg *x);
 

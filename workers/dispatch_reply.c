@@ -111,6 +111,7 @@ static void reply_answer(bg_xchg *x, const bg_field *fields, size_t n)
         bg_warn("request %s: bad RESPONSE from service '%s': %s", x->id, x->match.service,
                 rc != BG_OK ? err : "not a RESPONSE frame");
         bg_frame_free(&f);
+        bg_dispatch_guard_done(x->wk->dispatch, x, 502);
         bg_xchg_problem(x, 502, "the service sent an invalid response", NULL);
         return;
     }
@@ -121,9 +122,11 @@ static void reply_answer(bg_xchg *x, const bg_field *fields, size_t n)
                 f.instance, why);
         x->out.len = 0;
         bg_frame_free(&f);
+        bg_dispatch_guard_done(x->wk->dispatch, x, 502);
         bg_xchg_problem(x, 502, "the service sent an invalid response", NULL);
         return;
     }
+    bg_dispatch_guard_done(x->wk->dispatch, x, f.status);
     bg_xchg_done(x, f.status);
     bg_frame_free(&f);
 }

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "busgate/routing/breaker.h"
 #include "busgate/routing/route_table.h"
 #include "http_parser.h"
 #include "http_response.h"
@@ -69,8 +70,9 @@ struct bg_xchg {
 
     /* dispatch state */
     bg_ev_timer *deadline;
-    int tracked; /* in the in-flight table */
-    int holds;   /* BG_XHOLD_* bits; freed when the last one is dropped */
+    int tracked;       /* in the in-flight table */
+    int holds;         /* BG_XHOLD_* bits; freed when the last one is dropped */
+    bg_brk_ticket brk; /* admitted by the service's breaker: its verdict is owed */
 
     /* response */
     int answered;

@@ -236,20 +236,21 @@ static int brk_next(const bg_brk_params *p, const bg_brk_ticket *t, brk_word d, 
     return 1;
 }
 
-void bg_brk_result(bg_breaker *b, const char *service, const bg_brk_params *p,
-                   const bg_brk_ticket *t, int failed, int64_t now_ms)
+int bg_brk_result(bg_breaker *b, const char *service, const bg_brk_params *p,
+                  const bg_brk_ticket *t, int failed, int64_t now_ms)
 {
     brk_entry *e;
     uint64_t w, nw;
 
     if (b == NULL || t->kind == BG_BRK_T_NONE || p->failures <= 0 ||
         (e = brk_find(b, service, 0)) == NULL)
-        return;
+        return -1;
     w = atomic_load_explicit(&e->word, memory_order_acquire);
     do {
         if (!brk_next(p, t, w_get(w), failed, brk_rel(b, now_ms), &nw))
-            return;
+            return -1;
     } while (!brk_cas(b, e, &w, nw));
+    return (w & 3u) != (nw & 3u) ? (int)(nw & 3u) : -1;
 }
 
 void bg_brk_release(bg_breaker *b, const char *service, const bg_brk_ticket *t)

@@ -69,9 +69,10 @@ int bg_brk_ensure(bg_breaker *b, const char *service);
  * refused (*retry_ms: when to try again, at least 1000). */
 int bg_brk_admit(bg_breaker *b, const char *service, const bg_brk_params *p, int64_t now_ms,
                  bg_brk_ticket *t, int64_t *retry_ms);
-/* The verdict on an admitted request: failed (5xx from the service, 504) or not. */
-void bg_brk_result(bg_breaker *b, const char *service, const bg_brk_params *p,
-                   const bg_brk_ticket *t, int failed, int64_t now_ms);
+/* The verdict on an admitted request: failed (5xx from the service, 504) or not. Returns
+ * the state it moved the breaker to, or -1 when the state stayed (for the log). */
+int bg_brk_result(bg_breaker *b, const char *service, const bg_brk_params *p,
+                  const bg_brk_ticket *t, int failed, int64_t now_ms);
 /* An admitted request ended without a verdict (client gone, bus error): a probe's slot
  * is given back. */
 void bg_brk_release(bg_breaker *b, const char *service, const bg_brk_ticket *t);
