@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "busgate/bus/bus.h"
 #include "gw_fixture.h"
@@ -265,6 +267,22 @@ static int state_says(const bgt_fix *f, const char *needle)
     return found;
 }
 
+/* busgatectl state (text) prints needle. */
+static int ctl_state_says(const bgt_fix *f, const char *needle)
+{
+    const char *const args[] = {"-c", f->g.ini, "state", NULL};
+    char out[400];
+    int status;
+    pid_t pid;
+
+    snprintf(out, sizeof(out), "%s/ctl-state.out", f->g.dir);
+    unlink(out);
+    pid = bgt_spawn_built("busgatectl", args, out);
+    cr_assert_gt(pid, 0);
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    return bgt_wait_file(out, needle, 100) == 0;
+}
+
 Test(gateway_breaker, failures_open_it_for_every_worker_a_probe_closes_it)
 {
     bgt_fix f;
@@ -284,6 +302,8 @@ Test(gateway_breaker, failures_open_it_for_every_worker_a_probe_closes_it)
     cr_assert_eq(entries_added(&f), added0, "a REQUEST was written while the breaker was open");
     cr_assert_gt(metric(&f, "busgate_breaker_rejected_total{service=\"echo\"} "), 1);
     cr_assert(state_says(&f, "\"echo\":{\"state\":\"open\""), "the state document says nothing");
+    cr_assert(ctl_state_says(&f, "  breaker open (probes in "),
+              "busgatectl state: see %s/ctl-state.out", f.g.dir);
 
     /* After the cool-down one probe goes through; it fails, so the breaker opens again. */
     for (int i = 0; i < 300 && status_of(&f, "/echo/status/500") == 503; i++)
