@@ -28,4 +28,7 @@ step "$build/bench/bench_routes"
 # The headline: wrk against busgate (2 workers, 2 echo instances) and nginx proxying.
 step sh bench/http_bench.sh "$build"
 
+# What backpressure and the circuit breaker cost at 64 connections, off vs on.
+step sh bench/limits_bench.sh "$build"
+
 exit $failed
