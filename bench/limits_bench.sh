@@ -1,21 +1,24 @@
 #!/bin/sh
 # limits_bench.sh BUILD: what queue-depth backpressure ([limits]) and the circuit breaker
 # ([breaker]) cost. wrk -t2 -c64 against busgated (2 workers, seccomp on) in front of two
-# echo-service instances, once per configuration, in one run: both off, backpressure on,
-# breaker on, both on, and off again (the spread between the two "off" runs is the noise).
+# echo-service instances, a run per configuration: both off, backpressure on,
+# breaker on, both on, in that order, repeated LIMITS_BENCH_ROUNDS times (the spread
+# between rounds of one configuration is the noise).
 # "On" means enabled with limits never reached (backlog_max 1000000, backlog_max_age 1h,
 # failures 5 against a service that never fails), so the figure is the cost of the checks
-# on every request. Prints req/s and p99 per configuration and each one's ratio to the mean
-# of the "off" runs; never judges them. Exits 1 when a run could not be made.
+# on every request. Prints req/s and p99 per run, each configuration's mean and its ratio
+# to the mean of "off"; never judges them. Exits 1 when a run could not be made.
 #
 # Loopback, free ports, one private temp dir, everything stopped on exit. Knobs:
-#   LIMITS_BENCH_SECONDS=8   length of each measured run
+#   LIMITS_BENCH_SECONDS=6   length of each measured run
+#   LIMITS_BENCH_ROUNDS=2    times each configuration is measured
 #   LIMITS_BENCH_KEEP=1      keep the temp dir afterwards
 # shellcheck disable=SC2317 # functions called from traps and through wait_until
 set -u
 
 build=${1:-build}
-secs=${LIMITS_BENCH_SECONDS:-8}
+secs=${LIMITS_BENCH_SECONDS:-6}
+rounds=${LIMITS_BENCH_ROUNDS:-2}
 dir=$(mktemp -d /tmp/busgate-limitsbench-XXXXXX) || exit 1
 pids=""
 failed=0
@@ -159,18 +162,25 @@ backlog_max_age = 1h"
 breaker="[breaker]
 failures = 5"
 results=""
-say "wrk -t2 -c64, ${secs}s per run, $(nproc) CPUs; limits enabled but never reached"
-run_config off "" || failed=1
-run_config backpressure "$limits" || failed=1
-run_config breaker "$breaker" || failed=1
-run_config both "$limits
+say "wrk -t2 -c64, ${secs}s per run, $rounds rounds, $(nproc) CPUs; limits enabled but never reached"
+r=1
+while [ $r -le "$rounds" ]; do
+    run_config off "" || failed=1
+    run_config backpressure "$limits" || failed=1
+    run_config breaker "$breaker" || failed=1
+    run_config both "$limits
 $breaker" || failed=1
-run_config off2 "" || failed=1
+    r=$((r + 1))
+done
 
-base=$(echo "$results" | tr ' ' '\n' | awk -F= '$1 ~ /^off/ { s += $2; n++ } END { if (n) printf "%.0f", s / n }')
+# The mean of each configuration over the rounds, and its ratio to the mean of "off".
+mean() { echo "$results" | tr ' ' '\n' | awk -F= -v l="$1" '$1 == l { s += $2; n++ } END { if (n) printf "%.0f", s / n }'; }
+base=$(mean off)
 if [ -n "$base" ]; then
-    for r in $results; do
-        say "$(printf '%-13s' "${r%%=*}") $(awk -v a="${r#*=}" -v b="$base" 'BEGIN { printf "%.3f of off (%+.1f%%)", a / b, (a / b - 1) * 100 }')"
+    for label in off backpressure breaker both; do
+        m=$(mean $label)
+        [ -n "$m" ] || continue
+        say "$(printf '%-13s' $label) mean rps=$m, $(awk -v a="$m" -v b="$base" 'BEGIN { printf "%.3f of off (%+.1f%%)", a / b, (a / b - 1) * 100 }')"
     done
 fi
 exit $failed
