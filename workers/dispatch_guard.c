@@ -89,14 +89,22 @@ static int guard_breaker(bg_dispatch *d, bg_xchg *x)
     bg_brk_params p = guard_params(d->wk->cfg);
     char detail[160], retry[40];
     int64_t retry_ms = 0;
+    bg_brk_info info;
 
     if (bg_brk_admit(d->wk->ctx->breaker, x->match.service, &p, bg_mono_ms(), &x->brk, &retry_ms))
         return 0;
     guard_count(d, x, BG_METRIC_SVC_BREAKER);
-    snprintf(detail, sizeof(detail),
-             "service '%s' is failing: its circuit breaker is open, the gateway sends it no "
-             "requests for now",
-             x->match.service);
+    if (bg_brk_get(d->wk->ctx->breaker, x->match.service, &info) == BG_OK &&
+        info.state == BG_BRK_HALF_OPEN)
+        snprintf(detail, sizeof(detail),
+                 "service '%s' is failing: its circuit breaker is half-open and its probe "
+                 "requests are out",
+                 x->match.service);
+    else
+        snprintf(detail, sizeof(detail),
+                 "service '%s' is failing: its circuit breaker is open, the gateway sends it no "
+                 "requests for now",
+                 x->match.service);
     snprintf(retry, sizeof(retry), "Retry-After: %lld\r\n", (long long)(retry_ms + 999) / 1000);
     bg_xchg_problem(x, 503, detail, retry);
     return 1;
