@@ -40,4 +40,9 @@ step sh bench/http_bench.sh "$build"
 # Rate limits at 64 connections: none, local (shared memory), cluster (Valkey script).
 step sh bench/ratelimit_bench.sh "$build"
 
+# What backpressure and the circuit breaker cost: their per-request checks in CPU time,
+# then req/s at 64 connections, off vs on.
+step "$build/bench/bench_limits"
+step sh bench/limits_bench.sh "$build"
+
 exit $failed

@@ -98,6 +98,31 @@ static void print_connection(const json_t *doc, const json_t *c)
     print_endpoints(json_object_get(c, "endpoints"));
 }
 
+/* "  backlog 12 waiting, 3 pending, oldest 850ms; breaker open (retry in 4.2s, opened 2
+ * times)": what the gateway last sampled of the service's queue and its breaker's state. */
+static void print_traffic(const json_t *doc, const char *name)
+{
+    const json_t *b = json_object_get(json_object_get(doc, "backlogs"), name);
+    const json_t *k = json_object_get(json_object_get(doc, "breakers"), name);
+    char age[32];
+
+    if (b != NULL) {
+        fmt_duration(age, sizeof(age), jint(b, "oldest_ms"));
+        printf("  backlog %" PRId64 " waiting, %" PRId64 " pending, oldest %s\n",
+               jint(b, "waiting"), jint(b, "pending"), age);
+    }
+    if (k == NULL)
+        return;
+    printf("  breaker %s", jstr(k, "state"));
+    if (strcmp(jstr(k, "state"), "open") == 0) {
+        fmt_duration(age, sizeof(age), jint(k, "retry_in_ms"));
+        printf(" (probes in %s)", age);
+    } else if (strcmp(jstr(k, "state"), "closed") == 0 && jint(k, "failures") > 0) {
+        printf(" (%" PRId64 " failures in a row)", jint(k, "failures"));
+    }
+    printf(", opened %" PRId64 " times\n", jint(k, "opens"));
+}
+
 static void print_service(const json_t *doc, const json_t *svc)
 {
     const char *name = jstr(svc, "name");
@@ -116,6 +141,7 @@ static void print_service(const json_t *doc, const json_t *svc)
         printf("  routes (effective claims: the union over its instances)\n");
         print_endpoints(json_object_get(svc, "endpoints"));
     }
+    print_traffic(doc, name);
     json_array_foreach(json_object_get(doc, "connections"), i, c)
     {
         if (strcmp(jstr(c, "service"), name) == 0)

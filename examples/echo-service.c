@@ -5,7 +5,9 @@
  * and GET /echo/slow?ms=N, which waits N milliseconds (at most 10 minutes) before
  * answering and stops early when the gateway cancels the request, and GET /echo/big?mb=N,
  * which answers N MiB (0..128) of 'x' as application/octet-stream: above the 64 MiB a
- * RESPONSE frame carries, the SDK answers 502 instead (for tests of the limit).
+ * RESPONSE frame carries, the SDK answers 502 instead (for tests of the limit), and
+ * GET /echo/status/{code}, which answers that status (200..599) with {"status":code}
+ * (a failing service for tests of the circuit breaker).
  *
  * The answer is 200 with Content-Type application/json:
  *   {"method":"POST","path":"/echo/42","endpoint":"/echo/{id}","query":"a=1",
@@ -321,13 +323,30 @@ static int handle_big(const busgate_request *req, busgate_response *res, void *a
     return rc;
 }
 
+/* The status the path names: a service that fails on demand. */
+static int handle_status(const busgate_request *req, busgate_response *res, void *arg)
+{
+    const char *name, *value = NULL;
+    long code = 0;
+
+    (void)arg;
+    for (size_t i = 0; i < busgate_request_param_count(req); i++)
+        if (busgate_request_param_at(req, i, &name, &value) == BG_OK && strcmp(name, "code") == 0)
+            code = strtol(value, NULL, 10);
+    if (code < 200 || code > 599)
+        return send_json(res, 400, json_pack("{s:s}", "error", "code must be 200..599"));
+    return send_json(res, (int)code, json_pack("{s:i}", "status", (int)code));
+}
+
 static int add_endpoints(busgate_service *s, char *err)
 {
     for (size_t p = 0; p < sizeof(paths) / sizeof(paths[0]); p++)
         for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++)
             if (busgate_service_add_endpoint(s, methods[m], paths[p], handle_echo, s, NULL, err))
                 return BG_ERR;
-    if (busgate_service_add_endpoint(s, "GET", "/echo/slow", handle_slow, NULL, NULL, err))
+    if (busgate_service_add_endpoint(s, "GET", "/echo/slow", handle_slow, NULL, NULL, err) ||
+        busgate_service_add_endpoint(s, "GET", "/echo/status/{code}", handle_status, NULL, NULL,
+                                     err))
         return BG_ERR;
     return busgate_service_add_endpoint(s, "GET", "/echo/big", handle_big, NULL, NULL, err);
 }

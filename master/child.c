@@ -70,6 +70,7 @@ void bg_child_run(bg_master *m, int slot, int worker_chan)
                           .busview = m->busview,
                           .openapi = m->openapi,
                           .ratetable = m->ratetable,
+                          .breaker = m->breaker,
                           .listen_fds = fds,
                           .listen_tls = tls,
                           .nlisten = nfds,

@@ -10,6 +10,7 @@
 #include "busgate/core/channel.h"
 #include "busgate/control/control.h"
 #include "busgate/core/log.h"
+#include "busgate/routing/breaker.h"
 #include "busgate/routing/bus_view.h"
 #include "busgate/routing/doc_shm.h"
 #include "busgate/routing/rate_table.h"
@@ -79,6 +80,11 @@ static int cycle_init(bg_master *m)
     bg_control_set_openapi(m->control, m->openapi);
     if (cycle_create_ratetable(m, err) != BG_OK)
         goto err;
+    /* Always made (128 KiB): a reload may turn the breakers on. */
+    m->breaker = bg_brk_create(err);
+    if (m->breaker == NULL)
+        goto err;
+    bg_control_set_breaker(m->control, m->breaker);
     if (bg_proc_spawn_generation(m, m->cfg->gateway.workers) == 0) {
         bg_crit("no worker started; stopping");
         return BG_ERR;
@@ -105,6 +111,8 @@ static void cycle_free(bg_master *m)
     m->openapi = NULL;
     bg_rtab_destroy(m->ratetable);
     m->ratetable = NULL;
+    bg_brk_destroy(m->breaker);
+    m->breaker = NULL;
     if (m->loop != NULL)
         bg_ev_free(m->loop); /* frees the timers still armed */
     m->loop = NULL;

@@ -17,6 +17,7 @@ typedef struct bg_metrics bg_metrics;
 typedef struct bg_busview bg_busview;
 typedef struct bg_doc bg_doc;
 typedef struct bg_ratetable bg_ratetable;
+typedef struct bg_breaker bg_breaker;
 struct pidfh;
 
 /* Worker slots: a fixed table, as the metrics area and reply keys are per slot. */
@@ -167,6 +168,7 @@ struct bg_master {
     bg_doc *openapi;     /* the aggregated OpenAPI document for workers (shared mapping) */
     /* local-mode rate limit buckets (shared mapping) */
     bg_ratetable *ratetable;
+    bg_breaker *breaker; /* per-service circuit breakers, moved by workers (shared mapping) */
     bg_control *control;
     bg_listen_set listen;
     SSL_CTX *tls; /* the current generation's TLS context; NULL without ssl listeners */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "busgate/bus/bus.h"
+#include "busgate/routing/breaker.h"
 #include "busgate/routing/bus_view.h"
 #include "busgate/control/control.h"
 #include "busgate/proto/frame.h"
@@ -108,6 +109,7 @@ typedef struct fx {
     bg_ev *loop;
     bg_control *ctl;
     bg_busview *view;
+    bg_breaker *brk;
     bg_metrics *metrics;
     bg_bus *cli;
 } fx;
@@ -170,12 +172,14 @@ static void fx_open(fx *f)
     f->rt = bg_rt_create(&lim, err);
     f->loop = bg_ev_new(err);
     f->view = bg_bv_create(err);
+    f->brk = bg_brk_create(err);
     f->metrics = bg_metrics_create(2, err);
-    cr_assert(f->rt && f->loop && f->view && f->metrics, "%s", err);
+    cr_assert(f->rt && f->loop && f->view && f->brk && f->metrics, "%s", err);
     f->ctl = bg_control_new(&f->cfg, f->rt, f->loop, err);
     cr_assert_not_null(f->ctl, "%s", err);
     bg_control_set_metrics(f->ctl, f->metrics);
     bg_control_set_busview(f->ctl, f->view);
+    bg_control_set_breaker(f->ctl, f->brk);
     RUN_UNTIL(f, cmd_int(f, "XLEN router:broadcast") >= 1, 5000);
     cr_assert_geq(cmd_int(f, "XLEN router:broadcast"), 1, "no startup resync");
 }
@@ -186,6 +190,7 @@ static void fx_close(fx *f)
     bg_ev_free(f->loop);
     bg_rt_destroy(f->rt);
     bg_bv_destroy(f->view);
+    bg_brk_destroy(f->brk);
     bg_metrics_destroy(f->metrics);
     bg_bus_free(f->cli);
 }
@@ -315,5 +320,44 @@ Test(busview_sample, request_dead_letters_are_counted)
     freeReplyObject(cmd(&f, "XADD " DEAD_KEY " * dead_reason max_deliveries"));
     RUN_UNTIL(&f, dead_letters(&f) == 4, 10000);
     cr_assert_eq(dead_letters(&f), 4);
+    fx_close(&f);
+}
+
+/* The age of the oldest request waiting or pending, from the times in the stream ids
+ * against the server's clock: ids a minute and half a minute old. A sampled service also
+ * gets its circuit breaker entry (closed). */
+Test(busview_sample, oldest_waiting_or_pending_age_is_sampled)
+{
+    bg_bv_sample s = {0};
+    bg_brk_info bi;
+    long long now;
+    redisReply *r;
+    fx f;
+
+    fx_open(&f);
+    freeReplyObject(cmd(&f, "XGROUP CREATE " SVC_KEY " router-gateway $ MKSTREAM"));
+    r = cmd(&f, "TIME");
+    now =
+        strtoll(r->element[0]->str, NULL, 10) * 1000 + strtoll(r->element[1]->str, NULL, 10) / 1000;
+    freeReplyObject(r);
+    freeReplyObject(cmd(&f, "XADD " SVC_KEY " %lld-0 n 1", now - 60000));
+    freeReplyObject(cmd(&f, "XADD " SVC_KEY " %lld-0 n 2", now - 30000));
+    freeReplyObject(cmd(&f, "XREADGROUP GROUP router-gateway c1 COUNT 1 STREAMS " SVC_KEY " >"));
+    hello(&f);
+    RUN_UNTIL(&f, bg_bv_get(f.view, "orders", &s) == BG_OK && s.pending == 1, 10000);
+    cr_assert_eq(s.pending, 1, "never sampled");
+    cr_assert(s.oldest_ms >= 60000 && s.oldest_ms < 70000, "oldest %lld ms, the pending one",
+              (long long)s.oldest_ms);
+    cr_assert_eq(bg_brk_get(f.brk, "orders", &bi), BG_OK, "no breaker entry");
+    cr_assert_eq(bi.state, BG_BRK_CLOSED);
+    freeReplyObject(cmd(&f, "XACK " SVC_KEY " router-gateway %lld-0", now - 60000));
+    RUN_UNTIL(&f, bg_bv_get(f.view, "orders", &s) == BG_OK && s.pending == 0, 10000);
+    cr_assert(s.oldest_ms >= 30000 && s.oldest_ms < 40000, "oldest %lld ms, the unread one",
+              (long long)s.oldest_ms);
+    freeReplyObject(cmd(&f, "XREADGROUP GROUP router-gateway c1 COUNT 1 STREAMS " SVC_KEY " >"));
+    freeReplyObject(cmd(&f, "XACK " SVC_KEY " router-gateway %lld-0", now - 30000));
+    RUN_UNTIL(&f, bg_bv_get(f.view, "orders", &s) == BG_OK && s.lag == 0 && s.oldest_ms == 0,
+              10000);
+    cr_assert_eq(s.oldest_ms, 0, "nothing waits: no age");
     fx_close(&f);
 }

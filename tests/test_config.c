@@ -187,6 +187,12 @@ Test(config, other_defaults)
                      "X-User-Id, X-User-Roles, X-User-Claims, X-Authenticated-User, "
                      "X-Forwarded-User");
     cr_assert_str_eq(cfg.identity.reserved_prefix, "X-Gateway-");
+    cr_assert_eq(cfg.backpressure.backlog_max, 0, "backpressure is off by default");
+    cr_assert_eq(cfg.backpressure.backlog_max_age_ms, 0);
+    cr_assert_eq(cfg.breaker.failures, 0, "the breaker is off by default");
+    cr_assert_eq(cfg.breaker.window_ms, 10000);
+    cr_assert_eq(cfg.breaker.cooldown_ms, 5000);
+    cr_assert_eq(cfg.breaker.probes, 1);
 }
 
 Test(config, empty_file_gives_defaults)
@@ -834,6 +840,25 @@ Test(config, max_request_body_capped_by_the_frame_body_limit)
     cr_assert(strstr(out, want) != NULL, "%s", out);
     snprintf(want, sizeof(want), "busgated: configuration file %s test failed", path);
     cr_assert(strstr(out, want) != NULL, "%s", out);
+}
+
+Test(config, limits_and_breaker_keys)
+{
+    static bg_config cfg;
+
+    expect_ok("[limits]\nbacklog_max = 500\nbacklog_max_age = 2s\n[breaker]\nfailures = 5\n"
+              "window = 30s\ncooldown = 250ms\nprobes = 3\n",
+              &cfg);
+    cr_assert_eq(cfg.backpressure.backlog_max, 500);
+    cr_assert_eq(cfg.backpressure.backlog_max_age_ms, 2000);
+    cr_assert_eq(cfg.breaker.failures, 5);
+    cr_assert_eq(cfg.breaker.window_ms, 30000);
+    cr_assert_eq(cfg.breaker.cooldown_ms, 250);
+    cr_assert_eq(cfg.breaker.probes, 3);
+    expect_err("[limits]\nbacklog_max = -1\n", 2, "backlog_max = '-1'", "out of range");
+    expect_err("[breaker]\nfailures = 1001\n", 2, "failures = '1001'", "out of range");
+    expect_err("[breaker]\nprobes = 0\n", 2, "probes = '0'", "out of range");
+    expect_err("[breaker]\ncooldown = 10ms\n", 2, "cooldown = '10ms'", "out of range");
 }
 
 Test(config, busgated_usage_errors)

@@ -371,6 +371,8 @@ Test(metrics, format_has_help_type_and_escapes_labels)
 {
     static const char *const families[] = {
         "busgate_requests_total counter",
+        "busgate_backpressure_rejected_total counter",
+        "busgate_breaker_rejected_total counter",
         "busgate_request_duration_seconds histogram",
         "busgate_inflight_requests gauge",
         "busgate_worker_restarts_total counter",
@@ -391,6 +393,26 @@ Test(metrics, format_has_help_type_and_escapes_labels)
     for (i = 0; i < BG_ARRAY_LEN(families); i++)
         cr_assert_str_eq(p->types[i], families[i]);
     cr_assert_eq(requests(p, "we\\\"ird\\\\na\\nme", "2xx"), 1);
+    free(p);
+    bg_metrics_destroy(m);
+}
+
+/* Refusals by the gateway itself, per service, summed over the slots that counted them. */
+Test(metrics, service_refusal_counters_are_summed_per_service)
+{
+    bg_metrics *m = new_metrics(2);
+    parsed *p;
+
+    bg_metrics_service_count(m, 0, "echo", BG_METRIC_SVC_BACKPRESSURE, 2);
+    bg_metrics_service_count(m, 1, "echo", BG_METRIC_SVC_BACKPRESSURE, 3);
+    bg_metrics_service_count(m, 1, "orders", BG_METRIC_SVC_BREAKER, 1);
+    bg_metrics_service_count(m, 7, "echo", BG_METRIC_SVC_BREAKER, 1); /* no such slot */
+    bg_metrics_service_count(m, 0, "echo", BG_METRIC_SVC_COUNTER_COUNT, 1);
+    p = render_and_parse(m);
+    cr_assert_eq(value_of(p, "busgate_backpressure_rejected_total{service=\"echo\"}"), 5);
+    cr_assert_eq(value_of(p, "busgate_breaker_rejected_total{service=\"echo\"}"), 0);
+    cr_assert_eq(value_of(p, "busgate_breaker_rejected_total{service=\"orders\"}"), 1);
+    cr_assert_eq(value_of(p, "busgate_backpressure_rejected_total{service=\"orders\"}"), 0);
     free(p);
     bg_metrics_destroy(m);
 }

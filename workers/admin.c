@@ -89,16 +89,25 @@ static void admin_readyz(bg_wk *wk, bg_xchg *x)
 
 static void admin_metrics(bg_wk *wk, bg_xchg *x)
 {
+    bg_buf all = {0};
     char *text = NULL;
     size_t len = 0;
+    int rv;
 
     if (wk->ctx->metrics == NULL ||
         bg_metrics_render_prometheus(wk->ctx->metrics, &text, &len) != BG_OK) {
         bg_xchg_problem(x, 503, "metrics are unavailable", NULL);
         return;
     }
-    bg_admin_reply(x, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, 1);
+    rv = bg_buf_append(&all, text, len);
     free(text);
+    if (rv != BG_OK || bg_admin_metrics_services(wk, &all) != BG_OK) {
+        bg_buf_free(&all);
+        bg_xchg_problem(x, 503, "out of memory", NULL);
+        return;
+    }
+    bg_admin_reply(x, 200, "text/plain; version=0.0.4; charset=utf-8", all.p, all.len, 1);
+    bg_buf_free(&all);
 }
 
 /* 401 without a bearer token, 403 with a wrong one (constant-time compare). */

@@ -24,6 +24,8 @@ int bg_admin_authorized(bg_wk *wk, bg_xchg *x);
 int bg_admin_is_openapi(const bg_wk *wk, const char *path, size_t len);
 /* GET/HEAD of the aggregated OpenAPI document. */
 void bg_admin_openapi(bg_wk *wk, bg_xchg *x);
+/* admin_metrics.c: appends the per-service gauges (backlogs, breakers) to out. */
+int bg_admin_metrics_services(bg_wk *wk, bg_buf *out);
 /* admin_resync.c: POST .../router/resync (token already checked). */
 void bg_admin_resync(bg_wk *wk, bg_xchg *x);
 

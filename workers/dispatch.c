@@ -81,6 +81,7 @@ static int64_t dispatch_on_deadline(bg_ev *loop, bg_ev_timer *t, void *arg)
      * retry meanwhile gets 409, not a second run. */
     if (x->idem == BG_IDEM_OWNED)
         x->idem = BG_IDEM_SETTLED;
+    bg_dispatch_guard_done(d, x, 504);
     dispatch_cancel(d, x, "deadline");
     snprintf(detail, sizeof(detail), "service '%s' did not answer in time", x->match.service);
     bg_xchg_problem(x, 504, detail, NULL);
@@ -99,6 +100,7 @@ static void dispatch_on_xadd(bg_abus *b, redisReply *reply, void *arg)
                 reply != NULL ? reply->str : "connection lost");
         bg_dispatch_untrack(x->wk->dispatch, x);
         bg_dispatch_idem_settle(x->wk->dispatch, x, NULL);
+        bg_dispatch_guard_done(x->wk->dispatch, x, 0);
         bg_xchg_problem(x, 503, "the message bus did not take the request", "Retry-After: 1\r\n");
     }
     bg_xchg_drop_bus(x);
@@ -156,33 +158,6 @@ cleanup:
     return rv;
 }
 
-/* A sample older than this says nothing about the backlog now (the master samples every
- * 250 ms; a master cut off from Valkey stops sampling). */
-#define DISPATCH_SAMPLE_FRESH_MS 2000
-
-/* Unread plus pending requests of x's service at the last sample, plus what every worker
- * added since, reach stream_maxlen: the stream is full, and a REQUEST added now would
- * wait behind that many. Say so now (503) rather than let the client wait out its
- * deadline. Requests taken by the service since the sample still count until the next
- * one (the estimate errs on the full side for one period). */
-static int dispatch_backlog_full(bg_dispatch *d, const bg_xchg *x, char *detail, size_t dlen)
-{
-    bg_busview *v = d->wk->ctx->busview;
-    size_t cap = d->wk->cfg->messaging.stream_maxlen;
-    int64_t waiting;
-    bg_bv_sample s;
-
-    if (cap == 0 || bg_bv_get(v, x->match.service, &s) != BG_OK ||
-        bg_mono_ms() - s.sampled_ms > DISPATCH_SAMPLE_FRESH_MS)
-        return 0;
-    waiting = s.lag + s.pending + (bg_bv_added(v, x->match.service) - s.added_at);
-    if (waiting < (int64_t)cap)
-        return 0;
-    snprintf(detail, dlen, "service '%s' has a full backlog (%lld requests waiting)",
-             x->match.service, (long long)waiting);
-    return 1;
-}
-
 static int64_t dispatch_timeout(const bg_dispatch *d, const bg_xchg *x)
 {
     return x->match.timeout_ms > 0 ? x->match.timeout_ms : d->wk->cfg->gateway.request_timeout_ms;
@@ -190,16 +165,13 @@ static int64_t dispatch_timeout(const bg_dispatch *d, const bg_xchg *x)
 
 void bg_dispatch_send(bg_dispatch *d, bg_xchg *x)
 {
-    char detail[160];
 
     if (!bg_dispatch_ready(d)) {
         bg_xchg_problem(x, 503, "the message bus is unavailable", "Retry-After: 1\r\n");
         return;
     }
-    if (dispatch_backlog_full(d, x, detail, sizeof(detail))) {
-        bg_xchg_problem(x, 503, detail, "Retry-After: 1\r\n");
+    if (bg_dispatch_guard(d, x))
         return;
-    }
     if (x->idem_key != NULL && x->idem == BG_IDEM_NONE) {
         bg_dispatch_idem_begin(d, x, dispatch_timeout(d, x)); /* sends when the key is ours */
         return;
@@ -214,6 +186,7 @@ void bg_dispatch_send_now(bg_dispatch *d, bg_xchg *x)
 
     if (bg_inflight_put(&d->table, x->id, x, err) != BG_OK) {
         bg_error("request %s: %s", x->id, err);
+        bg_dispatch_guard_done(d, x, 0);
         bg_dispatch_idem_settle(d, x, NULL);
         bg_xchg_problem(x, 503, "the gateway is overloaded", "Retry-After: 1\r\n");
         return;
@@ -225,6 +198,7 @@ void bg_dispatch_send_now(bg_dispatch *d, bg_xchg *x)
     if (x->deadline == NULL || dispatch_write(d, x, timeout, err) != BG_OK) {
         bg_warn("request %s to '%s' not sent: %s", x->id, x->match.service, err);
         bg_dispatch_untrack(d, x);
+        bg_dispatch_guard_done(d, x, 0);
         bg_dispatch_idem_settle(d, x, NULL);
         bg_xchg_problem(x, 503, "the message bus is unavailable", "Retry-After: 1\r\n");
         return;
@@ -238,6 +212,7 @@ void bg_dispatch_abandon(bg_dispatch *d, bg_xchg *x)
     if (!x->tracked)
         return;
     bg_dispatch_untrack(d, x);
+    bg_dispatch_guard_done(d, x, 0);
     dispatch_cancel(d, x, "client_gone");
 }
 

@@ -176,12 +176,17 @@ static void idem_on_claim(bg_abus *b, redisReply *reply, void *arg)
     bg_dispatch *d = x->wk->dispatch;
 
     (void)b;
-    if (reply != NULL && reply->type == REDIS_REPLY_NIL) {
+    if (reply != NULL && reply->type == REDIS_REPLY_NIL && x->conn != NULL) {
         x->idem = BG_IDEM_OWNED;
-        if (x->conn == NULL) /* the client left while we asked: nothing to run */
-            bg_dispatch_idem_settle(d, x, NULL);
-        else
-            bg_dispatch_send_now(d, x);
+        bg_dispatch_send_now(d, x);
+        bg_xchg_drop_bus(x);
+        return;
+    }
+    /* Not sent: a breaker's admission is handed back without a verdict. */
+    bg_dispatch_guard_done(d, x, 0);
+    if (reply != NULL && reply->type == REDIS_REPLY_NIL) {
+        x->idem = BG_IDEM_OWNED; /* the client left while we asked: nothing to run */
+        bg_dispatch_idem_settle(d, x, NULL);
     } else if (x->conn == NULL) {
         x->idem = BG_IDEM_SETTLED;
     } else if (reply != NULL && reply->type == REDIS_REPLY_STRING) {
@@ -207,6 +212,7 @@ void bg_dispatch_idem_begin(bg_dispatch *d, bg_xchg *x, int64_t timeout_ms)
     if (idem_names(d, x, err) != BG_OK ||
         (pending = bg_idem_encode_pending(x->idem_fp, x->id, &plen)) == NULL) {
         bg_error("request %s: idempotency: %s", x->id, pending == NULL ? "out of memory" : err);
+        bg_dispatch_guard_done(d, x, 0);
         bg_xchg_problem(x, 503, "the gateway cannot check the Idempotency-Key", NULL);
         return;
     }
@@ -214,6 +220,7 @@ void bg_dispatch_idem_begin(bg_dispatch *d, bg_xchg *x, int64_t timeout_ms)
     const char *argv[] = {"SET", x->idem_vkey, pending, "NX", "GET", "PX", ttl};
     size_t argvlen[] = {3, strlen(x->idem_vkey), plen, 2, 3, 2, strlen(ttl)};
     if (bg_abus_command_argv(d->bus, idem_on_claim, x, 7, argv, argvlen) != BG_OK) {
+        bg_dispatch_guard_done(d, x, 0);
         bg_xchg_problem(x, 503, "the message bus is unavailable", "Retry-After: 1\r\n");
     } else {
         x->idem = BG_IDEM_CLAIMING;

@@ -19,6 +19,14 @@ struct bg_dispatch {
     char reply_key[BG_KEY_MAX + 1];
 };
 
+/* dispatch_guard.c: 1 when x may not go to its service now (stream full, backlog past
+ * [limits], breaker open): x was answered 503 with Retry-After. Otherwise x holds its
+ * breaker ticket, and bg_dispatch_guard_done must follow once. */
+int bg_dispatch_guard(bg_dispatch *d, bg_xchg *x);
+/* x's verdict for its breaker: the status the service answered, 502 for an invalid
+ * RESPONSE, 504 for the deadline; 0 when there is none (client gone, bus error). Once. */
+void bg_dispatch_guard_done(bg_dispatch *d, bg_xchg *x, int status);
+
 /* Stops tracking x (table, deadline timer). */
 void bg_dispatch_untrack(bg_dispatch *d, bg_xchg *x);
 /* Sends x now (its Idempotency-Key, if any, is already ours). */

@@ -126,6 +126,7 @@ static void reply_answer(bg_xchg *x, const bg_field *fields, size_t n, int repla
         bg_warn("request %s: bad RESPONSE from service '%s': %s", x->id, x->match.service,
                 rc != BG_OK ? err : "not a RESPONSE frame");
         bg_frame_free(&f);
+        bg_dispatch_guard_done(d, x, 502);
         bg_dispatch_idem_settle(d, x, NULL);
         bg_xchg_problem(x, 502, "the service sent an invalid response", NULL);
         return;
@@ -137,10 +138,12 @@ static void reply_answer(bg_xchg *x, const bg_field *fields, size_t n, int repla
                 f.instance, why);
         x->out.len = 0;
         bg_frame_free(&f);
+        bg_dispatch_guard_done(d, x, 502);
         bg_dispatch_idem_settle(d, x, NULL);
         bg_xchg_problem(x, 502, "the service sent an invalid response", NULL);
         return;
     }
+    bg_dispatch_guard_done(d, x, f.status);
     if (!bg_dispatch_idem_settle(d, x, &f))
         bg_xchg_done(x, f.status);
     bg_frame_free(&f);

@@ -27,6 +27,8 @@ static void xchg_drop(bg_xchg *x, int hold)
     x->holds &= ~hold;
     if (x->holds != 0)
         return;
+    /* A probe whose verdict was never given (a path that forgot) gives its slot back. */
+    bg_brk_release(x->wk->ctx->breaker, x->match.service, &x->brk);
     free(x->path);
     free(x->query);
     free(x->auth);

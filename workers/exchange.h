@@ -8,6 +8,7 @@
 #include "busgate/proto/idem_record.h"
 #include "busgate/proto/keys.h"
 #include "auth.h"
+#include "busgate/routing/breaker.h"
 #include "busgate/routing/route_table.h"
 #include "http_parser.h"
 #include "http_response.h"
@@ -92,6 +93,7 @@ struct bg_xchg {
     int idem;                         /* BG_IDEM_*: where x is with its idempotency record */
     char idem_vkey[BG_KEY_MAX + 1];   /* the record's Valkey key */
     char idem_fp[BG_IDEM_FP_LEN + 1]; /* the request's fingerprint */
+    bg_brk_ticket brk;                /* admitted by the service's breaker: its verdict is owed */
 
     /* response */
     int answered;

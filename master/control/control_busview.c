@@ -13,8 +13,11 @@
 /* Samples and trims one request stream. KEYS: request stream, its dead-letter stream.
  * ARGV: stream_maxlen (0 = never trim), the most unread entries counted when Valkey
  * cannot say a group's lag. Returns {lag, pending, consumers, groups, dead added,
- * trimmed}. MINID keeps every entry at or after the oldest one some group still needs
- * (its oldest pending entry, or its last delivered one): nothing unread or pending goes. */
+ * trimmed, oldest age ms}. MINID keeps every entry at or after the oldest one some group
+ * still needs (its oldest pending entry, or its last delivered one): nothing unread or
+ * pending goes. The oldest age is that of the oldest request still waiting or pending
+ * (the oldest pending id of a group, or the first entry after its last delivered one),
+ * from the time in its id (the gateway adds with "*") to the server's TIME: one clock. */
 static const char sample_lua[] =
     "local function f(t, k) for i = 1, #t, 2 do if t[i] == k then return t[i + 1] end end end\n"
     "local function lt(a, b)\n"
@@ -24,11 +27,12 @@ static const char sample_lua[] =
     "  if am ~= bm then return am < bm end\n"
     "  return as < bs\n"
     "end\n"
-    "local dead = 0\n"
+    "local function ms(id) return tonumber(string.match(id, '^(%d+)-')) end\n"
+    "local dead, oldest = 0, nil\n"
     "if redis.call('EXISTS', KEYS[2]) == 1 then\n"
     "  dead = f(redis.call('XINFO', 'STREAM', KEYS[2]), 'entries-added') or 0\n"
     "end\n"
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, 0, 0, dead, 0} end\n"
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, 0, 0, dead, 0, 0} end\n"
     "local groups = redis.call('XINFO', 'GROUPS', KEYS[1])\n"
     "local lag, pending, consumers, keep = 0, 0, 0, nil\n"
     "for _, g in ipairs(groups) do\n"
@@ -39,10 +43,15 @@ static const char sample_lua[] =
     "    gl = #redis.call('XRANGE', KEYS[1], '(' .. last, '+', 'COUNT', ARGV[2])\n"
     "  end\n"
     "  if gl > lag then lag = gl end\n"
+    "  if gl > 0 then\n"
+    "    local u = redis.call('XRANGE', KEYS[1], '(' .. last, '+', 'COUNT', 1)\n"
+    "    if #u > 0 and (oldest == nil or ms(u[1][1]) < oldest) then oldest = ms(u[1][1]) end\n"
+    "  end\n"
     "  local need = last\n"
     "  if gp > 0 then\n"
     "    local p = redis.call('XPENDING', KEYS[1], f(g, 'name'))\n"
     "    if lt(p[2], need) then need = p[2] end\n"
+    "    if oldest == nil or ms(p[2]) < oldest then oldest = ms(p[2]) end\n"
     "  end\n"
     "  if keep == nil or lt(need, keep) then keep = need end\n"
     "end\n"
@@ -50,7 +59,12 @@ static const char sample_lua[] =
     "if keep ~= nil and maxlen > 0 and redis.call('XLEN', KEYS[1]) > maxlen then\n"
     "  trimmed = redis.call('XTRIM', KEYS[1], 'MINID', '~', keep)\n"
     "end\n"
-    "return {lag, pending, consumers, #groups, dead, trimmed}\n";
+    "local age = 0\n"
+    "if oldest ~= nil then\n"
+    "  local t = redis.call('TIME')\n"
+    "  age = math.max(0, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - oldest)\n"
+    "end\n"
+    "return {lag, pending, consumers, #groups, dead, trimmed, age}\n";
 
 typedef struct sample_call {
     bg_control *c;
@@ -88,11 +102,11 @@ static void ctl_sample_store(sample_call *s, const redisReply *r)
 {
     bg_bv_sample v = {0};
 
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 6) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 7) {
         bg_warn("control: backlog sample of '%s': unexpected reply", s->service);
         return;
     }
-    for (size_t i = 0; i < 6; i++)
+    for (size_t i = 0; i < 7; i++)
         if (r->element[i]->type != REDIS_REPLY_INTEGER)
             return;
     v.lag = r->element[0]->integer;
@@ -100,6 +114,7 @@ static void ctl_sample_store(sample_call *s, const redisReply *r)
     v.consumers = r->element[2]->integer;
     v.groups = r->element[3]->integer;
     v.dead_added = (uint64_t)r->element[4]->integer;
+    v.oldest_ms = r->element[6]->integer;
     v.sampled_ms = bg_mono_ms();
     v.added_at = s->added_at;
     ctl_sample_dead(s->c, s->service, v.dead_added);
@@ -168,6 +183,8 @@ static void ctl_sample_service(bg_control *c, const char *service)
     }
     c->samples_inflight++;
     ctl_sample_send(s);
+    if (c->breaker != NULL && bg_brk_ensure(c->breaker, service) != BG_OK)
+        bg_debug("control: no room for a circuit breaker of '%s'", service);
 }
 
 static int ctl_name_cmp(const void *a, const void *b)
@@ -214,6 +231,11 @@ int64_t bg_control_on_sample(bg_ev *loop, bg_ev_timer *t, void *arg)
         bg_bv_set_warm(c->busview);
         bg_info("control: startup resync answered; routing table complete");
     }
+    /* A breaker moved: busgatectl state shows it soon, not at the next heartbeat. */
+    if (bg_brk_changes(c->breaker) != c->brk_changes) {
+        c->brk_changes = bg_brk_changes(c->breaker);
+        bg_control_state_request(c);
+    }
     /* A round still unanswered (a slow server) is not stacked up on. */
     if (c->wr != NULL && bg_abus_connected(c->wr) && c->samples_inflight == 0)
         ctl_sample_all(c);
@@ -225,4 +247,9 @@ void bg_control_set_busview(bg_control *c, bg_busview *v)
     c->busview = v;
     if (c->sample_sha[0] == '\0')
         ctl_sample_sha(c);
+}
+
+void bg_control_set_breaker(bg_control *c, bg_breaker *b)
+{
+    c->breaker = b;
 }

@@ -7,6 +7,7 @@
 #include "busgate/bus/bus.h"
 #include "busgate/bus/bus_async.h"
 #include "busgate/bus/bus_queue.h"
+#include "busgate/routing/breaker.h"
 #include "busgate/routing/bus_view.h"
 #include "busgate/routing/doc_shm.h"
 #include "busgate/control/control.h"
@@ -97,6 +98,8 @@ struct bg_control {
     char sample_sha[41];     /* SHA1 of the backlog sample script */
     size_t samples_inflight; /* backlog sample calls not answered yet */
     int64_t warm_due_ms;     /* when the startup resync has had its answers; 0 = not sent */
+    bg_breaker *breaker;     /* shared with workers, may be NULL (tests) */
+    uint64_t brk_changes;    /* breaker transitions already in the state document */
 
     bg_doc *openapi;            /* aggregated OpenAPI for workers, may be NULL (tests) */
     bg_ev_timer *openapi_timer; /* a rebuild is due */

@@ -85,6 +85,43 @@ static void ctl_json_openapi_conn(json_t *all, const bg_reg_conn *conn)
     }
 }
 
+typedef struct ctl_brk_ctx {
+    json_t *out;
+    const bg_config *cfg;
+    int64_t now;
+} ctl_brk_ctx;
+
+static void ctl_json_breaker(void *ud, const char *service, const bg_brk_info *i)
+{
+    ctl_brk_ctx *x = ud;
+    int64_t left = x->cfg->breaker.cooldown_ms - (x->now - i->since_ms);
+
+    json_object_set_new(x->out, service,
+                        json_pack("{s:s, s:i, s:i, s:I, s:I, s:I}", "state",
+                                  bg_brk_state_name(i->state), "failures", i->failures,
+                                  "probe_successes", i->successes, "opens", (json_int_t)i->opens,
+                                  "for_ms", (json_int_t)(x->now - i->since_ms), "retry_in_ms",
+                                  (json_int_t)(i->state == BG_BRK_OPEN && left > 0 ? left : 0)));
+}
+
+/* Each service's breaker, as the workers left it; empty while breakers are off. */
+static json_t *ctl_json_breakers(const bg_control *c, int64_t now)
+{
+    ctl_brk_ctx x = {json_object(), &c->cfg, now};
+
+    if (c->cfg.breaker.failures > 0)
+        bg_brk_each(c->breaker, ctl_json_breaker, &x);
+    return x.out;
+}
+
+static void ctl_json_backlog(void *ud, const char *service, const bg_bv_sample *s)
+{
+    json_object_set_new(ud, service,
+                        json_pack("{s:I, s:I, s:I, s:I}", "waiting", (json_int_t)s->lag, "pending",
+                                  (json_int_t)s->pending, "consumers", (json_int_t)s->consumers,
+                                  "oldest_ms", (json_int_t)s->oldest_ms));
+}
+
 static json_t *ctl_json_head(bg_control *c, int64_t now)
 {
     json_t *o = json_object(), *reg = json_array(), *openapi = json_object();
@@ -110,6 +147,9 @@ static json_t *ctl_json_head(bg_control *c, int64_t now)
     json_object_set_new(o, "registry", reg);
     json_object_set_new(o, "openapi", openapi);
     json_object_set_new(o, "stats", ctl_json_stats(&c->stats));
+    json_object_set_new(o, "backlogs", json_object());
+    bg_bv_each(c->busview, ctl_json_backlog, json_object_get(o, "backlogs"));
+    json_object_set_new(o, "breakers", ctl_json_breakers(c, now));
     return o;
 }
 

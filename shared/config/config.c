@@ -101,6 +101,10 @@ void bg_config_defaults(bg_config *cfg)
     cfg->auth.max_token_size = 8 * 1024;
     snprintf(cfg->auth.claim_arrays, sizeof(cfg->auth.claim_arrays), "roles,permissions");
     snprintf(cfg->auth.roles_claim, sizeof(cfg->auth.roles_claim), "roles");
+    /* Backpressure is off (0) by default: the limits depend on the service. */
+    cfg->breaker.window_ms = 10 * 1000;
+    cfg->breaker.cooldown_ms = 5 * 1000;
+    cfg->breaker.probes = 1;
 }
 
 /* One pair of surrounding double quotes is dropped: `key = "a b"` reads as a b. */

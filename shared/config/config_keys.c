@@ -30,8 +30,8 @@
 
 /* Sections in file order; the two bus sections are what services read. */
 static const char *const sections[] = {
-    "gateway",  "valkey", "messaging", "admin",  "sandbox",     "routing",
-    "identity", "auth",   "tls",       "limits", "idempotency", "openapi",
+    "gateway", "valkey", "messaging", "admin",       "sandbox", "routing", "identity",
+    "auth",    "tls",    "limits",    "idempotency", "openapi", "breaker",
 };
 
 static const bg_config_key keys[] = {
@@ -161,6 +161,15 @@ static const bg_config_key keys[] = {
     CUSTOM("auth", "claim_arrays", auth.claim_arrays, bg_config_parse_claim_list, 0,
            "comma-separated claim names, up to 511 characters"),
     KEY("auth", "roles_claim", BG_CONFIG_STRING, auth.roles_claim, 1, 127, 0),
+    /* [limits]: queue-depth backpressure (docs/configuration.md). */
+    KEY("limits", "backlog_max", BG_CONFIG_INT, backpressure.backlog_max, 0, 1000000000, 0),
+    KEY("limits", "backlog_max_age", BG_CONFIG_DURATION, backpressure.backlog_max_age_ms, 0,
+        HOUR(24), 0),
+
+    KEY("breaker", "failures", BG_CONFIG_INT, breaker.failures, 0, 1000, 0),
+    KEY("breaker", "window", BG_CONFIG_DURATION, breaker.window_ms, 0, HOUR(1), 0),
+    KEY("breaker", "cooldown", BG_CONFIG_DURATION, breaker.cooldown_ms, 100, HOUR(1), 0),
+    KEY("breaker", "probes", BG_CONFIG_INT, breaker.probes, 1, 100, 0),
 };
 
 _Static_assert(BG_ARRAY_LEN(keys) <= BG_CONFIG_MAX_KEYS, "raise BG_CONFIG_MAX_KEYS");

@@ -171,6 +171,17 @@ void bg_metrics_count(bg_metrics *m, int slot, bg_metric_counter c, uint64_t n)
     atomic_fetch_add_explicit(&s->counters[c], n, memory_order_relaxed);
 }
 
+void bg_metrics_service_count(bg_metrics *m, int slot, const char *service, bg_metric_svc_counter c,
+                              uint64_t n)
+{
+    metrics_slot *s = metrics_slot_at(m, slot);
+
+    if (s == NULL || (unsigned)c >= BG_METRIC_SVC_COUNTER_COUNT)
+        return;
+    atomic_fetch_add_explicit(&metrics_find_service(s, service)->counters[c], n,
+                              memory_order_relaxed);
+}
+
 void bg_metrics_slot_reset(bg_metrics *m, int slot)
 {
     metrics_slot *s = metrics_slot_at(m, slot);

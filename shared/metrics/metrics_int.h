@@ -27,6 +27,7 @@ typedef struct metrics_service {
     _Atomic uint32_t state; /* ENTRY_*: the name is readable once READY */
     char name[BG_METRICS_SERVICE_LEN];
     _Atomic uint64_t by_class[CODE_CLASSES];
+    _Atomic uint64_t counters[BG_METRIC_SVC_COUNTER_COUNT];
 } metrics_service;
 
 /* One writer per slot; the alignment keeps two writers off one cache line. */

@@ -18,6 +18,7 @@ typedef struct render_buf {
 typedef struct render_service {
     char name[BG_METRICS_SERVICE_LEN];
     uint64_t by_class[CODE_CLASSES];
+    uint64_t counters[BG_METRIC_SVC_COUNTER_COUNT];
 } render_service;
 
 static const char *const class_names[CODE_CLASSES] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -84,6 +85,10 @@ static int render_copy_entry(const metrics_service *e, render_service *out)
         out->by_class[c] = atomic_load_explicit(&e->by_class[c], memory_order_relaxed);
         total += out->by_class[c];
     }
+    for (c = 0; c < BG_METRIC_SVC_COUNTER_COUNT; c++) {
+        out->counters[c] = atomic_load_explicit(&e->counters[c], memory_order_relaxed);
+        total += out->counters[c];
+    }
     return total > 0;
 }
 
@@ -100,6 +105,10 @@ static int render_entry_used(const metrics_service *e)
         return 0;
     for (c = 0; c < CODE_CLASSES; c++) {
         if (atomic_load_explicit(&e->by_class[c], memory_order_relaxed) != 0)
+            return 1;
+    }
+    for (c = 0; c < BG_METRIC_SVC_COUNTER_COUNT; c++) {
+        if (atomic_load_explicit(&e->counters[c], memory_order_relaxed) != 0)
             return 1;
     }
     return 0;
@@ -139,6 +148,8 @@ static long render_collect(const bg_metrics *m, render_service **out)
         if (w > 0 && strcmp(all[w - 1].name, all[i].name) == 0) {
             for (c = 0; c < CODE_CLASSES; c++)
                 all[w - 1].by_class[c] += all[i].by_class[c];
+            for (c = 0; c < BG_METRIC_SVC_COUNTER_COUNT; c++)
+                all[w - 1].counters[c] += all[i].counters[c];
             continue;
         }
         all[w++] = all[i];
@@ -161,6 +172,29 @@ static void render_label_value(render_buf *b, const char *v)
     }
 }
 
+static const struct {
+    const char *name, *help;
+} svc_counters[BG_METRIC_SVC_COUNTER_COUNT] = {
+    {"busgate_backpressure_rejected_total",
+     "Requests answered 503 because the service's backlog was past stream_maxlen, [limits] "
+     "backlog_max or backlog_max_age."},
+    {"busgate_breaker_rejected_total",
+     "Requests answered 503 because the service's circuit breaker was open or half-open."},
+};
+
+/* The per-service refusal counters, every service that has a count of any kind. */
+static void render_service_counters(const render_service *svc, long n, render_buf *b)
+{
+    for (int c = 0; c < BG_METRIC_SVC_COUNTER_COUNT; c++) {
+        buf_header(b, svc_counters[c].name, "counter", svc_counters[c].help);
+        for (long i = 0; i < n; i++) {
+            buf_printf(b, "%s{service=\"", svc_counters[c].name);
+            render_label_value(b, svc[i].name);
+            buf_printf(b, "\"} %llu\n", (unsigned long long)svc[i].counters[c]);
+        }
+    }
+}
+
 static int render_requests(const bg_metrics *m, render_buf *b)
 {
     render_service *svc = NULL;
@@ -179,6 +213,7 @@ static int render_requests(const bg_metrics *m, render_buf *b)
                        (unsigned long long)svc[i].by_class[c]);
         }
     }
+    render_service_counters(svc, n, b);
     free(svc);
     return BG_OK;
 }

@@ -167,6 +167,19 @@ typedef struct bg_config {
         char claim_arrays[512];          /* "roles,permissions": arrays a claim may be in */
         char roles_claim[128];           /* X-User-Roles from it, default "roles" */
     } auth;
+    /* [limits] backlog_max, backlog_max_age: queue-depth backpressure per service. The
+     * struct is not called "limits": the section also holds the rate limits. */
+    struct {
+        int64_t backlog_max;        /* waiting + pending requests; 0 = off (default) */
+        int64_t backlog_max_age_ms; /* oldest waiting or pending request; 0 = off (default) */
+    } backpressure;
+    /* [breaker]: one circuit breaker per service, shared by every worker. */
+    struct {
+        int failures;        /* consecutive failures that open it; 0 = off (default) */
+        int64_t window_ms;   /* ... counted from the first within this long; 0 = any; 10s */
+        int64_t cooldown_ms; /* open this long, then half-open; default 5s */
+        int probes;          /* requests let through half-open, successes that close it; 1 */
+    } breaker;
 } bg_config;
 
 void bg_config_defaults(bg_config *cfg);

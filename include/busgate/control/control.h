@@ -38,6 +38,10 @@ void bg_control_set_metrics(bg_control *c, struct bg_metrics *m);
  * known service's request backlog into v (and trims acknowledged requests). */
 struct bg_busview;
 void bg_control_set_busview(bg_control *c, struct bg_busview *v);
+/* Gives every sampled service an entry in the workers' breaker table b, shows the
+ * breakers in the state document, and rewrites it soon after a breaker moves. */
+struct bg_breaker;
+void bg_control_set_breaker(bg_control *c, struct bg_breaker *b);
 
 /* Builds the aggregated OpenAPI document into d now and after every publish that
  * changes routing (or a reload); workers serve it from there. */

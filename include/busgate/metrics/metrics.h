@@ -43,6 +43,13 @@ typedef enum {
     BG_METRIC_COUNTER_COUNT
 } bg_metric_counter;
 
+/* Per-service counters of requests the gateway refused itself, summed on output. */
+typedef enum {
+    BG_METRIC_SVC_BACKPRESSURE = 0, /* busgate_backpressure_rejected_total{service} */
+    BG_METRIC_SVC_BREAKER,          /* busgate_breaker_rejected_total{service} */
+    BG_METRIC_SVC_COUNTER_COUNT
+} bg_metric_svc_counter;
+
 /* Maps the area for max_slots worker slots plus the master slot. Call before fork(). */
 bg_metrics *bg_metrics_create(int max_slots, char *err);
 /* Unmaps it (master at exit; a worker never calls it). */
@@ -59,6 +66,9 @@ void bg_metrics_request_done(bg_metrics *m, int slot, const char *service, int s
 void bg_metrics_inflight_add(bg_metrics *m, int slot, int delta);
 /* Adds n to counter c of slot (BG_METRICS_MASTER_SLOT allowed). */
 void bg_metrics_count(bg_metrics *m, int slot, bg_metric_counter c, uint64_t n);
+/* Adds n to service's counter c of slot (service as in bg_metrics_request_done). */
+void bg_metrics_service_count(bg_metrics *m, int slot, const char *service, bg_metric_svc_counter c,
+                              uint64_t n);
 /* Zeroes the gauges of slot: the master calls it when it reaps the slot's worker
  * (a killed worker cannot decrement what it had in flight). Counters stay. */
 void bg_metrics_slot_reset(bg_metrics *m, int slot);
@@ -68,9 +78,10 @@ void bg_metrics_slot_reset(bg_metrics *m, int slot);
  * busgate_request_duration_seconds (histogram), busgate_inflight_requests,
  * busgate_worker_restarts_total, busgate_bus_reconnects_total,
  * busgate_dead_letters_total, busgate_ratelimit_denied_total,
- * busgate_ratelimit_failopen_total, busgate_ratelimit_evictions_total. *out is malloc'ed and
- * NUL-terminated (the caller frees it); *len excludes the NUL. Returns BG_OK, or BG_ERR when out of
- * memory. */
+ * busgate_ratelimit_failopen_total, busgate_ratelimit_evictions_total,
+ * busgate_backpressure_rejected_total{service}, busgate_breaker_rejected_total{service}.
+ * *out is malloc'ed and NUL-terminated (the caller frees it); *len excludes the NUL. Returns
+ * BG_OK, or BG_ERR when out of memory. */
 int bg_metrics_render_prometheus(const bg_metrics *m, char **out, size_t *len);
 
 /* Upper bounds of the latency histogram buckets in microseconds, from 1 ms to 30 s

@@ -19,13 +19,14 @@ typedef struct bg_busview bg_busview;
 
 #define BG_BV_MAX_SERVICES 1024
 
-/* One sample of a service's request stream (XINFO GROUPS, XPENDING, XINFO STREAM). */
+/* One sample of a service's request stream (XINFO GROUPS, XPENDING, XRANGE, XINFO STREAM). */
 typedef struct bg_bv_sample {
     int64_t lag;         /* entries no group has been given yet (the largest group lag) */
     int64_t pending;     /* entries given to an instance and not acked (all groups) */
     int64_t consumers;   /* consumers in the service's groups */
     int64_t groups;      /* consumer groups on the stream; 0: nobody reads it */
     uint64_t dead_added; /* entries ever added to its dead-letter stream */
+    int64_t oldest_ms;   /* age of the oldest request waiting or pending; 0: none */
     int64_t sampled_ms;  /* monotonic time of the sample */
     int64_t added_at;    /* bg_bv_added just before the sample was taken */
 } bg_bv_sample;

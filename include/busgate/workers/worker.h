@@ -12,6 +12,7 @@ typedef struct bg_metrics bg_metrics;
 typedef struct bg_busview bg_busview;
 typedef struct bg_doc bg_doc;
 typedef struct bg_ratetable bg_ratetable;
+typedef struct bg_breaker bg_breaker;
 
 /* Everything a worker inherits from the master. The worker owns the fds from now on
  * (it closes them when it exits); it never frees cfg, rt or metrics. */
@@ -21,6 +22,7 @@ typedef struct bg_worker_ctx {
     bg_metrics *metrics;   /* shared counters; this worker writes slot `slot` */
     bg_busview *busview;   /* warm-up and backlogs from the master; workers count REQUESTs in it */
     bg_doc *openapi;       /* aggregated OpenAPI document (worker calls bg_doc_protect_readonly) */
+    bg_breaker *breaker;   /* per-service circuit breakers, one for all workers */
     const int *listen_fds; /* non-blocking, close-on-exec */
     const int *listen_tls; /* per listen fd: 1 = TLS ("listen = ... ssl") */
     int nlisten;
