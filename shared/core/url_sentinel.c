@@ -102,8 +102,9 @@ static int sentinel_param(const char *s, size_t len, bg_valkey_addr *out, char *
     if (eq != NULL && nlen == 17 && strncmp(s, "sentinel_password", 17) == 0)
         return bg_url_decode(eq + 1, vlen, out->sentinel_password, sizeof(out->sentinel_password),
                              "sentinel_password", err);
-    bg_set_error(err, "unknown query parameter '%.*s' (allowed: db, sentinel_user, "
-                      "sentinel_password)",
+    bg_set_error(err,
+                 "unknown query parameter '%.*s' (allowed: db, sentinel_user, "
+                 "sentinel_password)",
                  (int)(nlen > 32 ? 32 : nlen), s);
     return BG_ERR;
 }
