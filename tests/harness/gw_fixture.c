@@ -121,17 +121,23 @@ int bgt_fix_start(bgt_fix *f, const char *extra_gateway, int necho)
 
 int bgt_fix_start_ex(bgt_fix *f, const char *extra_gateway, const char *extra_sections, int necho)
 {
+    return bgt_fix_start_url(f, NULL, extra_gateway, extra_sections, necho);
+}
+
+int bgt_fix_start_url(bgt_fix *f, const char *url, const char *extra_gateway,
+                      const char *extra_sections, int necho)
+{
     char gw[2048], extra[2048];
     bgt_gw_opts o = {0};
     int i;
 
     memset(f, 0, sizeof(*f));
-    if (bgt_valkey_start(&f->v, NULL) != 0) {
+    if (url == NULL && bgt_valkey_start(&f->v, NULL) != 0) {
         fprintf(stderr, "gw_fixture: valkey did not start\n");
         return -1;
     }
     snprintf(gw, sizeof(gw), "%s%s", BGT_FIX_GATEWAY, extra_gateway ? extra_gateway : "");
-    o.valkey_url = f->v.url;
+    o.valkey_url = url != NULL ? url : f->v.url;
     o.workers = 2;
     o.extra_gateway = gw;
     snprintf(extra, sizeof(extra), "%s[admin]\ntoken = %s\n%s", BGT_FIX_MESSAGING, BGT_FIX_TOKEN,

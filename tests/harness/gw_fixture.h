@@ -34,6 +34,9 @@ typedef struct bgt_fix {
 int bgt_fix_start(bgt_fix *f, const char *extra_gateway, int necho);
 /* The same, with more ini sections appended verbatim (e.g. "[valkey]\ncommand_timeout = 1s\n"). */
 int bgt_fix_start_ex(bgt_fix *f, const char *extra_gateway, const char *extra_sections, int necho);
+/* The same on a Valkey the caller runs (e.g. a valkey+sentinel:// url): f->v stays unused. */
+int bgt_fix_start_url(bgt_fix *f, const char *url, const char *extra_gateway,
+                      const char *extra_sections, int necho);
 void bgt_fix_stop(bgt_fix *f);
 /* Echo instance i (0-based, named e<i+1>): start and wait for its registration line. */
 int bgt_fix_echo_start(bgt_fix *f, int i);

@@ -1,0 +1,297 @@
+/* test_sentinel.c: Valkey Sentinel, on real parts: a primary, a replica and three sentinels
+ * (sentinel_harness). The blocking client finds the primary, follows a failover and a
+ * manual switch; the gateway and the echo example on the Sentinel URL keep answering
+ * under load while the primary is SIGKILLed or switched, with every request accounted
+ * for (chaos_load). Skips, saying why, where no sentinel binary exists. The failover
+ * figures are printed ("sentinel ..." lines), never asserted. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "busgate/bus/bus.h"
+#include "chaos_load.h"
+#include "gw_fixture.h"
+#include "sentinel_harness.h"
+
+#define HA_CLIENTS 16
+#define HA_SECONDS 10
+#define HA_HANG_MS 10000 /* request_timeout is 2 s: 10 s without an answer is a hang */
+#define HA_FAULT_MS 3000 /* load time at which the primary is killed or switched */
+/* Leases short enough that what was pending at the switch is reclaimed within the run. */
+#define HA_SECTIONS                                                                                \
+    "[valkey]\ncommand_timeout = 1s\n[messaging]\nlease_duration = 2s\nstream_maxlen = 20000\n"
+
+static bgt_sentinels set;
+static bgt_fix fix;
+static chaos_load load;
+
+static void ha_sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+
+    nanosleep(&ts, NULL);
+}
+
+static void setup(void)
+{
+    const char *why = bgt_sentinel_unavailable();
+
+    memset(&set, 0, sizeof(set));
+    memset(&fix, 0, sizeof(fix));
+    memset(&load, 0, sizeof(load));
+    if (why != NULL)
+        cr_skip_test("sentinel cannot run here: %s", why);
+    cr_assert_eq(bgt_sentinels_start(&set), 0, "the sentinel set did not start");
+}
+
+static void teardown(void)
+{
+    chaos_load_free(&load);
+    bgt_fix_stop(&fix);
+    bgt_sentinels_stop(&set);
+}
+
+static bg_bus *ha_connect(void)
+{
+    char err[BG_ERR_LEN] = "";
+    bg_bus_opts o;
+    bg_bus *bus;
+
+    bg_bus_opts_init(&o);
+    cr_assert_eq(bg_bus_opts_from_url(&o, set.url, err), BG_OK, "%s", err);
+    o.command_timeout_ms = 1000;
+    bus = bg_bus_connect(&o, err);
+    cr_assert_not_null(bus, "connect through the sentinels: %s", err);
+    return bus;
+}
+
+/* SET until the bus answers +OK (each try may reconnect once); the time it took, or -1. */
+static long long ha_set_until_ok(bg_bus *bus, const char *key, const char *val, int timeout_ms)
+{
+    long long t0 = bgt_now_ms();
+    char err[BG_ERR_LEN];
+
+    while (bgt_now_ms() - t0 < timeout_ms) {
+        redisReply *r = bg_bus_command(bus, err, "SET %s %s", key, val);
+        int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
+        if (r != NULL)
+            freeReplyObject(r);
+        if (ok)
+            return bgt_now_ms() - t0;
+        ha_sleep_ms(20);
+    }
+    return -1;
+}
+
+static void assert_where_is(bg_bus *bus, int port)
+{
+    char want[32];
+
+    snprintf(want, sizeof(want), "127.0.0.1:%d", port);
+    cr_assert_str_eq(bg_bus_where(bus), want, "connected to %s, the primary is %s",
+                     bg_bus_where(bus), want);
+}
+
+TestSuite(sentinel, .init = setup, .fini = teardown, .timeout = 120);
+
+Test(sentinel, blocking_client_finds_the_primary)
+{
+    bg_bus *bus = ha_connect();
+    char err[BG_ERR_LEN];
+    redisReply *r;
+
+    assert_where_is(bus, set.node[0].port);
+    r = bg_bus_command(bus, err, "ROLE");
+    cr_assert_not_null(r, "%s", err);
+    cr_assert_str_eq(r->element[0]->str, "master");
+    freeReplyObject(r);
+    bg_bus_free(bus);
+}
+
+Test(sentinel, no_sentinel_answers_names_each)
+{
+    char err[BG_ERR_LEN] = "", url[128];
+    bg_bus_opts o;
+    int p1 = bgt_free_port(), p2 = bgt_free_port();
+
+    snprintf(url, sizeof(url), "valkey+sentinel://127.0.0.1:%d,127.0.0.1:%d/%s", p1, p2,
+             BGT_SENTINEL_MASTER);
+    bg_bus_opts_init(&o);
+    cr_assert_eq(bg_bus_opts_from_url(&o, url, err), BG_OK, "%s", err);
+    cr_assert_null(bg_bus_connect(&o, err));
+    cr_assert(strstr(err, "sentinel 127.0.0.1:") != NULL && strstr(err, "; ") != NULL,
+              "every sentinel's reason: %s", err);
+}
+
+Test(sentinel, unknown_master_name_is_reported)
+{
+    char err[BG_ERR_LEN] = "", url[128];
+    bg_bus_opts o;
+
+    snprintf(url, sizeof(url), "valkey+sentinel://127.0.0.1:%d/othermaster", set.port[0]);
+    bg_bus_opts_init(&o);
+    cr_assert_eq(bg_bus_opts_from_url(&o, url, err), BG_OK, "%s", err);
+    cr_assert_null(bg_bus_connect(&o, err));
+    cr_assert(strstr(err, "does not monitor a master named 'othermaster'") != NULL, "%s", err);
+}
+
+/* The primary dies: the next commands fail until the sentinels promote the replica, then
+ * the reconnect asks them again and lands on the new primary, with the data replicated. */
+Test(sentinel, blocking_client_follows_a_kill9_failover)
+{
+    bg_bus *bus = ha_connect();
+    long long t0, switch_ms, took;
+
+    cr_assert_geq(ha_set_until_ok(bus, "ha:k", "before", 1000), 0);
+    cr_assert_eq(bgt_valkey_cmd(&set.node[0], (char[64]){0}, 64, "WAIT 1 1000"), 0);
+    t0 = bgt_now_ms();
+    bgt_valkey_kill(&set.node[0]);
+    cr_assert_eq(bgt_sentinels_wait_primary(&set, set.node[1].port, 30000), 0,
+                 "the sentinels did not promote the replica");
+    switch_ms = bgt_now_ms() - t0;
+    took = ha_set_until_ok(bus, "ha:k2", "after", 10000);
+    cr_assert_geq(took, 0, "no command succeeded after the failover");
+    printf("sentinel blocking kill9: switch %lld ms after the kill, first write %lld ms after "
+           "the switch\n",
+           switch_ms, took);
+    assert_where_is(bus, set.node[1].port);
+    bg_bus_free(bus);
+}
+
+/* The old primary keeps taking writes until the sentinels demote it, seconds after the
+ * switch: the client must move on its own (it asks the sentinels every second). */
+Test(sentinel, blocking_client_follows_a_manual_failover)
+{
+    bg_bus *bus = ha_connect();
+    char want[32];
+    long long t0, switch_at, moved_at = -1;
+
+    cr_assert_geq(ha_set_until_ok(bus, "ha:k", "v", 1000), 0);
+    t0 = bgt_now_ms();
+    cr_assert_eq(bgt_sentinels_failover(&set), 0);
+    cr_assert_eq(bgt_sentinels_wait_primary(&set, set.node[1].port, 30000), 0);
+    switch_at = bgt_now_ms();
+    snprintf(want, sizeof(want), "127.0.0.1:%d", set.node[1].port);
+    while (bgt_now_ms() - switch_at < 5000 && moved_at < 0) {
+        cr_assert_geq(ha_set_until_ok(bus, "ha:k", "w", 5000), 0, "no write succeeded");
+        if (strcmp(bg_bus_where(bus), want) == 0)
+            moved_at = bgt_now_ms();
+        ha_sleep_ms(10);
+    }
+    printf("sentinel blocking manual: switch %lld ms after SENTINEL FAILOVER, client on the new "
+           "primary %lld ms after the switch\n",
+           switch_at - t0, moved_at - switch_at);
+    assert_where_is(bus, set.node[1].port);
+    bg_bus_free(bus);
+}
+
+/* ---- the gateway and the echo example on the Sentinel URL, under load ---- */
+
+static int is_bus_down_answer(const chaos_rec *rec)
+{
+    return rec->kind == CHAOS_ANSWERED &&
+           ((rec->status == 503 && rec->retry_after) || rec->status == 504);
+}
+
+static long count_failed_unless(int (*pred)(const chaos_rec *))
+{
+    long bad = 0;
+
+    for (int i = 0; i < load.nclients; i++)
+        for (size_t j = 0; j < load.clients[i].nrecs; j++) {
+            const chaos_rec *rec = &load.clients[i].recs[j];
+            bad += chaos_rec_failed(rec) && !pred(rec);
+        }
+    return bad;
+}
+
+static void assert_never(const chaos_sum *s)
+{
+    cr_expect_eq(s->kind[CHAOS_WRONG_BODY], 0, "%ld answers with another request's body",
+                 s->kind[CHAOS_WRONG_BODY]);
+    cr_expect_eq(s->kind[CHAOS_EXTRA], 0, "%ld requests answered twice", s->kind[CHAOS_EXTRA]);
+    cr_expect_eq(s->kind[CHAOS_HUNG], 0, "%ld requests hung", s->kind[CHAOS_HUNG]);
+    cr_expect_eq(s->kind[CHAOS_BAD_HTTP], 0, "%ld garbled answers", s->kind[CHAOS_BAD_HTTP]);
+    cr_expect_eq(s->s404, 0, "%ld answers of 404 for a served route", s->s404);
+    cr_assert_gt(s->ok, 0, "nothing was served");
+}
+
+static void gw_start(void)
+{
+    cr_assert_eq(bgt_fix_start_url(&fix, set.url, NULL, HA_SECTIONS, 2), 0,
+                 "gateway + echo did not start on %s", set.url);
+    cr_assert_eq(chaos_load_start(&load, fix.port, HA_CLIENTS, HA_SECONDS * 1000, HA_HANG_MS), 0);
+    while (chaos_load_now(&load) < HA_FAULT_MS)
+        ha_sleep_ms(20);
+}
+
+/* Waits for the sentinels to name node[1]; the load time when they all did. */
+static int64_t gw_wait_switch(void)
+{
+    cr_assert_eq(bgt_sentinels_wait_primary(&set, set.node[1].port, 30000), 0,
+                 "the sentinels did not promote the replica");
+    return chaos_load_now(&load);
+}
+
+/* HA_KEEP_LOGS=DIR copies the gateway's, the echo instances' and the sentinels' logs
+ * there before the teardown removes them (for a failover that went wrong). */
+static void keep_logs(void)
+{
+    const char *dir = getenv("HA_KEEP_LOGS");
+    char cmd[1024];
+
+    if (dir == NULL || dir[0] != '/')
+        return;
+    snprintf(cmd, sizeof(cmd),
+             "mkdir -p '%s' && cp -r '%s' '%s/gateway' && cp -r '%s' '%s/sentinels'", dir,
+             fix.g.dir, dir, set.dir, dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "HA_KEEP_LOGS: copying the logs to %s failed\n", dir);
+}
+
+static void gw_finish(const char *name, int64_t fault_ms, int64_t switch_ms)
+{
+    int64_t first_end, first;
+    chaos_sum s;
+
+    chaos_load_join(&load);
+    keep_logs();
+    chaos_load_sum(&load, 0, INT64_MAX, &s);
+    chaos_sum_print(name, &s);
+    first = chaos_load_first_ok_after(&load, switch_ms, &first_end);
+    printf("sentinel %-8s fault at %lld ms, sentinels switched %lld ms later; first good 200 "
+           "started after the switch ended %lld ms after it\n",
+           name, (long long)fault_ms, (long long)(switch_ms - fault_ms),
+           (long long)(first_end - switch_ms));
+    assert_never(&s);
+    cr_expect_geq(first, 0, "no request succeeded after the switch");
+    cr_expect_eq(count_failed_unless(is_bus_down_answer), 0,
+                 "a failure other than 503 Retry-After / 504 across the failover");
+    cr_expect_eq(bgt_fix_wait_status(&fix, "/echo", 200, 15000), 200, "/echo never 200 again");
+    cr_expect_eq(bgt_fix_wait_status(&fix, "/readyz", 200, 15000), 200, "/readyz never 200");
+}
+
+Test(sentinel, gateway_survives_primary_kill9, .timeout = 180)
+{
+    int64_t fault_ms, switch_ms;
+
+    gw_start();
+    fault_ms = chaos_load_now(&load);
+    bgt_valkey_kill(&set.node[0]);
+    switch_ms = gw_wait_switch();
+    gw_finish("kill9", fault_ms, switch_ms);
+}
+
+Test(sentinel, gateway_survives_manual_failover, .timeout = 180)
+{
+    int64_t fault_ms, switch_ms;
+
+    gw_start();
+    fault_ms = chaos_load_now(&load);
+    cr_assert_eq(bgt_sentinels_failover(&set), 0);
+    switch_ms = gw_wait_switch();
+    gw_finish("manual", fault_ms, switch_ms);
+}

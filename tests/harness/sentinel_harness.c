@@ -1,0 +1,304 @@
+/* sentinel_harness.c: a primary, a replica and three sentinels as private processes. */
+#include "sentinel_harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "proc_harness.h"
+
+static void sh_sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+
+    nanosleep(&ts, NULL);
+}
+
+/* valkey-sentinel (Debian's package), else the server in sentinel mode. */
+static const char *sh_binary(char *argv0, size_t len)
+{
+    if (bgt_in_path("valkey-sentinel"))
+        snprintf(argv0, len, "valkey-sentinel");
+    else if (bgt_in_path("redis-sentinel"))
+        snprintf(argv0, len, "redis-sentinel");
+    else if (bgt_in_path("valkey-server") || bgt_in_path("redis-server"))
+        snprintf(argv0, len, "%s", bgt_valkey_binary()); /* with --sentinel */
+    else
+        return NULL;
+    return argv0;
+}
+
+const char *bgt_sentinel_unavailable(void)
+{
+    char argv0[64];
+
+    if (sh_binary(argv0, sizeof(argv0)) == NULL)
+        return "no valkey-sentinel, redis-sentinel or valkey-server on PATH";
+    return NULL;
+}
+
+/* One command on 127.0.0.1:port through hiredis; the reply (caller frees) or NULL. */
+static redisReply *sh_cmd(int port, const char *fmt, const char *arg)
+{
+    struct timeval tv = {.tv_sec = 1};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    redisReply *r = NULL;
+
+    if (c != NULL && c->err == 0) {
+        redisSetTimeout(c, tv);
+        r = redisCommand(c, fmt, arg);
+    }
+    if (c != NULL)
+        redisFree(c);
+    return r;
+}
+
+static int sh_write_conf(const bgt_sentinels *s, int i, char *path, size_t len)
+{
+    FILE *fp;
+
+    snprintf(path, len, "%s/sentinel-%d.conf", s->dir, s->port[i]);
+    fp = fopen(path, "w");
+    if (fp == NULL)
+        return -1;
+    fprintf(fp,
+            "port %d\nbind 127.0.0.1\ndaemonize no\ndir %s\nlogfile %s/sentinel-%d.log\n"
+            "sentinel monitor %s 127.0.0.1 %d 2\n"
+            "sentinel down-after-milliseconds %s 1000\n"
+            "sentinel failover-timeout %s 3000\n"
+            "sentinel parallel-syncs %s 1\n",
+            s->port[i], s->dir, s->dir, s->port[i], BGT_SENTINEL_MASTER, s->node[0].port,
+            BGT_SENTINEL_MASTER, BGT_SENTINEL_MASTER, BGT_SENTINEL_MASTER);
+    return fclose(fp) == 0 ? 0 : -1;
+}
+
+static pid_t sh_spawn(const bgt_sentinels *s, const char *conf)
+{
+    int needs_flag = strstr(s->argv0, "sentinel") == NULL; /* the server binary itself */
+    pid_t pid = fork();
+
+    if (pid != 0)
+        return pid;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (chdir(s->dir) != 0)
+        _exit(126);
+    if (needs_flag)
+        execlp(s->argv0, s->argv0, conf, "--sentinel", (char *)NULL);
+    else
+        execlp(s->argv0, s->argv0, conf, (char *)NULL);
+    _exit(127);
+}
+
+static int sh_start_sentinel(bgt_sentinels *s, int i)
+{
+    char conf[400];
+    long long until;
+
+    s->port[i] = bgt_free_port();
+    if (s->port[i] <= 0 || sh_write_conf(s, i, conf, sizeof(conf)) != 0)
+        return -1;
+    s->pid[i] = sh_spawn(s, conf);
+    if (s->pid[i] < 0) {
+        s->pid[i] = 0;
+        return -1;
+    }
+    for (until = bgt_now_ms() + 5000; bgt_now_ms() < until; sh_sleep_ms(20)) {
+        redisReply *r = sh_cmd(s->port[i], "PING", NULL);
+        int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
+        if (r != NULL)
+            freeReplyObject(r);
+        if (ok)
+            return 0;
+        if (waitpid(s->pid[i], NULL, WNOHANG) == s->pid[i]) {
+            s->pid[i] = 0;
+            return -1;
+        }
+    }
+    return -1;
+}
+
+/* The replica reports master_link_status:up once the first sync is done. */
+static int sh_wait_sync(const bgt_sentinels *s, int timeout_ms)
+{
+    long long until = bgt_now_ms() + timeout_ms;
+
+    for (; bgt_now_ms() < until; sh_sleep_ms(20)) {
+        redisReply *r = sh_cmd(s->node[1].port, "INFO %s", "replication");
+        int up = r != NULL && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_VERB) &&
+                 strstr(r->str, "link_status:up") != NULL;
+        if (r != NULL)
+            freeReplyObject(r);
+        if (up)
+            return 0;
+    }
+    return -1;
+}
+
+static long sh_count(int port, const char *what)
+{
+    redisReply *r = sh_cmd(port, what, BGT_SENTINEL_MASTER);
+    long n = r != NULL && r->type == REDIS_REPLY_ARRAY ? (long)r->elements : -1;
+
+    if (r != NULL)
+        freeReplyObject(r);
+    return n;
+}
+
+/* A failover needs each sentinel to know the replica and a majority of sentinels:
+ * they learn both within a few seconds (INFO at connect, hello messages every 2 s). */
+static int sh_wait_known(const bgt_sentinels *s, int timeout_ms)
+{
+    long long until = bgt_now_ms() + timeout_ms;
+    int i, ok = 0;
+
+    for (; !ok && bgt_now_ms() < until; sh_sleep_ms(100)) {
+        ok = 1;
+        for (i = 0; i < BGT_SENTINELS; i++)
+            ok &= sh_count(s->port[i], "SENTINEL replicas %s") == 1 &&
+                  sh_count(s->port[i], "SENTINEL sentinels %s") == BGT_SENTINELS - 1;
+    }
+    return ok ? 0 : -1;
+}
+
+static int sh_start_nodes(bgt_sentinels *s)
+{
+    char port[16];
+    const char *replica[] = {"--replicaof", "127.0.0.1", port, NULL};
+
+    if (bgt_valkey_start(&s->node[0], NULL) != 0) {
+        fprintf(stderr, "sentinel_harness: the primary did not start\n");
+        return -1;
+    }
+    snprintf(port, sizeof(port), "%d", s->node[0].port);
+    if (bgt_valkey_start(&s->node[1], replica) != 0 || sh_wait_sync(s, 10000) != 0) {
+        fprintf(stderr, "sentinel_harness: the replica did not start or sync\n");
+        return -1;
+    }
+    return 0;
+}
+
+int bgt_sentinels_start(bgt_sentinels *s)
+{
+    int i;
+
+    memset(s, 0, sizeof(*s));
+    if (sh_binary(s->argv0, sizeof(s->argv0)) == NULL) {
+        fprintf(stderr, "sentinel_harness: %s\n", bgt_sentinel_unavailable());
+        return -1;
+    }
+    snprintf(s->dir, sizeof(s->dir), "/tmp/busgate-test-XXXXXX");
+    if (mkdtemp(s->dir) == NULL || sh_start_nodes(s) != 0)
+        goto fail;
+    for (i = 0; i < BGT_SENTINELS; i++) {
+        if (sh_start_sentinel(s, i) != 0) {
+            fprintf(stderr, "sentinel_harness: sentinel %d did not start (%s, see %s)\n", i,
+                    s->argv0, s->dir);
+            goto fail;
+        }
+    }
+    snprintf(s->url, sizeof(s->url), "valkey+sentinel://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d/%s",
+             s->port[0], s->port[1], s->port[2], BGT_SENTINEL_MASTER);
+    if (sh_wait_known(s, 15000) != 0) {
+        fprintf(stderr,
+                "sentinel_harness: the sentinels did not learn the replica and each other\n");
+        goto fail;
+    }
+    return 0;
+fail:
+    bgt_sentinels_stop(s);
+    return -1;
+}
+
+void bgt_sentinels_stop(bgt_sentinels *s)
+{
+    char cmd[400];
+    int i;
+
+    for (i = 0; i < BGT_SENTINELS; i++) {
+        if (s->pid[i] > 0) {
+            kill(s->pid[i], SIGKILL);
+            waitpid(s->pid[i], NULL, 0);
+            s->pid[i] = 0;
+        }
+    }
+    bgt_valkey_stop(&s->node[0]);
+    bgt_valkey_stop(&s->node[1]);
+    if (strncmp(s->dir, "/tmp/busgate-test-", 18) == 0) {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
+        if (system(cmd) != 0) {
+            /* a leftover temp dir is harmless */
+        }
+    }
+    s->dir[0] = '\0';
+}
+
+int bgt_sentinels_primary_port(const bgt_sentinels *s, int i)
+{
+    redisReply *r = sh_cmd(s->port[i], "SENTINEL get-master-addr-by-name %s", BGT_SENTINEL_MASTER);
+    int port = -1;
+
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_STRING)
+        port = atoi(r->element[1]->str);
+    if (r != NULL)
+        freeReplyObject(r);
+    return port;
+}
+
+int bgt_sentinels_wait_primary(const bgt_sentinels *s, int port, int timeout_ms)
+{
+    long long until = bgt_now_ms() + timeout_ms;
+    int i, ok = 0;
+
+    for (; !ok && bgt_now_ms() < until; sh_sleep_ms(10)) {
+        ok = 1;
+        for (i = 0; i < BGT_SENTINELS; i++)
+            ok &= s->pid[i] <= 0 || bgt_sentinels_primary_port(s, i) == port;
+    }
+    return ok ? 0 : -1;
+}
+
+int bgt_sentinels_primary_index(const bgt_sentinels *s)
+{
+    int port = bgt_sentinels_primary_port(s, 0);
+
+    return port == s->node[0].port ? 0 : port == s->node[1].port ? 1 : -1;
+}
+
+int bgt_sentinels_failover(const bgt_sentinels *s)
+{
+    redisReply *r = sh_cmd(s->port[0], "SENTINEL failover %s", BGT_SENTINEL_MASTER);
+    int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
+
+    if (r != NULL && !ok)
+        fprintf(stderr, "sentinel_harness: SENTINEL FAILOVER: %s\n",
+                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    if (r != NULL)
+        freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
+int bgt_sentinels_wait_role(const bgt_sentinels *s, int i, const char *role, int timeout_ms)
+{
+    long long until = bgt_now_ms() + timeout_ms;
+
+    for (; bgt_now_ms() < until; sh_sleep_ms(20)) {
+        redisReply *r = sh_cmd(s->node[i].port, "ROLE", NULL);
+        int ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                 r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, role) == 0;
+        if (r != NULL)
+            freeReplyObject(r);
+        if (ok)
+            return 0;
+    }
+    return -1;
+}
