@@ -13,7 +13,7 @@
 #define BG_SENTINEL_TIMEOUT_MS 500
 /* Reconnect backoff ceiling in Sentinel mode: asking again is cheap and a
  * failover is over in about a second, so do not sleep the usual 5 s. */
-#define BG_SENTINEL_BACKOFF_MAX_MS 1000
+#define BG_SENTINEL_BACKOFF_MAX_MS 500
 
 /* How often a connected client asks the sentinels whether the primary moved.
  * After a manual SENTINEL FAILOVER the old primary keeps taking writes until

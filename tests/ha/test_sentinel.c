@@ -17,7 +17,9 @@
 #include "sentinel_harness.h"
 
 #define HA_CLIENTS 16
-#define HA_SECONDS 10
+/* Long enough that even a failover whose first election split (the sentinels retry after
+ * twice failover-timeout) leaves seconds of load after the switch. */
+#define HA_SECONDS 15
 #define HA_HANG_MS 10000 /* request_timeout is 2 s: 10 s without an answer is a hang */
 #define HA_FAULT_MS 3000 /* load time at which the primary is killed or switched */
 /* Leases short enough that what was pending at the switch is reclaimed within the run. */
@@ -208,6 +210,21 @@ static long count_failed_unless(int (*pred)(const chaos_rec *))
     return bad;
 }
 
+/* The start of the last failed request, relative to from_ms (or -1 when none failed after it):
+ * says when the gateway was whole again, where the first good 200 only says it began to be. */
+static int64_t last_failure_after(int64_t from_ms)
+{
+    int64_t last = -1;
+
+    for (int i = 0; i < load.nclients; i++)
+        for (size_t j = 0; j < load.clients[i].nrecs; j++) {
+            const chaos_rec *rec = &load.clients[i].recs[j];
+            if (chaos_rec_failed(rec) && rec->start_ms >= from_ms && rec->start_ms - from_ms > last)
+                last = rec->start_ms - from_ms;
+        }
+    return last;
+}
+
 static void assert_never(const chaos_sum *s)
 {
     cr_expect_eq(s->kind[CHAOS_WRONG_BODY], 0, "%ld answers with another request's body",
@@ -263,11 +280,16 @@ static void gw_finish(const char *name, int64_t fault_ms, int64_t switch_ms)
     chaos_sum_print(name, &s);
     first = chaos_load_first_ok_after(&load, switch_ms, &first_end);
     printf("sentinel %-8s fault at %lld ms, sentinels switched %lld ms later; first good 200 "
-           "started after the switch ended %lld ms after it\n",
+           "started after the switch ended %lld ms after it; last failed request started %lld ms "
+           "after it\n",
            name, (long long)fault_ms, (long long)(switch_ms - fault_ms),
-           (long long)(first_end - switch_ms));
+           (long long)(first_end - switch_ms), (long long)last_failure_after(switch_ms));
     assert_never(&s);
-    cr_expect_geq(first, 0, "no request succeeded after the switch");
+    if (switch_ms < HA_SECONDS * 1000 - 2000)
+        cr_expect_geq(first, 0, "no request succeeded after the switch");
+    else
+        printf("sentinel %-8s the switch came too late in the run to measure the first 200\n",
+               name);
     cr_expect_eq(count_failed_unless(is_bus_down_answer), 0,
                  "a failure other than 503 Retry-After / 504 across the failover");
     cr_expect_eq(bgt_fix_wait_status(&fix, "/echo", 200, 15000), 200, "/echo never 200 again");

@@ -74,7 +74,7 @@ static int sh_write_conf(const bgt_sentinels *s, int i, char *path, size_t len)
             "port %d\nbind 127.0.0.1\ndaemonize no\ndir %s\nlogfile %s/sentinel-%d.log\n"
             "sentinel monitor %s 127.0.0.1 %d 2\n"
             "sentinel down-after-milliseconds %s 1000\n"
-            "sentinel failover-timeout %s 3000\n"
+            "sentinel failover-timeout %s 2000\n"
             "sentinel parallel-syncs %s 1\n",
             s->port[i], s->dir, s->dir, s->port[i], BGT_SENTINEL_MASTER, s->node[0].port,
             BGT_SENTINEL_MASTER, BGT_SENTINEL_MASTER, BGT_SENTINEL_MASTER);

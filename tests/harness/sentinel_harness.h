@@ -24,7 +24,7 @@ typedef struct bgt_sentinels {
 const char *bgt_sentinel_unavailable(void);
 
 /* Starts the primary, the replica (waits until it is in sync) and three sentinels
- * (down-after-milliseconds 1000, failover-timeout 3000, quorum 2), and waits until every
+ * (down-after-milliseconds 1000, failover-timeout 2000, quorum 2), and waits until every
  * sentinel knows the replica and the other two sentinels. 0, or -1 with the reason on
  * stderr (everything started is stopped again). */
 int bgt_sentinels_start(bgt_sentinels *s);
