@@ -317,3 +317,34 @@ Test(sentinel, gateway_survives_manual_failover, .timeout = 180)
     switch_ms = gw_wait_switch();
     gw_finish("manual", fault_ms, switch_ms);
 }
+
+/* A promoted replica that lacks the streams and groups the gateway and the services
+ * created (asynchronous replication loses the last writes; here, deterministically, the
+ * replica is flushed locally right after the primary died, before its promotion). The
+ * NOGROUP handling re-creates them on the new primary, the master resyncs and the services
+ * re-announce: /echo answers 200 again by itself. */
+Test(sentinel, groups_missing_on_the_promoted_replica_are_recreated, .timeout = 180)
+{
+    long long t0, switched, served;
+    char out[64];
+
+    cr_assert_eq(bgt_fix_start_url(&fix, set.url, NULL, HA_SECTIONS, 2), 0,
+                 "gateway + echo did not start on %s", set.url);
+    bgt_valkey_kill(&set.node[0]);
+    t0 = bgt_now_ms();
+    cr_assert_eq(bgt_valkey_cmd(&set.node[1], out, sizeof(out), "CONFIG SET replica-read-only no"),
+                 0);
+    cr_assert_eq(bgt_valkey_cmd(&set.node[1], out, sizeof(out), "FLUSHALL"), 0);
+    cr_assert_str_eq(out, "+OK", "FLUSHALL on the replica");
+    cr_assert_eq(bgt_sentinels_wait_primary(&set, set.node[1].port, 30000), 0,
+                 "the sentinels did not promote the replica");
+    switched = bgt_now_ms();
+    cr_assert_eq(bgt_fix_wait_status(&fix, "/echo", 200, 30000), 200, "/echo never 200 again");
+    served = bgt_now_ms();
+    printf("sentinel empty-replica: switch %lld ms after the kill; /echo 200 again %lld ms after "
+           "the switch\n",
+           switched - t0, served - switched);
+    cr_expect_eq(bgt_fix_wait_status(&fix, "/readyz", 200, 15000), 200, "/readyz never 200");
+    cr_assert_eq(bgt_valkey_cmd(&set.node[1], out, sizeof(out), "EXISTS router:control"), 0);
+    cr_expect_str_eq(out, ":1", "the control stream was not re-created");
+}
