@@ -225,6 +225,24 @@ static int64_t last_failure_after(int64_t from_ms)
     return last;
 }
 
+/* `busgatectl -c INI ARGS` (it reads the Sentinel url from the ini); its exit status, and
+ * its output in out. */
+static int ha_ctl(const char *args, char *out, size_t len)
+{
+    char bin[512], cmd[2048];
+    size_t n = 0;
+    FILE *p;
+
+    cr_assert_eq(bgt_build_path("busgatectl", bin, sizeof(bin)), 0, "busgatectl not built");
+    snprintf(cmd, sizeof(cmd), "timeout 15 '%s' -c '%s' %s 2>&1", bin, fix.g.ini, args);
+    p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    while (n + 1 < len && fgets(out + n, (int)(len - n), p) != NULL)
+        n += strlen(out + n);
+    out[n] = '\0';
+    return pclose(p);
+}
+
 static void assert_never(const chaos_sum *s)
 {
     cr_expect_eq(s->kind[CHAOS_WRONG_BODY], 0, "%ld answers with another request's body",
@@ -326,7 +344,7 @@ Test(sentinel, gateway_survives_manual_failover, .timeout = 180)
 Test(sentinel, groups_missing_on_the_promoted_replica_are_recreated, .timeout = 180)
 {
     long long t0, switched, served;
-    char out[64];
+    char out[64], text[8192];
 
     cr_assert_eq(bgt_fix_start_url(&fix, set.url, NULL, HA_SECTIONS, 2), 0,
                  "gateway + echo did not start on %s", set.url);
@@ -347,4 +365,7 @@ Test(sentinel, groups_missing_on_the_promoted_replica_are_recreated, .timeout = 
     cr_expect_eq(bgt_fix_wait_status(&fix, "/readyz", 200, 15000), 200, "/readyz never 200");
     cr_assert_eq(bgt_valkey_cmd(&set.node[1], out, sizeof(out), "EXISTS router:control"), 0);
     cr_expect_str_eq(out, ":1", "the control stream was not re-created");
+    /* busgatectl finds the new primary through the same url. */
+    cr_expect_eq(ha_ctl("queues", text, sizeof(text)), 0, "busgatectl queues: %s", text);
+    cr_expect(strstr(text, "echo") != NULL, "busgatectl queues lists no echo: %s", text);
 }
