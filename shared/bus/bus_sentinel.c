@@ -232,6 +232,10 @@ int bg_bus_sentinel_role_ok(const redisReply *r, const char *where, char *err)
 {
     const redisReply *role;
 
+    if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+        bg_set_error(err, "ROLE on %s: %.160s", where, r->str); /* e.g. NOAUTH */
+        return 0;
+    }
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
         bg_set_error(err, "ROLE on %s: unexpected answer", where);
         return 0;

@@ -190,6 +190,50 @@ Test(sentinel, blocking_client_follows_a_manual_failover)
     bg_bus_free(bus);
 }
 
+static bg_bus *ha_connect_url(const char *url, char *err)
+{
+    bg_bus_opts o;
+
+    bg_bus_opts_init(&o);
+    cr_assert_eq(bg_bus_opts_from_url(&o, url, err), BG_OK, "%s", err);
+    o.command_timeout_ms = 1000;
+    return bg_bus_connect(&o, err);
+}
+
+/* Passwords on both sides: the url's userinfo for the data nodes, sentinel_password= for
+ * the sentinels; each wrong or missing one is named; a failover is followed with them. */
+Test(sentinel, credentials_for_sentinels_and_data_nodes)
+{
+    char err[BG_ERR_LEN] = "", url[512], hosts[128];
+    bg_bus *bus;
+
+    bgt_sentinels_stop(&set);
+    cr_assert_eq(bgt_sentinels_start_auth(&set, "dataPW1", "sentPW2"), 0,
+                 "the sentinel set with passwords did not start");
+    snprintf(hosts, sizeof(hosts), "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", set.port[0],
+             set.port[1], set.port[2]);
+    snprintf(url, sizeof(url), "valkey+sentinel://%s/%s?sentinel_password=wrong", hosts,
+             BGT_SENTINEL_MASTER);
+    cr_assert_null(ha_connect_url(url, err));
+    cr_assert(strstr(err, "AUTH") != NULL, "a wrong sentinel password is named: %s", err);
+    snprintf(url, sizeof(url), "valkey+sentinel://%s/%s?sentinel_password=sentPW2", hosts,
+             BGT_SENTINEL_MASTER);
+    cr_assert_null(ha_connect_url(url, err));
+    cr_assert(strstr(err, "NOAUTH") != NULL || strstr(err, "uthentication") != NULL,
+              "the data node's refusal is named: %s", err);
+    snprintf(url, sizeof(url), "valkey+sentinel://:dataPW1@%s/%s?sentinel_password=sentPW2", hosts,
+             BGT_SENTINEL_MASTER);
+    bus = ha_connect_url(url, err);
+    cr_assert_not_null(bus, "%s", err);
+    assert_where_is(bus, set.node[0].port);
+    bgt_valkey_kill(&set.node[0]);
+    cr_assert_eq(bgt_sentinels_wait_primary(&set, set.node[1].port, 30000), 0,
+                 "the sentinels did not promote the replica");
+    cr_assert_geq(ha_set_until_ok(bus, "ha:auth", "v", 10000), 0, "no write after the failover");
+    assert_where_is(bus, set.node[1].port);
+    bg_bus_free(bus);
+}
+
 /* ---- the gateway and the echo example on the Sentinel URL, under load ---- */
 
 static int is_bus_down_answer(const chaos_rec *rec)

@@ -46,15 +46,28 @@ const char *bgt_sentinel_unavailable(void)
     return NULL;
 }
 
-/* One command on 127.0.0.1:port through hiredis; the reply (caller frees) or NULL. */
-static redisReply *sh_cmd(int port, const char *fmt, const char *arg)
+/* The password port wants: the sentinels' own, or the data nodes'. */
+static const char *sh_password(const bgt_sentinels *s, int port)
+{
+    for (int i = 0; i < BGT_SENTINELS; i++)
+        if (s->port[i] == port)
+            return s->sentinel_password;
+    return s->data_password;
+}
+
+/* One command on 127.0.0.1:port through hiredis, after AUTH when that port needs it; the
+ * reply (caller frees) or NULL. */
+static redisReply *sh_cmd(const bgt_sentinels *s, int port, const char *fmt, const char *arg)
 {
     struct timeval tv = {.tv_sec = 1};
     redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    const char *pw = sh_password(s, port);
     redisReply *r = NULL;
 
     if (c != NULL && c->err == 0) {
         redisSetTimeout(c, tv);
+        if (pw[0] != '\0' && (r = redisCommand(c, "AUTH %s", pw)) != NULL)
+            freeReplyObject(r);
         r = redisCommand(c, fmt, arg);
     }
     if (c != NULL)
@@ -78,6 +91,11 @@ static int sh_write_conf(const bgt_sentinels *s, int i, char *path, size_t len)
             "sentinel parallel-syncs %s 1\n",
             s->port[i], s->dir, s->dir, s->port[i], BGT_SENTINEL_MASTER, s->node[0].port,
             BGT_SENTINEL_MASTER, BGT_SENTINEL_MASTER, BGT_SENTINEL_MASTER);
+    if (s->data_password[0] != '\0')
+        fprintf(fp, "sentinel auth-pass %s %s\n", BGT_SENTINEL_MASTER, s->data_password);
+    if (s->sentinel_password[0] != '\0')
+        fprintf(fp, "requirepass %s\nsentinel sentinel-pass %s\n", s->sentinel_password,
+                s->sentinel_password);
     return fclose(fp) == 0 ? 0 : -1;
 }
 
@@ -112,7 +130,7 @@ static int sh_start_sentinel(bgt_sentinels *s, int i)
         return -1;
     }
     for (until = bgt_now_ms() + 5000; bgt_now_ms() < until; sh_sleep_ms(20)) {
-        redisReply *r = sh_cmd(s->port[i], "PING", NULL);
+        redisReply *r = sh_cmd(s, s->port[i], "PING", NULL);
         int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
         if (r != NULL)
             freeReplyObject(r);
@@ -132,7 +150,7 @@ static int sh_wait_sync(const bgt_sentinels *s, int timeout_ms)
     long long until = bgt_now_ms() + timeout_ms;
 
     for (; bgt_now_ms() < until; sh_sleep_ms(20)) {
-        redisReply *r = sh_cmd(s->node[1].port, "INFO %s", "replication");
+        redisReply *r = sh_cmd(s, s->node[1].port, "INFO %s", "replication");
         int up = r != NULL && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_VERB) &&
                  strstr(r->str, "link_status:up") != NULL;
         if (r != NULL)
@@ -143,9 +161,9 @@ static int sh_wait_sync(const bgt_sentinels *s, int timeout_ms)
     return -1;
 }
 
-static long sh_count(int port, const char *what)
+static long sh_count(const bgt_sentinels *s, int port, const char *what)
 {
-    redisReply *r = sh_cmd(port, what, BGT_SENTINEL_MASTER);
+    redisReply *r = sh_cmd(s, port, what, BGT_SENTINEL_MASTER);
     long n = r != NULL && r->type == REDIS_REPLY_ARRAY ? (long)r->elements : -1;
 
     if (r != NULL)
@@ -163,10 +181,37 @@ static int sh_wait_known(const bgt_sentinels *s, int timeout_ms)
     for (; !ok && bgt_now_ms() < until; sh_sleep_ms(100)) {
         ok = 1;
         for (i = 0; i < BGT_SENTINELS; i++)
-            ok &= sh_count(s->port[i], "SENTINEL replicas %s") == 1 &&
-                  sh_count(s->port[i], "SENTINEL sentinels %s") == BGT_SENTINELS - 1;
+            ok &= sh_count(s, s->port[i], "SENTINEL replicas %s") == 1 &&
+                  sh_count(s, s->port[i], "SENTINEL sentinels %s") == BGT_SENTINELS - 1;
     }
     return ok ? 0 : -1;
+}
+
+/* With a data password: both nodes require it and use it towards their primary (the
+ * first one too, for when it comes back as a replica). Set once they are in sync, as
+ * the harness's start-up probes do not authenticate. */
+static int sh_protect_nodes(bgt_sentinels *s)
+{
+    const char *steps[] = {"masterauth", "requirepass"};
+    char pw[sizeof(s->data_password)];
+
+    if (s->data_password[0] == '\0')
+        return 0;
+    snprintf(pw, sizeof(pw), "%s", s->data_password);
+    s->data_password[0] = '\0'; /* not required until the last step */
+    for (int k = 0; k < 2; k++) {
+        for (int i = 1; i >= 0; i--) {
+            char line[300], out[64];
+            snprintf(line, sizeof(line), "CONFIG SET %s %s", steps[k], pw);
+            if (bgt_valkey_cmd(&s->node[i], out, sizeof(out), "%s", line) != 0 ||
+                strcmp(out, "+OK") != 0) {
+                fprintf(stderr, "sentinel_harness: %s on node %d: %s\n", steps[k], i, out);
+                return -1;
+            }
+        }
+    }
+    snprintf(s->data_password, sizeof(s->data_password), "%s", pw);
+    return 0;
 }
 
 static int sh_start_nodes(bgt_sentinels *s)
@@ -183,14 +228,23 @@ static int sh_start_nodes(bgt_sentinels *s)
         fprintf(stderr, "sentinel_harness: the replica did not start or sync\n");
         return -1;
     }
-    return 0;
+    return sh_protect_nodes(s);
 }
 
 int bgt_sentinels_start(bgt_sentinels *s)
 {
+    return bgt_sentinels_start_auth(s, NULL, NULL);
+}
+
+int bgt_sentinels_start_auth(bgt_sentinels *s, const char *data_password,
+                             const char *sentinel_password)
+{
     int i;
 
     memset(s, 0, sizeof(*s));
+    snprintf(s->data_password, sizeof(s->data_password), "%s", data_password ? data_password : "");
+    snprintf(s->sentinel_password, sizeof(s->sentinel_password), "%s",
+             sentinel_password ? sentinel_password : "");
     if (sh_binary(s->argv0, sizeof(s->argv0)) == NULL) {
         fprintf(stderr, "sentinel_harness: %s\n", bgt_sentinel_unavailable());
         return -1;
@@ -243,7 +297,8 @@ void bgt_sentinels_stop(bgt_sentinels *s)
 
 int bgt_sentinels_primary_port(const bgt_sentinels *s, int i)
 {
-    redisReply *r = sh_cmd(s->port[i], "SENTINEL get-master-addr-by-name %s", BGT_SENTINEL_MASTER);
+    redisReply *r =
+        sh_cmd(s, s->port[i], "SENTINEL get-master-addr-by-name %s", BGT_SENTINEL_MASTER);
     int port = -1;
 
     if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
@@ -276,7 +331,7 @@ int bgt_sentinels_primary_index(const bgt_sentinels *s)
 
 int bgt_sentinels_failover(const bgt_sentinels *s)
 {
-    redisReply *r = sh_cmd(s->port[0], "SENTINEL failover %s", BGT_SENTINEL_MASTER);
+    redisReply *r = sh_cmd(s, s->port[0], "SENTINEL failover %s", BGT_SENTINEL_MASTER);
     int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
 
     if (r != NULL && !ok)
@@ -292,7 +347,7 @@ int bgt_sentinels_wait_role(const bgt_sentinels *s, int i, const char *role, int
     long long until = bgt_now_ms() + timeout_ms;
 
     for (; bgt_now_ms() < until; sh_sleep_ms(20)) {
-        redisReply *r = sh_cmd(s->node[i].port, "ROLE", NULL);
+        redisReply *r = sh_cmd(s, s->node[i].port, "ROLE", NULL);
         int ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
                  r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, role) == 0;
         if (r != NULL)

@@ -15,9 +15,11 @@ typedef struct bgt_sentinels {
     bgt_valkey node[2]; /* node[0] starts as the primary, node[1] as its replica */
     pid_t pid[BGT_SENTINELS];
     int port[BGT_SENTINELS];
-    char dir[256];  /* the sentinels' configs and logs */
-    char url[512];  /* valkey+sentinel://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3/mymaster */
-    char argv0[64]; /* how sentinels are started: "valkey-sentinel" or "valkey-server" */
+    char dir[256];          /* the sentinels' configs and logs */
+    char url[512];          /* valkey+sentinel://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3/mymaster */
+    char argv0[64];         /* how sentinels are started: "valkey-sentinel" or "valkey-server" */
+    char data_password[64]; /* requirepass of the data nodes, "" for none */
+    char sentinel_password[64]; /* requirepass of the sentinels, "" for none */
 } bgt_sentinels;
 
 /* Why sentinel cannot run here (no sentinel binary), or NULL when it can. */
@@ -28,6 +30,11 @@ const char *bgt_sentinel_unavailable(void);
  * sentinel knows the replica and the other two sentinels. 0, or -1 with the reason on
  * stderr (everything started is stopped again). */
 int bgt_sentinels_start(bgt_sentinels *s);
+/* The same with passwords (NULL for none): the data nodes require data_password (set once
+ * they are in sync; the sentinels get it as auth-pass), the sentinels sentinel_password. The
+ * url carries neither: the test adds the credentials it means to test. */
+int bgt_sentinels_start_auth(bgt_sentinels *s, const char *data_password,
+                             const char *sentinel_password);
 /* Stops everything and removes the dirs. Safe to call twice. */
 void bgt_sentinels_stop(bgt_sentinels *s);
 
