@@ -12,6 +12,8 @@
 #include <time.h>
 
 #include "busgate/bus/bus.h"
+#include "busgate/bus/bus_async.h"
+#include "busgate/core/ev.h"
 #include "chaos_load.h"
 #include "gw_fixture.h"
 #include "sentinel_harness.h"
@@ -232,6 +234,78 @@ Test(sentinel, credentials_for_sentinels_and_data_nodes)
     cr_assert_geq(ha_set_until_ok(bus, "ha:auth", "v", 10000), 0, "no write after the failover");
     assert_where_is(bus, set.node[1].port);
     bg_bus_free(bus);
+}
+
+/* ---- the async client (workers, master) ---- */
+
+typedef struct ha_async {
+    bg_ev *loop;
+    bg_abus *bus;
+    int ups, port; /* port: the server's answer to CONFIG GET port, 0 until it comes */
+} ha_async;
+
+static void ha_on_state(bg_abus *b, int connected, void *arg)
+{
+    (void)b;
+    ((ha_async *)arg)->ups += connected;
+}
+
+static void ha_on_port(bg_abus *b, redisReply *r, void *arg)
+{
+    (void)b;
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2)
+        ((ha_async *)arg)->port = atoi(r->element[1]->str);
+}
+
+static void ha_run_until(ha_async *a, const int *value, int want, int64_t limit_ms)
+{
+    long long until = bgt_now_ms() + limit_ms;
+    char err[BG_ERR_LEN];
+
+    while (*value < want && bgt_now_ms() < until)
+        cr_assert_neq(bg_ev_run_once(a->loop, 20, err), BG_ERR, "%s", err);
+    cr_assert_geq(*value, want, "still %d after %lld ms (wanted %d)", *value, (long long)limit_ms,
+                  want);
+}
+
+/* The port of the server the async client is connected to. */
+static int ha_async_port(ha_async *a)
+{
+    a->port = 0;
+    cr_assert_eq(bg_abus_command(a->bus, ha_on_port, a, "CONFIG GET port"), BG_OK);
+    ha_run_until(a, &a->port, 1, 5000);
+    return a->port;
+}
+
+/* A manual failover leaves the old primary taking writes until it is demoted: the async
+ * client must notice the move by itself (the once-a-second check) and reconnect there. */
+Test(sentinel, async_client_follows_a_manual_failover)
+{
+    char err[BG_ERR_LEN] = "";
+    ha_async a = {0};
+    bg_bus_opts o;
+    long long switched;
+
+    signal(SIGPIPE, SIG_IGN);
+    bg_bus_opts_init(&o);
+    cr_assert_eq(bg_bus_opts_from_url(&o, set.url, err), BG_OK, "%s", err);
+    a.loop = bg_ev_new(err);
+    cr_assert_not_null(a.loop, "%s", err);
+    a.bus = bg_abus_new(a.loop, &o, err);
+    cr_assert_not_null(a.bus, "%s", err);
+    bg_abus_set_state_hook(a.bus, ha_on_state, &a);
+    ha_run_until(&a, &a.ups, 1, 10000);
+    cr_assert_eq(ha_async_port(&a), set.node[0].port);
+    cr_assert_eq(bgt_sentinels_failover(&set), 0);
+    cr_assert_eq(bgt_sentinels_wait_primary(&set, set.node[1].port, 30000), 0);
+    switched = bgt_now_ms();
+    ha_run_until(&a, &a.ups, 2, 5000);
+    printf("sentinel async manual: reconnected %lld ms after the switch\n",
+           bgt_now_ms() - switched);
+    cr_assert_eq(ha_async_port(&a), set.node[1].port);
+    bg_abus_free(a.bus);
+    bg_ev_run_once(a.loop, 0, err);
+    bg_ev_free(a.loop);
 }
 
 /* ---- the gateway and the echo example on the Sentinel URL, under load ---- */
