@@ -57,6 +57,7 @@ struct bg_abus {
     char last_error[BG_ERR_LEN];
     int sentinel_first;          /* Sentinel mode: the sentinel to ask first (answered last time) */
     bg_ev_timer *sentinel_check; /* Sentinel mode: "did the primary move?" every second */
+    int retry_now; /* the connection was dropped for a known move: reconnect at once */
 };
 
 static void abus_schedule_retry(bg_abus *b);
@@ -410,6 +411,9 @@ static void abus_schedule_retry(bg_abus *b)
         return;
     ms = bg_backoff_ms(b->failures++, ABUS_BACKOFF_MIN_MS,
                        b->opts.addr.sentinel ? BG_SENTINEL_BACKOFF_MAX_MS : ABUS_BACKOFF_MAX_MS);
+    if (b->retry_now)
+        ms = 0; /* once: every request meanwhile gets a 503, and the sentinels know where to go */
+    b->retry_now = 0;
     b->retry = bg_ev_timer_add(b->loop, ms, abus_on_retry, b, err);
     if (b->retry == NULL)
         bg_crit("valkey %s: cannot schedule a reconnect: %s", b->where, err);
@@ -432,7 +436,8 @@ static int64_t abus_on_sentinel_check(bg_ev *loop, bg_ev_timer *t, void *arg)
         bg_notice("valkey %s: %s: reconnecting", b->where, why);
         snprintf(b->last_error, sizeof(b->last_error), "%s", why);
         b->dying = 1;
-        b->failures = 0; /* the new primary is known: retry after the shortest backoff */
+        b->failures = 0;
+        b->retry_now = 1; /* the new primary is known */
         redisAsyncFree(b->ac);
     }
     return BG_SENTINEL_CHECK_MS;
@@ -517,6 +522,7 @@ static void abus_failover(bg_abus *b, redisAsyncContext *ac, const redisReply *r
     bg_set_error(b->last_error, "%s: %.120s", b->where, r->str);
     bg_warn("valkey %s: %.120s: asking the sentinels for the primary again", b->where, r->str);
     b->dying = 1;
+    b->retry_now = 1;
     redisAsyncFree(ac);
 }
 
