@@ -236,6 +236,41 @@ Test(sentinel, credentials_for_sentinels_and_data_nodes)
     bg_bus_free(bus);
 }
 
+/* valkeys+sentinel://: TLS to the sentinels and to the primary they name (by IP: the test
+ * certificate carries IP:127.0.0.1), verified against the CA, across a failover. */
+Test(sentinel, tls_to_sentinels_and_data_nodes)
+{
+    char err[BG_ERR_LEN] = "";
+    bgt_tls_certs certs;
+    bg_bus_opts o;
+    bg_bus *bus;
+
+    cr_assert_eq(bgt_tls_make_certs(&certs), 0, "openssl could not make test certificates");
+    bgt_sentinels_stop(&set);
+    if (bgt_sentinels_start_tls(&set, &certs) != 0) {
+        bgt_tls_remove_certs(&certs);
+        cr_assert_fail("the TLS sentinel set did not start");
+    }
+    bg_bus_opts_init(&o);
+    cr_assert_eq(bg_bus_opts_from_url(&o, set.url, err), BG_OK, "%s", err);
+    o.command_timeout_ms = 1000;
+    o.tls_ca_file = certs.other_ca_crt;
+    cr_assert_null(bg_bus_connect(&o, err), "an unrelated CA must not verify");
+    cr_assert(strstr(err, "certificate verify failed") != NULL, "%s", err);
+    o.tls_ca_file = certs.ca_crt;
+    bus = bg_bus_connect(&o, err);
+    cr_assert_not_null(bus, "%s", err);
+    assert_where_is(bus, set.node_tls_port[0]);
+    bgt_valkey_kill(&set.node[0]);
+    cr_assert_eq(bgt_sentinels_wait_primary(&set, set.node_tls_port[1], 30000), 0,
+                 "the sentinels did not promote the replica");
+    cr_assert_geq(ha_set_until_ok(bus, "ha:tls", "v", 10000), 0, "no write after the failover");
+    assert_where_is(bus, set.node_tls_port[1]);
+    bg_bus_free(bus);
+    bgt_sentinels_stop(&set);
+    bgt_tls_remove_certs(&certs);
+}
+
 /* ---- the async client (workers, master) ---- */
 
 typedef struct ha_async {

@@ -89,8 +89,14 @@ static int sh_write_conf(const bgt_sentinels *s, int i, char *path, size_t len)
             "sentinel down-after-milliseconds %s 1000\n"
             "sentinel failover-timeout %s 2000\n"
             "sentinel parallel-syncs %s 1\n",
-            s->port[i], s->dir, s->dir, s->port[i], BGT_SENTINEL_MASTER, s->node[0].port,
-            BGT_SENTINEL_MASTER, BGT_SENTINEL_MASTER, BGT_SENTINEL_MASTER);
+            s->port[i], s->dir, s->dir, s->port[i], BGT_SENTINEL_MASTER,
+            s->tls ? s->node_tls_port[0] : s->node[0].port, BGT_SENTINEL_MASTER,
+            BGT_SENTINEL_MASTER, BGT_SENTINEL_MASTER);
+    if (s->tls != NULL)
+        fprintf(fp,
+                "tls-port %d\ntls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\n"
+                "tls-auth-clients no\ntls-replication yes\n",
+                s->tls_port[i], s->tls->server_crt, s->tls->server_key, s->tls->ca_crt);
     if (s->data_password[0] != '\0')
         fprintf(fp, "sentinel auth-pass %s %s\n", BGT_SENTINEL_MASTER, s->data_password);
     if (s->sentinel_password[0] != '\0')
@@ -122,6 +128,7 @@ static int sh_start_sentinel(bgt_sentinels *s, int i)
     long long until;
 
     s->port[i] = bgt_free_port();
+    s->tls_port[i] = s->tls != NULL ? bgt_free_port() : 0;
     if (s->port[i] <= 0 || sh_write_conf(s, i, conf, sizeof(conf)) != 0)
         return -1;
     s->pid[i] = sh_spawn(s, conf);
@@ -214,37 +221,66 @@ static int sh_protect_nodes(bgt_sentinels *s)
     return 0;
 }
 
+/* One data node, over TLS as well in a TLS set (then replicating over TLS). */
+static int sh_start_node(bgt_sentinels *s, int i, const char *const *extra)
+{
+    const char *tls[8] = {"--tls-replication", "yes"};
+    int n = 2;
+
+    if (s->tls == NULL)
+        return bgt_valkey_start(&s->node[i], extra);
+    for (; extra != NULL && *extra != NULL && n < 7; extra++)
+        tls[n++] = *extra;
+    tls[n] = NULL;
+    return bgt_valkey_start_tls(&s->node[i], s->tls, &s->node_tls_port[i], tls);
+}
+
 static int sh_start_nodes(bgt_sentinels *s)
 {
     char port[16];
     const char *replica[] = {"--replicaof", "127.0.0.1", port, NULL};
 
-    if (bgt_valkey_start(&s->node[0], NULL) != 0) {
+    if (sh_start_node(s, 0, NULL) != 0) {
         fprintf(stderr, "sentinel_harness: the primary did not start\n");
         return -1;
     }
-    snprintf(port, sizeof(port), "%d", s->node[0].port);
-    if (bgt_valkey_start(&s->node[1], replica) != 0 || sh_wait_sync(s, 10000) != 0) {
+    snprintf(port, sizeof(port), "%d", s->tls ? s->node_tls_port[0] : s->node[0].port);
+    if (sh_start_node(s, 1, replica) != 0 || sh_wait_sync(s, 10000) != 0) {
         fprintf(stderr, "sentinel_harness: the replica did not start or sync\n");
         return -1;
     }
     return sh_protect_nodes(s);
 }
 
+static int sh_start(bgt_sentinels *s);
+
 int bgt_sentinels_start(bgt_sentinels *s)
 {
     return bgt_sentinels_start_auth(s, NULL, NULL);
 }
 
+int bgt_sentinels_start_tls(bgt_sentinels *s, const bgt_tls_certs *t)
+{
+    memset(s, 0, sizeof(*s));
+    s->tls = t;
+    return sh_start(s);
+}
+
 int bgt_sentinels_start_auth(bgt_sentinels *s, const char *data_password,
                              const char *sentinel_password)
 {
-    int i;
-
     memset(s, 0, sizeof(*s));
     snprintf(s->data_password, sizeof(s->data_password), "%s", data_password ? data_password : "");
     snprintf(s->sentinel_password, sizeof(s->sentinel_password), "%s",
              sentinel_password ? sentinel_password : "");
+    return sh_start(s);
+}
+
+/* Everything, from a struct whose options are set. */
+static int sh_start(bgt_sentinels *s)
+{
+    int i;
+
     if (sh_binary(s->argv0, sizeof(s->argv0)) == NULL) {
         fprintf(stderr, "sentinel_harness: %s\n", bgt_sentinel_unavailable());
         return -1;
@@ -259,8 +295,14 @@ int bgt_sentinels_start_auth(bgt_sentinels *s, const char *data_password,
             goto fail;
         }
     }
-    snprintf(s->url, sizeof(s->url), "valkey+sentinel://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d/%s",
-             s->port[0], s->port[1], s->port[2], BGT_SENTINEL_MASTER);
+    if (s->tls != NULL)
+        snprintf(s->url, sizeof(s->url),
+                 "valkeys+sentinel://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d/%s", s->tls_port[0],
+                 s->tls_port[1], s->tls_port[2], BGT_SENTINEL_MASTER);
+    else
+        snprintf(s->url, sizeof(s->url),
+                 "valkey+sentinel://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d/%s", s->port[0],
+                 s->port[1], s->port[2], BGT_SENTINEL_MASTER);
     if (sh_wait_known(s, 15000) != 0) {
         fprintf(stderr,
                 "sentinel_harness: the sentinels did not learn the replica and each other\n");
@@ -325,8 +367,10 @@ int bgt_sentinels_wait_primary(const bgt_sentinels *s, int port, int timeout_ms)
 int bgt_sentinels_primary_index(const bgt_sentinels *s)
 {
     int port = bgt_sentinels_primary_port(s, 0);
+    int p0 = s->tls ? s->node_tls_port[0] : s->node[0].port;
+    int p1 = s->tls ? s->node_tls_port[1] : s->node[1].port;
 
-    return port == s->node[0].port ? 0 : port == s->node[1].port ? 1 : -1;
+    return port == p0 ? 0 : port == p1 ? 1 : -1;
 }
 
 int bgt_sentinels_failover(const bgt_sentinels *s)

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "tls_certs.h"
 #include "valkey_harness.h"
 
 #define BGT_SENTINELS 3
@@ -20,6 +21,9 @@ typedef struct bgt_sentinels {
     char argv0[64];         /* how sentinels are started: "valkey-sentinel" or "valkey-server" */
     char data_password[64]; /* requirepass of the data nodes, "" for none */
     char sentinel_password[64]; /* requirepass of the sentinels, "" for none */
+    const bgt_tls_certs *tls;   /* TLS set: everyone also listens for TLS (NULL: plain only) */
+    int node_tls_port[2];       /* the data nodes' TLS ports (what the sentinels report) */
+    int tls_port[BGT_SENTINELS];
 } bgt_sentinels;
 
 /* Why sentinel cannot run here (no sentinel binary), or NULL when it can. */
@@ -35,10 +39,15 @@ int bgt_sentinels_start(bgt_sentinels *s);
  * url carries neither: the test adds the credentials it means to test. */
 int bgt_sentinels_start_auth(bgt_sentinels *s, const char *data_password,
                              const char *sentinel_password);
+/* The same over TLS as well (t's certificates): the data nodes replicate over TLS, the
+ * sentinels monitor them and talk to each other over TLS, and s->url is a
+ * valkeys+sentinel:// url of the sentinels' TLS ports. The plain ports stay open for the
+ * harness's own probes. */
+int bgt_sentinels_start_tls(bgt_sentinels *s, const bgt_tls_certs *t);
 /* Stops everything and removes the dirs. Safe to call twice. */
 void bgt_sentinels_stop(bgt_sentinels *s);
 
-/* The primary's port as sentinel i reports it, or -1. */
+/* The primary's port as sentinel i reports it (its TLS port in a TLS set), or -1. */
 int bgt_sentinels_primary_port(const bgt_sentinels *s, int i);
 /* Waits until every live sentinel reports port as the primary's; 0 or -1. */
 int bgt_sentinels_wait_primary(const bgt_sentinels *s, int port, int timeout_ms);
