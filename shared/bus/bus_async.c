@@ -207,6 +207,8 @@ static void abus_on_context_gone(void *data)
         bg_warn("valkey %s: connection lost: %s", b->where, b->last_error);
     else
         bg_warn("valkey %s: connect failed: %s", b->where, b->last_error);
+    if (!was_up && b->opts.addr.sentinel)
+        bg_bus_sentinel_next(&b->opts.addr, &b->sentinel_first);
     if (was_up && abus_tell_state(b, 0))
         return;
     abus_schedule_retry(b);
@@ -372,6 +374,7 @@ static void abus_connect(bg_abus *b)
 
     if (b->opts.addr.sentinel && abus_discover(b) != BG_OK) {
         bg_warn("valkey %s: %s", b->where, b->last_error);
+        bg_bus_sentinel_next(&b->opts.addr, &b->sentinel_first);
         abus_schedule_retry(b);
         return;
     }

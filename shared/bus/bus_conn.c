@@ -313,6 +313,8 @@ static int bus_attempt(bg_bus *bus, char *err)
     c = bus_open(bus, err);
     if (c == NULL) {
         bus->failures++;
+        if (bus->opts.addr.sentinel)
+            bg_bus_sentinel_next(&bus->opts.addr, &bus->sentinel_first);
         bus->next_attempt =
             start + bg_backoff_ms(bus->failures, BUS_BACKOFF_MIN_MS,
                                   bus->opts.addr.sentinel ? BG_SENTINEL_BACKOFF_MAX_MS

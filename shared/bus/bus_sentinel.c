@@ -213,19 +213,47 @@ int bg_bus_sentinel_discover(const bg_bus_opts *o, SSL_CTX *ssl_ctx, bg_valkey_a
     return BG_ERR;
 }
 
+static int sentinel_same(const bg_valkey_addr *a, const bg_valkey_addr *b)
+{
+    return a->port == b->port && strcmp(a->host, b->host) == 0;
+}
+
+/* One sentinel that still names our server is enough to stay (sentinels learn of a switch
+ * within about a second of each other); a move needs two that name the same new address
+ * (one with a single sentinel), so that one stale or partitioned sentinel cannot pull
+ * every client off a working primary. */
 int bg_bus_sentinel_moved(const bg_bus_opts *o, SSL_CTX *ssl_ctx, int *first, char *why)
 {
-    bg_valkey_addr now;
+    const bg_valkey_addr *a = &o->addr;
+    bg_valkey_addr seen, now;
+    int i, votes = 0, need = a->nsentinels > 1 ? 2 : 1;
     char err[BG_ERR_LEN], was[300];
 
-    if (o->addr.port == 0 || bg_bus_sentinel_discover(o, ssl_ctx, &now, first, err) != BG_OK)
+    if (a->port == 0 || a->nsentinels == 0)
         return 0;
-    if (now.port == o->addr.port && strcmp(now.host, o->addr.host) == 0)
+    for (i = 0; i < a->nsentinels && votes < need; i++) {
+        int k = (*first + i) % a->nsentinels;
+
+        now = *a;
+        if (sentinel_ask(o, ssl_ctx, &a->sentinels[k], &now, err) != BG_OK)
+            continue;
+        if (sentinel_same(&now, a) || (votes > 0 && !sentinel_same(&now, &seen)))
+            return 0;
+        seen = now;
+        votes++;
+    }
+    if (votes < need)
         return 0;
-    bg_bus_sentinel_where(&o->addr, was, sizeof(was));
-    bg_set_error(why, "the sentinels moved the primary of '%s' from %s to %s:%d",
-                 o->addr.master_name, was, now.host, now.port);
+    bg_bus_sentinel_where(a, was, sizeof(was));
+    bg_set_error(why, "the sentinels moved the primary of '%s' from %s to %s:%d", a->master_name,
+                 was, seen.host, seen.port);
     return 1;
+}
+
+void bg_bus_sentinel_next(const bg_valkey_addr *a, int *first)
+{
+    if (a->nsentinels > 0)
+        *first = (*first + 1) % a->nsentinels;
 }
 
 int bg_bus_sentinel_role_ok(const redisReply *r, const char *where, char *err)

@@ -29,9 +29,14 @@ int bg_bus_sentinel_discover(const bg_bus_opts *o, SSL_CTX *ssl_ctx, bg_valkey_a
                              int *first, char *err);
 
 /* 1 when the sentinels now name a primary other than o->addr's host:port
- * (which is the one connected to), with the new address in why; 0 when they
- * name the same one or none answers (no reason to drop a working connection). */
+ * (which is the one connected to), with the new address in why; 0 when one of
+ * them still names it, they disagree, or none answers (no reason to drop a
+ * working connection). A move needs two sentinels naming the same address. */
 int bg_bus_sentinel_moved(const bg_bus_opts *o, SSL_CTX *ssl_ctx, int *first, char *why);
+
+/* After a failed attempt: ask another sentinel first next time, so that one
+ * whose view is stale (it names a dead or demoted server) is not asked forever. */
+void bg_bus_sentinel_next(const bg_valkey_addr *a, int *first);
 
 /* 1 when a ROLE reply says "master"; else 0 with the role found in err. */
 int bg_bus_sentinel_role_ok(const redisReply *r, const char *where, char *err);
