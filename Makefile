@@ -84,6 +84,7 @@ test:
 	$(MAKE) --no-print-directory SANITIZE=1 check
 	$(MAKE) --no-print-directory chaos CHAOS_SECONDS=5 CHAOS_CLIENTS=16 CHAOS_RESULTS=.test-results
 	$(MAKE) --no-print-directory test-ha HA_RESULTS=.test-results
+	$(MAKE) --no-print-directory SANITIZE=1 test-ha HA_RESULTS=.test-results
 	$(MAKE) --no-print-directory fuzz-smoke FUZZ_TIME=5
 	-@sh tests/package/test_package.sh .test-results
 	@sh tests/summary.sh .test-results

@@ -1,6 +1,7 @@
 # mk/ha.mk: the high-availability suite (tests/ha/): Valkey Sentinel failover on real parts.
-# `make test-ha` runs it in both builds' current one; `make test` calls it after the fault
-# suite. One test at a time: each starts five Valkey processes, a gateway and load.
+# `make test-ha` runs it in the current build (SANITIZE=1 for the sanitizer one); `make
+# test` runs it in both, after the fault suite. One test at a time: each starts five
+# Valkey processes, a gateway and load.
 # Include it after the `all` rule and mk/chaos.mk: it uses their objects and link flags.
 
 HA_RESULTS ?= /dev/null
