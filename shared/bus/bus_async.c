@@ -356,10 +356,13 @@ static int abus_prepare(bg_abus *b, redisAsyncContext *ac)
 static int abus_discover(bg_abus *b)
 {
     bg_valkey_addr found;
+    char err[BG_ERR_LEN];
 
-    if (bg_bus_sentinel_discover(&b->opts, b->ssl_ctx, &found, &b->sentinel_first, b->last_error) !=
-        BG_OK)
+    /* Into err first: on success last_error keeps why the previous connection ended. */
+    if (bg_bus_sentinel_discover(&b->opts, b->ssl_ctx, &found, &b->sentinel_first, err) != BG_OK) {
+        snprintf(b->last_error, sizeof(b->last_error), "%s", err);
         return BG_ERR;
+    }
     b->opts.addr.port = found.port;
     memcpy(b->opts.addr.host, found.host, sizeof(found.host));
     bg_bus_sentinel_where(&b->opts.addr, b->where, sizeof(b->where));

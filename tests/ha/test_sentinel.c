@@ -276,13 +276,21 @@ Test(sentinel, tls_to_sentinels_and_data_nodes)
 typedef struct ha_async {
     bg_ev *loop;
     bg_abus *bus;
-    int ups, port; /* port: the server's answer to CONFIG GET port, 0 until it comes */
+    int ups, downs, port; /* port: the server's answer to CONFIG GET port, 0 until it comes */
+    int errors;           /* error replies seen by ha_on_reply */
 } ha_async;
 
 static void ha_on_state(bg_abus *b, int connected, void *arg)
 {
     (void)b;
     ((ha_async *)arg)->ups += connected;
+    ((ha_async *)arg)->downs += !connected;
+}
+
+static void ha_on_reply(bg_abus *b, redisReply *r, void *arg)
+{
+    (void)b;
+    ((ha_async *)arg)->errors += r != NULL && r->type == REDIS_REPLY_ERROR;
 }
 
 static void ha_on_port(bg_abus *b, redisReply *r, void *arg)
@@ -312,24 +320,65 @@ static int ha_async_port(ha_async *a)
     return a->port;
 }
 
-/* A manual failover leaves the old primary taking writes until it is demoted: the async
- * client must notice the move by itself (the once-a-second check) and reconnect there. */
-Test(sentinel, async_client_follows_a_manual_failover)
+static void ha_async_open(ha_async *a)
 {
     char err[BG_ERR_LEN] = "";
-    ha_async a = {0};
     bg_bus_opts o;
-    long long switched;
 
     signal(SIGPIPE, SIG_IGN);
     bg_bus_opts_init(&o);
     cr_assert_eq(bg_bus_opts_from_url(&o, set.url, err), BG_OK, "%s", err);
-    a.loop = bg_ev_new(err);
-    cr_assert_not_null(a.loop, "%s", err);
-    a.bus = bg_abus_new(a.loop, &o, err);
-    cr_assert_not_null(a.bus, "%s", err);
-    bg_abus_set_state_hook(a.bus, ha_on_state, &a);
-    ha_run_until(&a, &a.ups, 1, 10000);
+    a->loop = bg_ev_new(err);
+    cr_assert_not_null(a->loop, "%s", err);
+    a->bus = bg_abus_new(a->loop, &o, err);
+    cr_assert_not_null(a->bus, "%s", err);
+    bg_abus_set_state_hook(a->bus, ha_on_state, a);
+    ha_run_until(a, &a->ups, 1, 10000);
+}
+
+static void ha_async_close(ha_async *a)
+{
+    char err[BG_ERR_LEN];
+
+    bg_abus_free(a->bus);
+    bg_ev_run_once(a->loop, 0, err);
+    bg_ev_free(a->loop);
+}
+
+/* The server the client is on turns into a replica behind the sentinels' back: the
+ * READONLY answer reaches the caller, and the connection is dropped at once so that the
+ * next one asks the sentinels again (which still name it: ROLE then refuses it). */
+Test(sentinel, async_client_drops_on_readonly)
+{
+    ha_async a = {0};
+    bgt_valkey other;
+    char out[64];
+
+    ha_async_open(&a);
+    cr_assert_eq(bgt_valkey_start(&other, NULL), 0, "a third valkey-server did not start");
+    cr_assert_eq(
+        bgt_valkey_cmd(&set.node[0], out, sizeof(out), "REPLICAOF 127.0.0.1 %d", other.port), 0);
+    cr_assert_eq(bg_abus_command(a.bus, ha_on_reply, &a, "SET ha:ro v"), BG_OK);
+    ha_run_until(&a, &a.downs, 1, 5000);
+    cr_assert_eq(a.errors, 1, "the READONLY reply reached the caller");
+    /* The immediate retry may already have met ROLE's refusal. */
+    cr_assert(strstr(bg_abus_last_error(a.bus), "READONLY") != NULL ||
+                  strstr(bg_abus_last_error(a.bus), "not the primary") != NULL,
+              "%s", bg_abus_last_error(a.bus));
+    bgt_valkey_cmd(&set.node[0], out, sizeof(out), "REPLICAOF NO ONE");
+    ha_run_until(&a, &a.ups, 2, 10000);
+    ha_async_close(&a);
+    bgt_valkey_stop(&other);
+}
+
+/* A manual failover leaves the old primary taking writes until it is demoted: the async
+ * client must notice the move by itself (the once-a-second check) and reconnect there. */
+Test(sentinel, async_client_follows_a_manual_failover)
+{
+    ha_async a = {0};
+    long long switched;
+
+    ha_async_open(&a);
     cr_assert_eq(ha_async_port(&a), set.node[0].port);
     cr_assert_eq(bgt_sentinels_failover(&set), 0);
     cr_assert_eq(bgt_sentinels_wait_primary(&set, set.node[1].port, 30000), 0);
@@ -338,9 +387,7 @@ Test(sentinel, async_client_follows_a_manual_failover)
     printf("sentinel async manual: reconnected %lld ms after the switch\n",
            bgt_now_ms() - switched);
     cr_assert_eq(ha_async_port(&a), set.node[1].port);
-    bg_abus_free(a.bus);
-    bg_ev_run_once(a.loop, 0, err);
-    bg_ev_free(a.loop);
+    ha_async_close(&a);
 }
 
 /* ---- the gateway and the echo example on the Sentinel URL, under load ---- */
