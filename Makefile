@@ -83,6 +83,8 @@ test:
 	$(MAKE) --no-print-directory check
 	$(MAKE) --no-print-directory SANITIZE=1 check
 	$(MAKE) --no-print-directory chaos CHAOS_SECONDS=5 CHAOS_CLIENTS=16 CHAOS_RESULTS=.test-results
+	$(MAKE) --no-print-directory test-ha HA_RESULTS=.test-results
+	$(MAKE) --no-print-directory SANITIZE=1 test-ha HA_RESULTS=.test-results
 	$(MAKE) --no-print-directory fuzz-smoke FUZZ_TIME=5
 	-@sh tests/package/test_package.sh .test-results
 	@sh tests/summary.sh .test-results
@@ -171,4 +173,5 @@ clean:
 
 include mk/fuzz.mk
 include mk/chaos.mk
+include mk/ha.mk
 include mk/packaging.mk

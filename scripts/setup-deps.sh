@@ -90,6 +90,19 @@ install_valkey() {
     apt_install redis-server
 }
 
+# The Sentinel failover tests (tests/ha) start valkey-sentinel; without it they fall back
+# to redis-sentinel or `valkey-server --sentinel`, so a failed install is not fatal.
+install_sentinel() {
+    command -v valkey-sentinel >/dev/null 2>&1 && return 0
+    command -v redis-sentinel >/dev/null 2>&1 && return 0
+    command -v valkey-server >/dev/null 2>&1 || return 0
+    enable_backports || true
+    apt_update
+    # Like valkey-server, the package would start a system instance; the tests never use it.
+    apt_install -t "$(codename)-backports" valkey-sentinel 2>/dev/null || apt_install valkey-sentinel 2>/dev/null ||
+        log "valkey-sentinel unavailable; the Sentinel tests use valkey-server --sentinel"
+}
+
 main() {
     missing=$(missing_of $BUILD_PKGS $TEST_PKGS $PACKAGING_PKGS)
     if [ -n "$missing" ]; then
@@ -98,6 +111,7 @@ main() {
     fi
     install_hiredis
     install_valkey
+    install_sentinel
     for extra in ${BUSGATE_EXTRA_PKGS:-}; do
         have_pkg "$extra" || { apt_update; apt_install "$extra"; }
     done

@@ -1018,3 +1018,36 @@ Test(config, auth_section)
     expect_err("[identity]\nclaim_headers = Bad Name: email\n", 2, "claim_headers",
                "'Header: claim'");
 }
+
+Test(config, sentinel_url)
+{
+    static bg_config cfg;
+
+    expect_ok("[valkey]\nurl = valkeys+sentinel://app:pw@10.0.0.1,10.0.0.2:26380/cache?db=2\n"
+              "tls_ca_file = /etc/hostname\n",
+              &cfg);
+    cr_assert_eq(cfg.valkey.addr.sentinel, 1);
+    cr_assert_eq(cfg.valkey.addr.tls, 1, "TLS keys are allowed with valkeys+sentinel://");
+    cr_assert_eq(cfg.valkey.addr.nsentinels, 2);
+    cr_assert_str_eq(cfg.valkey.addr.master_name, "cache");
+    cr_assert_eq(cfg.valkey.addr.db, 2);
+    expect_err("[valkey]\nurl = valkey+sentinel://10.0.0.1:26379\n", 2, "url",
+               "missing '/master_name'");
+    expect_err("[valkey]\nurl = valkey+sentinel://s1/m\ntls_ca_file = /etc/hostname\n", 3,
+               "tls_ca_file", "not a TLS URL");
+}
+
+Test(config, sentinel_secrets_not_echoed)
+{
+    static bg_config cfg;
+    char errors[4096], path[512];
+
+    cr_assert_eq(load_text("[valkey]\nurl = valkey+sentinel://u:TopSecret1@s1/m?"
+                           "sentinel_password=SenSecret2&db=x\n",
+                           &cfg, errors, sizeof(errors), path),
+                 BG_ERR);
+    cr_assert(strstr(errors, "not a number") != NULL, "%s", errors);
+    cr_assert_null(strstr(errors, "TopSecret1"), "%s", errors);
+    cr_assert_null(strstr(errors, "SenSecret2"), "%s", errors);
+    cr_assert(strstr(errors, "sentinel_password=***&db=x") != NULL, "%s", errors);
+}

@@ -198,3 +198,76 @@ Test(url, too_long_parts)
     snprintf(url, sizeof(url), "valkey://%s:%s@host", path, "p");
     parse_bad(url, "user is too long");
 }
+
+/* ---- the Sentinel form ---- */
+
+Test(url, sentinel_list_and_master)
+{
+    bg_valkey_addr a = parse_ok("valkey+sentinel://s1:26380,10.0.0.2,[::1]:26381/mymaster");
+
+    cr_assert_eq(a.sentinel, 1);
+    cr_assert_eq(a.tls, 0);
+    cr_assert_eq(a.nsentinels, 3);
+    cr_assert_str_eq(a.sentinels[0].host, "s1");
+    cr_assert_eq(a.sentinels[0].port, 26380);
+    cr_assert_str_eq(a.sentinels[1].host, "10.0.0.2");
+    cr_assert_eq(a.sentinels[1].port, 26379, "default sentinel port");
+    cr_assert_str_eq(a.sentinels[2].host, "::1");
+    cr_assert_eq(a.sentinels[2].port, 26381);
+    cr_assert_str_eq(a.master_name, "mymaster");
+    cr_assert_str_eq(a.host, "", "the primary is not known before discovery");
+    cr_assert_eq(a.port, 0);
+    cr_assert_eq(a.db, 0);
+}
+
+Test(url, sentinel_tls_and_redis_schemes)
+{
+    cr_assert_eq(parse_ok("valkeys+sentinel://s1/m").tls, 1);
+    cr_assert_eq(parse_ok("rediss+sentinel://s1/m").tls, 1);
+    cr_assert_eq(parse_ok("redis+sentinel://s1/m").tls, 0);
+    cr_assert_eq(parse_ok("REDIS+SENTINEL://s1/m").sentinel, 1);
+}
+
+Test(url, sentinel_credentials_and_params)
+{
+    bg_valkey_addr a = parse_ok("valkey+sentinel://app:p%40ss@s1,s2/cache-1.a_b?db=3&"
+                                "sentinel_user=sen&sentinel_password=s%26cret");
+
+    cr_assert_str_eq(a.user, "app", "userinfo is for the data nodes");
+    cr_assert_str_eq(a.password, "p@ss");
+    cr_assert_str_eq(a.sentinel_user, "sen");
+    cr_assert_str_eq(a.sentinel_password, "s&cret");
+    cr_assert_str_eq(a.master_name, "cache-1.a_b");
+    cr_assert_eq(a.db, 3);
+    cr_assert_eq(a.nsentinels, 2);
+}
+
+Test(url, sentinel_password_alone)
+{
+    bg_valkey_addr a = parse_ok("valkey+sentinel://:secret@s1/m?sentinel_password=x");
+
+    cr_assert_str_eq(a.user, "");
+    cr_assert_str_eq(a.password, "secret");
+    cr_assert_str_eq(a.sentinel_user, "");
+    cr_assert_str_eq(a.sentinel_password, "x");
+}
+
+Test(url, sentinel_bad_forms)
+{
+    parse_bad("valkey+sentinel://s1:26379", "missing '/master_name'");
+    parse_bad("valkey+sentinel://s1:26379/", "missing master name");
+    parse_bad("valkey+sentinel:///m", "missing sentinel address");
+    parse_bad("valkey+sentinel://s1,,s2/m", "empty sentinel address");
+    parse_bad("valkey+sentinel://s1,/m", "empty sentinel address");
+    parse_bad("valkey+sentinel://s1:0/m", "sentinel 1: port");
+    parse_bad("valkey+sentinel://s1,s 2/m", "whitespace");
+    parse_bad("valkey+sentinel://s1,b!d/m", "sentinel 2: bad host name");
+    parse_bad("valkey+sentinel://s1/my/master", "bad master name");
+    parse_bad("valkey+sentinel://s1/m?db=x", "not a number");
+    parse_bad("valkey+sentinel://s1/m?timeout=1", "unknown query parameter 'timeout'");
+    parse_bad("valkey+sentinel://s1/m?sentinel_user=u", "sentinel_user needs a sentinel_password");
+    parse_bad("valkey+sentinel://s1/m?sentinel_password=%zz", "bad percent-escape");
+    parse_bad("valkey+sentinel://s1/m#frag", "fragment");
+    parse_bad("valkey+cluster://s1/m", "unknown scheme");
+    parse_bad("valkey+sentinel://1,2,3,4,5,6,7,8,9/m", "more than 8 sentinels");
+}

@@ -170,7 +170,8 @@ void busgate_service_on_ready(busgate_service *s, busgate_ready_fn *fn, void *ar
  * max_deliveries, batch_size, heartbeat_interval, stream_maxlen. Settings made
  * in code before this call are replaced by the file's (and its defaults). */
 int busgate_service_load_config(busgate_service *s, const char *path, char *err);
-/* valkey:// valkeys:// redis:// rediss:// unix:// URL (see busgate.ini(5)). */
+/* valkey:// valkeys:// redis:// rediss:// unix:// URL, or a Sentinel one
+ * (valkey+sentinel://s1:26379,s2:26379/mymaster, valkeys+sentinel://; see busgate.ini(5)). */
 int busgate_service_set_url(busgate_service *s, const char *url, char *err);
 int busgate_service_set_instance(busgate_service *s, const char *instance, char *err);
 /* Handler threads, 1..BUSGATE_SERVICE_MAX_THREADS. */

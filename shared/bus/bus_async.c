@@ -14,6 +14,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "bus_sentinel.h"
 #include "bus_tls.h"
 #include "busgate/core/log.h"
 
@@ -54,6 +55,9 @@ struct bg_abus {
     size_t wire_cap;
     bg_abus_io io;
     char last_error[BG_ERR_LEN];
+    int sentinel_first;          /* Sentinel mode: the sentinel to ask first (answered last time) */
+    bg_ev_timer *sentinel_check; /* Sentinel mode: "did the primary move?" every second */
+    int retry_now; /* the connection was dropped for a known move: reconnect at once */
 };
 
 static void abus_schedule_retry(bg_abus *b);
@@ -89,7 +93,9 @@ static int abus_copy_opts(bg_abus *b, const bg_bus_opts *o)
     b->opts.tls_key_file = b->tls_key_file = abus_strdup_opt(o->tls_key_file, &oom);
     b->opts.tls_server_name = b->tls_server_name = abus_strdup_opt(o->tls_server_name, &oom);
     b->opts.client_name = b->client_name = abus_strdup_opt(o->client_name, &oom);
-    if (a->is_unix)
+    if (a->sentinel)
+        bg_bus_sentinel_where(a, b->where, sizeof(b->where));
+    else if (a->is_unix)
         snprintf(b->where, sizeof(b->where), "unix:%s", a->unix_path);
     else if (strchr(a->host, ':') != NULL)
         snprintf(b->where, sizeof(b->where), "[%s]:%d", a->host, a->port);
@@ -126,6 +132,7 @@ static void abus_destroy(bg_abus *b)
     }
     free(b->wire);
     bg_ev_timer_del(b->loop, b->retry);
+    bg_ev_timer_del(b->loop, b->sentinel_check);
     SSL_CTX_free(b->ssl_ctx);
     free(b->tls_ca_file);
     free(b->tls_cert_file);
@@ -200,6 +207,8 @@ static void abus_on_context_gone(void *data)
         bg_warn("valkey %s: connection lost: %s", b->where, b->last_error);
     else
         bg_warn("valkey %s: connect failed: %s", b->where, b->last_error);
+    if (!was_up && b->opts.addr.sentinel)
+        bg_bus_sentinel_next(&b->opts.addr, &b->sentinel_first);
     if (was_up && abus_tell_state(b, 0))
         return;
     abus_schedule_retry(b);
@@ -236,6 +245,34 @@ static int abus_handshake_cmd(bg_abus *b, const char *what, int argc, const char
     return BG_OK;
 }
 
+/* Sentinel mode: only a server that says it is the master will take our
+ * writes; what the sentinels named may be a replica again by now. */
+static void abus_on_role(redisAsyncContext *ac, void *r, void *privdata)
+{
+    bg_abus *b = ac->data;
+
+    (void)privdata;
+    if (r == NULL)
+        return; /* the context is going away: abus_on_context_gone handles it */
+    if (!bg_bus_sentinel_role_ok(r, b->where, b->last_error)) {
+        redisAsyncFree(ac); /* deferred by hiredis until this callback returns */
+        return;
+    }
+    if (--b->handshake_left == 0)
+        abus_went_up(b);
+}
+
+static int abus_queue_role(bg_abus *b)
+{
+    if (redisAsyncCommand(b->ac, abus_on_role, NULL, "ROLE") != REDIS_OK) {
+        bg_set_error(b->last_error, "%s: cannot queue ROLE: %s", b->where,
+                     b->ac->errstr ? b->ac->errstr : "out of memory");
+        return BG_ERR;
+    }
+    b->handshake_left++;
+    return BG_OK;
+}
+
 /* Queued before any user command, so they go first in the first write. The
  * closing PING makes "connected" mean the server answered, not just that
  * the kernel accepted the TCP connection. */
@@ -259,6 +296,8 @@ static int abus_queue_handshake(bg_abus *b)
         return BG_ERR;
     if (abus_set(b->opts.client_name) &&
         abus_handshake_cmd(b, "CLIENT SETNAME", 3, setname) != BG_OK)
+        return BG_ERR;
+    if (a->sentinel && abus_queue_role(b) != BG_OK)
         return BG_ERR;
     return abus_handshake_cmd(b, "PING", 1, ping);
 }
@@ -310,12 +349,39 @@ static int abus_prepare(bg_abus *b, redisAsyncContext *ac)
     return abus_queue_handshake(b);
 }
 
+/* Sentinel mode: every attempt asks where the primary is now, so that a
+ * reconnect after a failover goes to the new one. This is a blocking query
+ * (bounded by BG_SENTINEL_TIMEOUT_MS per sentinel, microseconds on a LAN):
+ * the loop stalls only while a sentinel is unreachable. */
+static int abus_discover(bg_abus *b)
+{
+    bg_valkey_addr found;
+    char err[BG_ERR_LEN];
+
+    /* Into err first: on success last_error keeps why the previous connection ended. */
+    if (bg_bus_sentinel_discover(&b->opts, b->ssl_ctx, &found, &b->sentinel_first, err) != BG_OK) {
+        snprintf(b->last_error, sizeof(b->last_error), "%s", err);
+        return BG_ERR;
+    }
+    b->opts.addr.port = found.port;
+    memcpy(b->opts.addr.host, found.host, sizeof(found.host));
+    bg_bus_sentinel_where(&b->opts.addr, b->where, sizeof(b->where));
+    return BG_OK;
+}
+
 /* One attempt. A failure here or later ends in abus_on_context_gone, which
  * schedules the next attempt. */
 static void abus_connect(bg_abus *b)
 {
-    redisAsyncContext *ac = abus_open(b);
+    redisAsyncContext *ac;
 
+    if (b->opts.addr.sentinel && abus_discover(b) != BG_OK) {
+        bg_warn("valkey %s: %s", b->where, b->last_error);
+        bg_bus_sentinel_next(&b->opts.addr, &b->sentinel_first);
+        abus_schedule_retry(b);
+        return;
+    }
+    ac = abus_open(b);
     if (ac == NULL) {
         bg_set_error(b->last_error, "connect %s: out of memory", b->where);
         bg_error("valkey %s", b->last_error);
@@ -349,10 +415,38 @@ static void abus_schedule_retry(bg_abus *b)
 
     if (b->retry != NULL)
         return;
-    ms = bg_backoff_ms(b->failures++, ABUS_BACKOFF_MIN_MS, ABUS_BACKOFF_MAX_MS);
+    ms = bg_backoff_ms(b->failures++, ABUS_BACKOFF_MIN_MS,
+                       b->opts.addr.sentinel ? BG_SENTINEL_BACKOFF_MAX_MS : ABUS_BACKOFF_MAX_MS);
+    if (b->retry_now)
+        ms = 0; /* once: every request meanwhile gets a 503, and the sentinels know where to go */
+    b->retry_now = 0;
     b->retry = bg_ev_timer_add(b->loop, ms, abus_on_retry, b, err);
     if (b->retry == NULL)
         bg_crit("valkey %s: cannot schedule a reconnect: %s", b->where, err);
+}
+
+/* Sentinel mode: after a manual failover the old primary keeps taking our
+ * writes until the sentinels demote it, seconds later; asking them every
+ * second bounds that window. A drop ends in abus_on_context_gone, whose retry
+ * asks the sentinels again. */
+static int64_t abus_on_sentinel_check(bg_ev *loop, bg_ev_timer *t, void *arg)
+{
+    bg_abus *b = arg;
+    char why[BG_ERR_LEN];
+
+    (void)loop;
+    (void)t;
+    if (b->state != ABUS_UP || b->dying || b->freeing)
+        return BG_SENTINEL_CHECK_MS;
+    if (bg_bus_sentinel_moved(&b->opts, b->ssl_ctx, &b->sentinel_first, why)) {
+        bg_notice("valkey %s: %s: reconnecting", b->where, why);
+        snprintf(b->last_error, sizeof(b->last_error), "%s", why);
+        b->dying = 1;
+        b->failures = 0;
+        b->retry_now = 1; /* the new primary is known */
+        redisAsyncFree(b->ac);
+    }
+    return BG_SENTINEL_CHECK_MS;
 }
 
 /* ---- public API ---- */
@@ -383,6 +477,10 @@ bg_abus *bg_abus_new(bg_ev *loop, const bg_bus_opts *o, char *err)
     }
     if (b->opts.addr.tls && (b->ssl_ctx = bg_bus_tls_ctx_new(&b->opts, err)) == NULL)
         goto fail;
+    if (b->opts.addr.sentinel &&
+        (b->sentinel_check =
+             bg_ev_timer_add(loop, BG_SENTINEL_CHECK_MS, abus_on_sentinel_check, b, err)) == NULL)
+        goto fail;
     abus_connect(b);
     return b;
 fail:
@@ -397,6 +495,8 @@ void bg_abus_free(bg_abus *b)
     b->freeing = 1;
     bg_ev_timer_del(b->loop, b->retry);
     b->retry = NULL;
+    bg_ev_timer_del(b->loop, b->sentinel_check);
+    b->sentinel_check = NULL;
     if (b->ac != NULL)
         redisAsyncFree(b->ac); /* b goes in abus_on_context_gone, now or after the callback */
     else if (b->in_state == 0)
@@ -407,6 +507,29 @@ void bg_abus_set_state_hook(bg_abus *b, bg_abus_state_fn *fn, void *arg)
 {
     b->state_fn = fn;
     b->state_arg = arg;
+}
+
+/* Sentinel mode: READONLY (we talk to a demoted primary) and UNBLOCKED (a
+ * blocking read cut short by the role change) mean "find the primary again".
+ * Plain mode has nowhere else to go, so there such replies reach the caller. */
+static int abus_means_failover(const bg_abus *b, const redisReply *r)
+{
+    return b->opts.addr.sentinel && r != NULL && r->type == REDIS_REPLY_ERROR &&
+           (strncmp(r->str, "READONLY", 8) == 0 || strncmp(r->str, "UNBLOCKED", 9) == 0);
+}
+
+/* Drops the connection (after the current callback: hiredis defers the free);
+ * every pending command gets its NULL reply and abus_on_context_gone retries,
+ * which asks the sentinels again. */
+static void abus_failover(bg_abus *b, redisAsyncContext *ac, const redisReply *r)
+{
+    if (b->freeing || b->dying)
+        return;
+    bg_set_error(b->last_error, "%s: %.120s", b->where, r->str);
+    bg_warn("valkey %s: %.120s: asking the sentinels for the primary again", b->where, r->str);
+    b->dying = 1;
+    b->retry_now = 1;
+    redisAsyncFree(ac);
 }
 
 static void abus_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -423,6 +546,8 @@ static void abus_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         b->dying = 1; /* hiredis only says NULL when the context is ending */
     if (fn != NULL)
         fn(b, reply, pd);
+    if (abus_means_failover(b, reply))
+        abus_failover(b, ac, reply);
 }
 
 /* Checked before any encoding work, so a refusal under load costs nothing. */

@@ -15,6 +15,9 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "busgate/core/log.h"
+
+#include "bus_sentinel.h"
 #include "bus_tls.h"
 
 #define BUS_BACKOFF_MIN_MS 100
@@ -34,6 +37,9 @@ struct bg_bus {
     bg_bus_reconnect_fn *hook;
     void *hook_arg;
     int in_hook;
+    int sentinel_first;       /* Sentinel mode: the sentinel to ask first (answered last time) */
+    int64_t sentinel_checked; /* bg_mono_ms() of the last "did the primary move?" */
+    int stale; /* Sentinel mode: a pipelined reply said READONLY/UNBLOCKED: drop when drained */
 };
 
 void bg_bus_opts_init(bg_bus_opts *o)
@@ -100,7 +106,9 @@ static void bus_format_where(bg_bus *bus)
 {
     const bg_valkey_addr *a = &bus->opts.addr;
 
-    if (a->is_unix)
+    if (a->sentinel)
+        bg_bus_sentinel_where(a, bus->where, sizeof(bus->where));
+    else if (a->is_unix)
         snprintf(bus->where, sizeof(bus->where), "unix:%s", a->unix_path);
     else if (strchr(a->host, ':') != NULL)
         snprintf(bus->where, sizeof(bus->where), "[%s]:%d", a->host, a->port);
@@ -188,6 +196,23 @@ static int bus_select(bg_bus *bus, redisContext *c, char *err)
     return bus_setup_cmd(bus, c, what, err, 2, argv);
 }
 
+/* Sentinel mode: what the sentinels named may have been demoted since they
+ * answered (or they may not have noticed a failover yet); only a server that
+ * says it is the master will take our writes. */
+static int bus_check_role(bg_bus *bus, redisContext *c, char *err)
+{
+    redisReply *r = redisCommand(c, "ROLE");
+    int ok;
+
+    if (r == NULL) {
+        bg_set_error(err, "ROLE on %s: %s", bus->where, c->errstr);
+        return BG_ERR;
+    }
+    ok = bg_bus_sentinel_role_ok(r, bus->where, err);
+    freeReplyObject(r);
+    return ok ? BG_OK : BG_ERR;
+}
+
 /* AUTH, SELECT and CLIENT SETNAME on a fresh context. When none of them is
  * needed a PING stands in, so that connect fails where the server cannot
  * serve us (NOAUTH, or not speaking our protocol) rather than the first command. */
@@ -207,6 +232,8 @@ static int bus_handshake(bg_bus *bus, redisContext *c, char *err)
             return BG_ERR;
         checked = 1;
     }
+    if (a->sentinel)
+        return bus_check_role(bus, c, err); /* answers, so it stands in for the PING too */
     if (!checked) {
         const char *argv[] = {"PING"};
         return bus_setup_cmd(bus, c, "PING failed", err, 1, argv);
@@ -222,6 +249,22 @@ static void bus_cloexec(int fd)
         fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
 }
 
+/* Sentinel mode: every attempt asks where the primary is now, so that a
+ * reconnect after a failover goes to the new one, not the old address. */
+static int bus_discover(bg_bus *bus, char *err)
+{
+    bg_valkey_addr found;
+
+    if (bg_bus_sentinel_discover(&bus->opts, bus->ssl_ctx, &found, &bus->sentinel_first, err) !=
+        BG_OK)
+        return BG_ERR;
+    bus->opts.addr.port = found.port;
+    memcpy(bus->opts.addr.host, found.host, sizeof(found.host));
+    bus->sentinel_checked = bg_mono_ms();
+    bus_format_where(bus);
+    return BG_OK;
+}
+
 /* A new context, fully set up: connect, TLS, AUTH, SELECT, SETNAME. */
 static redisContext *bus_open(bg_bus *bus, char *err)
 {
@@ -230,6 +273,8 @@ static redisContext *bus_open(bg_bus *bus, char *err)
     redisOptions ro = {0};
     redisContext *c;
 
+    if (bus->opts.addr.sentinel && bus_discover(bus, err) != BG_OK)
+        return NULL;
     if (bus->opts.addr.is_unix)
         REDIS_OPTIONS_SET_UNIX(&ro, bus->opts.addr.unix_path);
     else
@@ -268,8 +313,12 @@ static int bus_attempt(bg_bus *bus, char *err)
     c = bus_open(bus, err);
     if (c == NULL) {
         bus->failures++;
+        if (bus->opts.addr.sentinel)
+            bg_bus_sentinel_next(&bus->opts.addr, &bus->sentinel_first);
         bus->next_attempt =
-            start + bg_backoff_ms(bus->failures, BUS_BACKOFF_MIN_MS, BUS_BACKOFF_MAX_MS);
+            start + bg_backoff_ms(bus->failures, BUS_BACKOFF_MIN_MS,
+                                  bus->opts.addr.sentinel ? BG_SENTINEL_BACKOFF_MAX_MS
+                                                          : BUS_BACKOFF_MAX_MS);
         return BG_ERR;
     }
     bus->next_attempt = start + BUS_BACKOFF_MIN_MS;
@@ -397,6 +446,36 @@ static redisReply *bus_roundtrip(bg_bus *bus, const char *cmd, long long len, ch
     return reply;
 }
 
+/* Closes the connection; the next command or append reconnects. */
+static void bus_drop(bg_bus *bus)
+{
+    if (bus->ctx != NULL)
+        redisFree(bus->ctx);
+    bus->ctx = NULL;
+    bus->ssl = NULL;
+    bus->inflight = 0;
+    bus->stale = 0;
+}
+
+/* Sentinel mode, at most once per BG_SENTINEL_CHECK_MS: when the sentinels
+ * have moved the primary, drop the connection so that the command below
+ * reconnects to the new one instead of writing to a primary being demoted. */
+static void bus_sentinel_check(bg_bus *bus)
+{
+    char why[BG_ERR_LEN];
+    int64_t now = bg_mono_ms();
+
+    if (!bus->opts.addr.sentinel || bus->in_hook || bus->ctx == NULL ||
+        now - bus->sentinel_checked < BG_SENTINEL_CHECK_MS)
+        return;
+    bus->sentinel_checked = now;
+    if (!bg_bus_sentinel_moved(&bus->opts, bus->ssl_ctx, &bus->sentinel_first, why))
+        return;
+    bg_notice("valkey: %s: reconnecting", why);
+    bus_drop(bus);
+    bus->next_attempt = 0; /* the new primary is known: no reason to wait */
+}
+
 static redisReply *bus_run(bg_bus *bus, const char *cmd, long long len, char *err)
 {
     redisReply *r;
@@ -407,6 +486,7 @@ static redisReply *bus_run(bg_bus *bus, const char *cmd, long long len, char *er
                      bus->inflight);
         return NULL;
     }
+    bus_sentinel_check(bus);
     if (bg_bus_is_broken(bus)) {
         if (bg_bus_reconnect(bus, err) != BG_OK)
             return NULL;
@@ -470,6 +550,8 @@ int bg_bus_append_argv(bg_bus *bus, int argc, const char **argv, const size_t *a
                      BG_BUS_MAX_INFLIGHT);
         return BG_ERR;
     }
+    if (bus->inflight == 0)
+        bus_sentinel_check(bus);
     /* Nothing is in flight, so nothing is lost by connecting again first. */
     if (bg_bus_is_broken(bus) && (bus->inflight > 0 || bg_bus_reconnect(bus, err) != BG_OK)) {
         if (bus->inflight > 0)
@@ -502,6 +584,15 @@ int bg_bus_get_reply(bg_bus *bus, redisReply **reply, char *err)
     }
     bus->inflight--;
     *reply = r;
+    /* Sentinel mode: the caller sees this error; the connection goes once the rest of
+     * the pipeline is read, so the next append reconnects to the primary. */
+    if (bus->opts.addr.sentinel && !bus->stale && bus_reply_wants_reconnect(*reply)) {
+        bg_notice("valkey %s: %.120s: asking the sentinels for the primary again", bus->where,
+                  (*reply)->str);
+        bus->stale = 1;
+    }
+    if (bus->stale && bus->inflight == 0)
+        bus_drop(bus);
     return BG_OK;
 }
 

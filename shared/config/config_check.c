@@ -113,7 +113,7 @@ static void check_tls(bg_config_ctx *ctx)
         if (r.line && !r.bad)
             bg_config_key_error(ctx, r.key, r.line, field_text(ctx, r.key),
                                 "set, but the url is not a TLS URL",
-                                "only with a valkeys:// or rediss:// url");
+                                "only with a valkeys://, rediss:// or valkeys+sentinel:// url");
     }
     check_readable(ctx, ref(ctx, "valkey", "tls_ca_file"), cfg->valkey.tls_ca_file);
     cert = ref(ctx, "valkey", "tls_cert_file");

@@ -45,19 +45,46 @@ void bg_config_error(bg_config_ctx *ctx, int line, const char *fmt, ...)
     errors_append(ctx, text);
 }
 
-/* Masks the password of "scheme://user:password@host" (or a bare "password@host"). */
+/* Replaces the value of name=... in a url's query (up to '&' or the end) by "***",
+ * within buf's len bytes. */
+static void mask_query_secret(char *buf, size_t len, const char *name)
+{
+    char *v = strstr(buf, name), rest[1024];
+    const char *amp;
+
+    if (v == NULL)
+        return;
+    v += strlen(name);
+    amp = strchr(v, '&');
+    snprintf(rest, sizeof(rest), "%s", amp != NULL ? amp : "");
+    snprintf(v, len - (size_t)(v - buf), "***%s", rest);
+}
+
+/* Masks the password of "scheme://user:password@host" (or a bare "password@host"). In the
+ * Sentinel form the credentials end before the query, which may hold a secret too. */
 static void mask_url(const char *value, char *buf, size_t len)
 {
-    const char *start = strstr(value, "://"), *at = strrchr(value, '@'), *colon;
+    const char *start = strstr(value, "://"), *end, *at = NULL, *p, *colon;
 
-    if (start == NULL || at == NULL || at < start) {
+    if (start == NULL) {
         snprintf(buf, len, "%s", value);
         return;
     }
-    start += 3;
-    colon = memchr(start, ':', (size_t)(at - start));
-    start = colon ? colon + 1 : start;
-    snprintf(buf, len, "%.*s***%s", (int)(start - value), value, at);
+    end = strstr(value, "+sentinel://") != NULL && strchr(start, '?') != NULL
+              ? strchr(start, '?')
+              : value + strlen(value);
+    for (p = start; p < end; p++)
+        if (*p == '@')
+            at = p;
+    if (at == NULL) {
+        snprintf(buf, len, "%s", value);
+    } else {
+        start += 3;
+        colon = memchr(start, ':', (size_t)(at - start));
+        start = colon ? colon + 1 : start;
+        snprintf(buf, len, "%.*s***%s", (int)(start - value), value, at);
+    }
+    mask_query_secret(buf, len, "sentinel_password=");
 }
 
 static void shown_value(const bg_config_key *key, const char *value, char *buf, size_t len)

@@ -64,8 +64,9 @@ static const bg_config_key keys[] = {
     KEY("gateway", "open_files", BG_CONFIG_INT, gateway.open_files, 64, 1048576, 0),
 
     CUSTOM("valkey", "url", valkey.url, bg_config_parse_url, BG_CONFIG_URL_SECRET,
-           "valkey://[user[:password]@]host[:port][/db], valkeys://, redis://, rediss:// or "
-           "unix://[user[:password]@]/path[?db=N]"),
+           "valkey://[user[:password]@]host[:port][/db], valkeys://, redis://, rediss://, "
+           "unix://[user[:password]@]/path[?db=N] or "
+           "valkey+sentinel://[user[:password]@]host[:port][,host[:port]...]/master[?db=N]"),
     KEY("valkey", "password_file", BG_CONFIG_PATH, valkey.password_file, 1, 4095, 0),
     KEY("valkey", "connect_timeout", BG_CONFIG_DURATION, valkey.connect_timeout_ms, 10, MIN(10), 0),
     KEY("valkey", "command_timeout", BG_CONFIG_DURATION, valkey.command_timeout_ms, 10, MIN(10), 0),

@@ -8,14 +8,25 @@
 #include "busgate/core/text.h"
 #include "busgate/core/url.h"
 
+#include "url_int.h"
+
 typedef struct url_scheme {
     const char *name;
     int tls;
     int is_unix;
+    int sentinel;
 } url_scheme;
 
 static const url_scheme schemes[] = {
-    {"valkey", 0, 0}, {"redis", 0, 0}, {"valkeys", 1, 0}, {"rediss", 1, 0}, {"unix", 0, 1},
+    {"valkey", 0, 0, 0},
+    {"redis", 0, 0, 0},
+    {"valkeys", 1, 0, 0},
+    {"rediss", 1, 0, 0},
+    {"unix", 0, 1, 0},
+    {"valkey+sentinel", 0, 0, 1},
+    {"redis+sentinel", 0, 0, 1},
+    {"valkeys+sentinel", 1, 0, 1},
+    {"rediss+sentinel", 1, 0, 1},
 };
 
 static int url_scheme_parse(const char *url, bg_valkey_addr *out, const char **rest, char *err)
@@ -32,18 +43,20 @@ static int url_scheme_parse(const char *url, bg_valkey_addr *out, const char **r
         if (strlen(schemes[i].name) == len && strncasecmp(url, schemes[i].name, len) == 0) {
             out->tls = schemes[i].tls;
             out->is_unix = schemes[i].is_unix;
+            out->sentinel = schemes[i].sentinel;
             *rest = sep + 3;
             return BG_OK;
         }
     }
-    bg_set_error(err, "unknown scheme '%.*s' (use valkey, valkeys, redis, rediss or unix)",
+    bg_set_error(err,
+                 "unknown scheme '%.*s' (use valkey, valkeys, redis, rediss, unix or one of them"
+                 " with +sentinel)",
                  (int)(len > 32 ? 32 : len), url);
     return BG_ERR;
 }
 
 /* Percent-decodes s[0..len) into out (size bytes); what names the part in errors. */
-static int url_decode(const char *s, size_t len, char *out, size_t size, const char *what,
-                      char *err)
+int bg_url_decode(const char *s, size_t len, char *out, size_t size, const char *what, char *err)
 {
     size_t i, n = 0;
 
@@ -72,16 +85,16 @@ static int url_decode(const char *s, size_t len, char *out, size_t size, const c
 }
 
 /* "user:password", ":password" or "password" (as valkey-cli reads a userinfo without ':'). */
-static int url_userinfo(const char *s, size_t len, bg_valkey_addr *out, char *err)
+int bg_url_userinfo(const char *s, size_t len, bg_valkey_addr *out, char *err)
 {
     const char *colon = memchr(s, ':', len);
 
     if (colon == NULL)
-        return url_decode(s, len, out->password, sizeof(out->password), "password", err);
-    if (url_decode(s, (size_t)(colon - s), out->user, sizeof(out->user), "user", err) != BG_OK)
+        return bg_url_decode(s, len, out->password, sizeof(out->password), "password", err);
+    if (bg_url_decode(s, (size_t)(colon - s), out->user, sizeof(out->user), "user", err) != BG_OK)
         return BG_ERR;
-    return url_decode(colon + 1, len - (size_t)(colon - s) - 1, out->password,
-                      sizeof(out->password), "password", err);
+    return bg_url_decode(colon + 1, len - (size_t)(colon - s) - 1, out->password,
+                         sizeof(out->password), "password", err);
 }
 
 static int url_port(const char *s, size_t len, int *port, char *err)
@@ -142,7 +155,7 @@ static int url_host_set(const char *s, size_t len, int v6, bg_valkey_addr *out, 
 }
 
 /* "host", "host:port", "[v6]" or "[v6]:port"; IPv6 is stored without brackets. */
-static int url_host_port(const char *s, size_t len, bg_valkey_addr *out, char *err)
+int bg_url_host_port(const char *s, size_t len, bg_valkey_addr *out, char *err)
 {
     const char *end = s + len, *close, *colon;
 
@@ -175,7 +188,7 @@ static int url_host_port(const char *s, size_t len, bg_valkey_addr *out, char *e
     return url_port(colon + 1, (size_t)(end - colon - 1), &out->port, err);
 }
 
-static int url_db(const char *s, int *db, char *err)
+int bg_url_db(const char *s, int *db, char *err)
 {
     long v = 0;
     const char *p;
@@ -202,16 +215,16 @@ static int url_parse_tcp(const char *rest, bg_valkey_addr *out, char *err)
     const char *at = strrchr(rest, '@'), *host = at ? at + 1 : rest;
     size_t hlen = strcspn(host, "/?#");
 
-    if (at && url_userinfo(rest, (size_t)(at - rest), out, err) != BG_OK)
+    if (at && bg_url_userinfo(rest, (size_t)(at - rest), out, err) != BG_OK)
         return BG_ERR;
-    if (url_host_port(host, hlen, out, err) != BG_OK)
+    if (bg_url_host_port(host, hlen, out, err) != BG_OK)
         return BG_ERR;
     if (host[hlen] == '?' || host[hlen] == '#') {
         bg_set_error(err, "query or fragment not supported (put the database in the path: /N)");
         return BG_ERR;
     }
     if (host[hlen] == '/' && host[hlen + 1] != '\0')
-        return url_db(host + hlen + 1, &out->db, err);
+        return bg_url_db(host + hlen + 1, &out->db, err);
     return BG_OK;
 }
 
@@ -221,7 +234,7 @@ static int url_unix_query(const char *q, bg_valkey_addr *out, char *err)
         bg_set_error(err, "unknown query parameter in '%.32s' (allowed: db=N)", q);
         return BG_ERR;
     }
-    return url_db(q + 3, &out->db, err);
+    return bg_url_db(q + 3, &out->db, err);
 }
 
 /* unix://[userinfo@]/absolute/path[?db=N] */
@@ -235,13 +248,13 @@ static int url_parse_unix(const char *rest, bg_valkey_addr *out, char *err)
             bg_set_error(err, "needs an absolute socket path (unix:///path/to/socket)");
             return BG_ERR;
         }
-        if (url_userinfo(rest, (size_t)(at - rest), out, err) != BG_OK)
+        if (bg_url_userinfo(rest, (size_t)(at - rest), out, err) != BG_OK)
             return BG_ERR;
         path = at + 1;
     }
     q = strchr(path, '?');
-    if (url_decode(path, q ? (size_t)(q - path) : strlen(path), out->unix_path,
-                   sizeof(out->unix_path), "socket path", err) != BG_OK)
+    if (bg_url_decode(path, q ? (size_t)(q - path) : strlen(path), out->unix_path,
+                      sizeof(out->unix_path), "socket path", err) != BG_OK)
         return BG_ERR;
     if (strcmp(out->unix_path, "/") == 0) {
         bg_set_error(err, "missing socket path");
@@ -265,5 +278,7 @@ int bg_valkey_url_parse(const char *url, bg_valkey_addr *out, char *err)
         return BG_ERR;
     if (out->is_unix)
         return url_parse_unix(rest, out, err);
+    if (out->sentinel)
+        return bg_url_parse_sentinel(rest, out, err);
     return url_parse_tcp(rest, out, err);
 }

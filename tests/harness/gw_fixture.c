@@ -120,25 +120,21 @@ int bgt_fix_start(bgt_fix *f, const char *extra_gateway, int necho)
     return bgt_fix_start_ex(f, extra_gateway, NULL, necho);
 }
 
-int bgt_fix_start_ex(bgt_fix *f, const char *extra_gateway, const char *extra_sections, int necho)
-{
-    return bgt_fix_start_log(f, NULL, extra_gateway, extra_sections, necho);
-}
-
-int bgt_fix_start_log(bgt_fix *f, const char *log_level, const char *extra_gateway,
-                      const char *extra_sections, int necho)
+/* url NULL: a private valkey-server; log_level NULL: info. */
+static int fix_start(bgt_fix *f, const char *url, const char *log_level, const char *extra_gateway,
+                     const char *extra_sections, int necho)
 {
     char gw[2048], extra[2048];
     bgt_gw_opts o = {0};
     int i;
 
     memset(f, 0, sizeof(*f));
-    if (bgt_valkey_start(&f->v, NULL) != 0) {
+    if (url == NULL && bgt_valkey_start(&f->v, NULL) != 0) {
         fprintf(stderr, "gw_fixture: valkey did not start\n");
         return -1;
     }
     snprintf(gw, sizeof(gw), "%s%s", BGT_FIX_GATEWAY, extra_gateway ? extra_gateway : "");
-    o.valkey_url = f->v.url;
+    o.valkey_url = url != NULL ? url : f->v.url;
     o.workers = 2;
     o.log_level = log_level;
     o.extra_gateway = gw;
@@ -165,6 +161,23 @@ int bgt_fix_start_log(bgt_fix *f, const char *log_level, const char *extra_gatew
         return -1;
     }
     return 0;
+}
+
+int bgt_fix_start_ex(bgt_fix *f, const char *extra_gateway, const char *extra_sections, int necho)
+{
+    return fix_start(f, NULL, NULL, extra_gateway, extra_sections, necho);
+}
+
+int bgt_fix_start_log(bgt_fix *f, const char *log_level, const char *extra_gateway,
+                      const char *extra_sections, int necho)
+{
+    return fix_start(f, NULL, log_level, extra_gateway, extra_sections, necho);
+}
+
+int bgt_fix_start_url(bgt_fix *f, const char *url, const char *extra_gateway,
+                      const char *extra_sections, int necho)
+{
+    return fix_start(f, url, NULL, extra_gateway, extra_sections, necho);
 }
 
 void bgt_fix_stop(bgt_fix *f)

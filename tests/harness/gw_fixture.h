@@ -37,6 +37,9 @@ int bgt_fix_start_ex(bgt_fix *f, const char *extra_gateway, const char *extra_se
 /* The same with [gateway] log_level (NULL: info). */
 int bgt_fix_start_log(bgt_fix *f, const char *log_level, const char *extra_gateway,
                       const char *extra_sections, int necho);
+/* The same on a Valkey the caller runs (e.g. a valkey+sentinel:// url): f->v stays unused. */
+int bgt_fix_start_url(bgt_fix *f, const char *url, const char *extra_gateway,
+                      const char *extra_sections, int necho);
 void bgt_fix_stop(bgt_fix *f);
 /* Echo instance i (0-based, named e<i+1>): start and wait for its registration line. */
 int bgt_fix_echo_start(bgt_fix *f, int i);

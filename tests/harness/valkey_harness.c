@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int executable_in_path(const char *name)
+int bgt_in_path(const char *name)
 {
     char buf[4096];
     const char *path = getenv("PATH");
@@ -38,7 +38,7 @@ static int executable_in_path(const char *name)
 
 const char *bgt_valkey_binary(void)
 {
-    return executable_in_path("valkey-server") ? "valkey-server" : "redis-server";
+    return bgt_in_path("valkey-server") ? "valkey-server" : "redis-server";
 }
 
 int bgt_free_port(void)

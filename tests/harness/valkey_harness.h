@@ -16,6 +16,8 @@ typedef struct bgt_valkey {
 
 /* The server binary in use: valkey-server when installed, else redis-server. */
 const char *bgt_valkey_binary(void);
+/* 1 when an executable of that name is on PATH. */
+int bgt_in_path(const char *name);
 /* A loopback TCP port that was free a moment ago. */
 int bgt_free_port(void);
 

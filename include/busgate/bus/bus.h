@@ -29,6 +29,12 @@ void bg_bus_opts_from_config(bg_bus_opts *o, const struct bg_config *cfg, const 
 /* Fill o->addr from a valkey:// valkeys:// redis:// rediss:// unix:// URL. */
 int bg_bus_opts_from_url(bg_bus_opts *o, const char *url, char *err);
 
+/* Sentinel mode (addr.sentinel): replaces each sentinel's host name with its
+ * address, for processes that cannot resolve names later (a sandboxed worker
+ * cannot read /etc/hosts). The primary's address comes from the sentinels as
+ * an IP unless they announce host names. BG_ERR with the host in err. */
+int bg_bus_sentinel_resolve(bg_valkey_addr *a, char *err);
+
 typedef struct bg_bus bg_bus; /* one blocking connection */
 /* Runs after every successful re-connect (not after the first connect). */
 typedef void bg_bus_reconnect_fn(bg_bus *bus, void *arg);

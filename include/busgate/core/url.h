@@ -1,26 +1,46 @@
-/* url.h: parse a Valkey connection URL (valkey://, valkeys://, redis://, rediss://, unix://). */
+/* url.h: parse a Valkey connection URL (valkey://, valkeys://, redis://, rediss://, unix://,
+ * and the Sentinel forms valkey+sentinel://, valkeys+sentinel://). */
 #ifndef BUSGATE_URL_H
 #define BUSGATE_URL_H
 
 #include "busgate/common.h"
 
 #define BG_VALKEY_DEFAULT_PORT 6379
+#define BG_SENTINEL_DEFAULT_PORT 26379
+#define BG_SENTINEL_MAX 8
+
+/* One sentinel of a valkey+sentinel:// URL. */
+typedef struct bg_valkey_node {
+    char host[256];
+    int port; /* default 26379 */
+} bg_valkey_node;
 
 typedef struct bg_valkey_addr {
-    int tls;     /* valkeys:// or rediss:// */
-    int is_unix; /* unix:///path */
-    char host[256];
-    int port; /* default port 6379 */
+    int tls;        /* valkeys:// or rediss:// (or their +sentinel forms: TLS everywhere) */
+    int is_unix;    /* unix:///path */
+    int sentinel;   /* +sentinel: host/port are found by asking the sentinels below */
+    char host[256]; /* sentinel: "" until discovery fills in the primary's address */
+    int port;       /* default port 6379; sentinel: 0 until discovered */
     char unix_path[108];
     char user[128];
     char password[256]; /* from the URL userinfo (percent-decoded) */
-    int db;             /* /N path (or ?db=N for unix://), default 0 */
+    int db;             /* /N path (or ?db=N for unix:// and sentinel), default 0 */
+    /* Sentinel form only: */
+    char master_name[128]; /* the name the sentinels monitor the primary under */
+    int nsentinels;
+    bg_valkey_node sentinels[BG_SENTINEL_MAX];
+    char sentinel_user[128], sentinel_password[256]; /* ?sentinel_user=&sentinel_password= */
 } bg_valkey_addr;
 
 /* Accepted forms:
  *   valkey://[user[:password]@]host[:port][/db]     (also redis://)
  *   valkeys://[user[:password]@]host[:port][/db]    (TLS; also rediss://)
  *   unix://[user[:password]@]/path/to/socket[?db=N]
+ *   valkey+sentinel://[user[:password]@]host[:port][,host[:port]...]/master_name[?params]
+ *   valkeys+sentinel://... (TLS to sentinels and data nodes; also redis+, rediss+sentinel)
+ *     params, '&'-separated: db=N, sentinel_user=NAME, sentinel_password=SECRET.
+ *     The userinfo is the data nodes' credentials, as in the other forms; the sentinels'
+ *     own come from the parameters. Sentinel port default 26379, at most BG_SENTINEL_MAX.
  * host may be a bracketed IPv6 literal ("[::1]"). A userinfo without ':' is a
  * password alone (legacy "redis://:secret@host" and "redis://secret@host" both
  * mean password auth as the default user). Percent-escapes are decoded in user,
