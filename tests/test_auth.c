@@ -130,6 +130,28 @@ Test(auth, which_token_a_request_carries)
     cr_assert_eq(r.status, 0);
 }
 
+/* mTLS without a token: the certificate's subject is the identity; a route's claims are
+ * checked against {"sub": subject, "amr": ["mtls"]}. */
+Test(auth, a_verified_client_certificate_identifies)
+{
+    bg_auth_result r;
+
+    bg_auth_from_cert(&cfg, "CN=alice,O=Example", "", &r);
+    cr_assert_eq(r.status, 0);
+    cr_assert_str_eq(json_string_value(json_object_get(r.claims, "sub")), "CN=alice,O=Example");
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(r.claims, "amr"), 0)),
+                     "mtls");
+    json_decref(r.claims);
+    /* claims lists are comma-separated: a one-attribute subject can be named */
+    bg_auth_from_cert(&cfg, "CN=alice", "sub=CN=alice", &r);
+    cr_assert_eq(r.status, 0, "a sub=<subject> claim names one client: %s", r.detail);
+    json_decref(r.claims);
+    bg_auth_from_cert(&cfg, "CN=bob", "orders:read", &r);
+    cr_assert_eq(r.status, 403, "a certificate holds no scopes");
+    cr_assert_null(r.claims);
+    cr_assert_not_null(strstr(r.challenge, "insufficient_scope"));
+}
+
 Test(auth, cache_rechecks_the_clock)
 {
     bg_auth_result r;

@@ -290,9 +290,14 @@ Test(gateway_tls, optional_client_certificate_gives_the_subject)
     cr_assert_not_null(strstr(out, "< HTTP/1.1 200"), "%s", out);
     /* The worker keeps the verified subject on the connection (debug log shows it). */
     cr_assert_eq(bgt_gw_wait_log(&fix.g, "client CN=test client,O=busgate tests", 1, 5000), 0);
+    /* Without a token the verified subject is the identity the service gets. */
+    cr_assert_not_null(strstr(out, "[\"X-User-Id\",\"CN=test client,O=busgate tests\"]"), "%s",
+                       out);
+    cr_assert_not_null(strstr(out, "\\\"amr\\\":[\\\"mtls\\\"]"), "%s", out);
 
     cr_assert_eq(curl_https("/echo/2", 0, out, sizeof(out)), 0, "%s", out);
     cr_assert_not_null(strstr(out, "< HTTP/1.1 200"), "no certificate is fine when optional");
+    cr_assert_null(strstr(out, "X-User-Id"), "no certificate, no identity: %s", out);
 
     /* A certificate the client CA did not sign fails the handshake: with TLS 1.3 the
      * client may learn it only at its first read, so a request must get no answer. */

@@ -211,6 +211,20 @@ static void auth_verified(const bg_config *cfg, const char *route_claims, bg_aut
     auth_refuse(out, cfg, 403, "insufficient_scope", route_claims, detail);
 }
 
+void bg_auth_from_cert(const bg_config *cfg, const char *subject, const char *route_claims,
+                       bg_auth_result *out)
+{
+    out->status = 0;
+    out->text = NULL;
+    out->detail[0] = out->challenge[0] = '\0';
+    out->claims = json_pack("{s:s, s:[s]}", "sub", subject, "amr", "mtls");
+    if (out->claims == NULL) {
+        auth_refuse(out, cfg, 401, NULL, NULL, "the client certificate's subject is not usable");
+        return;
+    }
+    auth_verified(cfg, route_claims, out);
+}
+
 void bg_auth_request(bg_auth *a, const bg_config *cfg, const bg_http_request *req,
                      const char *route_claims, int64_t now_s, bg_auth_result *out)
 {

@@ -56,6 +56,14 @@ void bg_auth_free(bg_auth *a);
 void bg_auth_request(bg_auth *a, const bg_config *cfg, const bg_http_request *req,
                      const char *route_claims, int64_t now_s, bg_auth_result *out);
 
+/* A request without an Authorization header on a connection whose client certificate
+ * was verified against [tls] client_ca (mTLS): the certificate's subject (RFC 2253) is the
+ * identity, as claims {"sub": subject, "amr": ["mtls"]}; a route's claims are checked
+ * against those (a "sub=<subject>" claim can name a client whose subject has no comma),
+ * so most protected routes still need a token (403 insufficient_scope). */
+void bg_auth_from_cert(const bg_config *cfg, const char *subject, const char *route_claims,
+                       bg_auth_result *out);
+
 /* auth_cache.c: the claims of tok when it was verified before and its exp/nbf still hold
  * now (a new reference), else NULL; put remembers a verified token (claims referenced). */
 json_t *bg_auth_cache_get(bg_auth *a, const char *tok, size_t len, int64_t now_s,

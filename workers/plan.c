@@ -10,6 +10,7 @@
 #include "auth.h"
 #include "busgate/routing/bus_view.h"
 #include "dispatch.h"
+#include "http_conn.h"
 #include "http_path.h"
 #include "ratelimit.h"
 
@@ -123,10 +124,15 @@ static void plan_idempotency(bg_wk *wk, bg_xchg *x, const bg_http_request *req)
  * REQUEST meta with the verified identity. */
 static void plan_found(bg_wk *wk, bg_xchg *x, const bg_http_request *req)
 {
+    const char *subject = x->conn != NULL ? bg_conn_client_subject(x->conn) : NULL;
     bg_auth_result ar; /* about 1.2 KB, on the stack: no allocation per request */
     char detail[160];
 
-    bg_auth_request(wk->auth, wk->cfg, req, x->match.claims, bg_wall_ms() / 1000, &ar);
+    /* A token, when sent, decides; without one a verified client certificate identifies. */
+    if (subject != NULL && bg_http_header_find(req, "authorization") == NULL)
+        bg_auth_from_cert(wk->cfg, subject, x->match.claims, &ar);
+    else
+        bg_auth_request(wk->auth, wk->cfg, req, x->match.claims, bg_wall_ms() / 1000, &ar);
     if (ar.status != 0) {
         plan_error(x, ar.status, 0, "%s", ar.detail);
         snprintf(x->err_extra, sizeof(x->err_extra), "%s", ar.challenge);
