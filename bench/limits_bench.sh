@@ -1,6 +1,7 @@
 #!/bin/sh
-# limits_bench.sh BUILD: what queue-depth backpressure ([limits]) and the circuit breaker
-# ([breaker]) cost. wrk -t2 -c64 against busgated (2 workers, seccomp on) in front of two
+# limits_bench.sh BUILD: what queue-depth backpressure ([limits]), the circuit breaker
+# ([breaker]) and Idempotency-Key ([idempotency], a POST with a fresh key each time: one
+# SET NX GET and one EVAL more per request, against the same POST without a key) cost. wrk -t2 -c64 against busgated (2 workers, seccomp on) in front of two
 # echo-service instances, a run per configuration: both off, backpressure on,
 # breaker on, both on, in that order, repeated LIMITS_BENCH_ROUNDS times (the spread
 # between rounds of one configuration is the noise).
@@ -118,9 +119,33 @@ echo_ok() {
     [ "$code" = 200 ]
 }
 
+# wrk scripts: a POST without a key, and one with a key no request used before.
+cat >"$dir/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = "x"
+LUA
+cat >"$dir/post-key.lua" <<'LUA'
+-- Each wrk thread has its own Lua state: number them in setup, so no two requests of
+-- the run share a key (the run's start time keeps runs apart).
+local threads = 0
+function setup(thread)
+    threads = threads + 1
+    thread:set("tid", threads)
+end
+function init(args)
+    n = 0
+    run = os.time()
+end
+request = function()
+    n = n + 1
+    return wrk.format("POST", nil, { ["Idempotency-Key"] = "k-" .. run .. "-" .. tid .. "-" .. n }, "x")
+end
+LUA
+
 # One configuration: busgated started with it, warmed up, measured, stopped.
-run_config() { # label, extra ini sections
+run_config() { # label, extra ini sections, [wrk script]
     label=$1
+    script=${3:+-s $3}
     write_ini "$2"
     start "busgated-$label" "$build/busgated" -g -c "$dir/busgate.ini"
     gw_pid=$last_pid
@@ -133,7 +158,8 @@ run_config() { # label, extra ini sections
     fi
     timeout 10 wrk -t2 -c16 -d2s "http://127.0.0.1:$gport/echo/1" >/dev/null 2>&1
     out="$dir/wrk-$label.txt"
-    timeout $((secs + 20)) wrk -t2 -c64 -d"${secs}s" --timeout 5s --latency \
+    # shellcheck disable=SC2086 # script is "-s FILE" or empty
+    timeout $((secs + 20)) wrk -t2 -c64 -d"${secs}s" --timeout 5s --latency $script \
         "http://127.0.0.1:$gport/echo/1" >"$out" 2>&1
     stop_group "$gw_pid"
     gw_pid=""
@@ -170,6 +196,8 @@ while [ $r -le "$rounds" ]; do
     run_config breaker "$breaker" || failed=1
     run_config both "$limits
 $breaker" || failed=1
+    run_config post-nokey "" "$dir/post.lua" || failed=1
+    run_config post-key "" "$dir/post-key.lua" || failed=1
     r=$((r + 1))
 done
 
@@ -182,5 +210,12 @@ if [ -n "$base" ]; then
         [ -n "$m" ] || continue
         say "$(printf '%-13s' $label) mean rps=$m, $(awk -v a="$m" -v b="$base" 'BEGIN { printf "%.3f of off (%+.1f%%)", a / b, (a / b - 1) * 100 }')"
     done
+fi
+# Idempotency-Key against the same POST without one.
+base=$(mean post-nokey)
+m=$(mean post-key)
+if [ -n "$base" ] && [ -n "$m" ]; then
+    say "$(printf '%-13s' post-nokey) mean rps=$base"
+    say "$(printf '%-13s' post-key) mean rps=$m, $(awk -v a="$m" -v b="$base" 'BEGIN { printf "%.3f of post-nokey (%+.1f%%)", a / b, (a / b - 1) * 100 }')"
 fi
 exit $failed
