@@ -70,38 +70,58 @@ static int reply_headers(const bg_xchg *x, const bg_frame *f, bg_buf *out, char 
     return BG_OK;
 }
 
-/* 1xx is not a final answer; 204 and 304 carry no body (RFC 9110 6.4.1). */
-static int reply_render(bg_xchg *x, const bg_frame *f, char *why, size_t wlen)
+/* Status line and the service's headers; 1xx is not a final answer. */
+static int reply_head(bg_xchg *x, const bg_frame *f, size_t extra, char *why, size_t wlen)
 {
-    bg_resp_ctx rc;
-    size_t blen = f->body.ptr != NULL ? f->body.len : 0;
-
     if (f->status < 200) {
         snprintf(why, wlen, "status %d is not a final status", f->status);
         return BG_ERR;
     }
-    bg_xchg_resp_ctx(x, &rc);
-    if (bg_buf_reserve(&x->out, 512 + blen) != BG_OK || bg_resp_status(&x->out, f->status) != BG_OK)
+    if (bg_buf_reserve(&x->out, 512 + extra) != BG_OK ||
+        bg_resp_status(&x->out, f->status) != BG_OK)
         goto oom;
     if (reply_headers(x, f, &x->out, why, wlen) != BG_OK) {
         if (why[0] == '\0')
             goto oom;
         return BG_ERR;
     }
-    if (f->status == 204 || f->status == 304) {
-        if (bg_resp_finish_empty(&x->out, &rc) != BG_OK)
-            goto oom;
-        return BG_OK;
-    }
-    if (bg_resp_finish_sized(&x->out, &rc, f->body.ptr, blen) != BG_OK)
-        goto oom;
     return BG_OK;
 oom:
     snprintf(why, wlen, "out of memory");
     return BG_ERR;
 }
 
-static void reply_answer(bg_xchg *x, const bg_field *fields, size_t n)
+/* 204 and 304 carry no body (RFC 9110 6.4.1). */
+static int reply_render(bg_xchg *x, const bg_frame *f, char *why, size_t wlen)
+{
+    bg_resp_ctx rc;
+    size_t blen = f->body.ptr != NULL ? f->body.len : 0;
+    int rv;
+
+    if (reply_head(x, f, blen, why, wlen) != BG_OK)
+        return BG_ERR;
+    bg_xchg_resp_ctx(x, &rc);
+    if (f->status == 204 || f->status == 304)
+        rv = bg_resp_finish_empty(&x->out, &rc);
+    else
+        rv = bg_resp_finish_sized(&x->out, &rc, f->body.ptr, blen);
+    if (rv != BG_OK)
+        snprintf(why, wlen, "out of memory");
+    return rv;
+}
+
+static void reply_refused(bg_dispatch *d, bg_xchg *x, const char *instance, const char *why)
+{
+    bg_warn("request %s: RESPONSE from '%s' instance '%s' refused: %s", x->id, x->match.service,
+            instance, why);
+    bg_dispatch_untrack(d, x);
+    x->out.len = 0;
+    bg_xchg_problem(x, 502, "the service sent an invalid response", NULL);
+}
+
+/* A whole answer ends the request; one with stream 1 opens a stream that stays tracked
+ * (its pieces are matched by id) until its last piece. */
+static void reply_answer(bg_dispatch *d, bg_xchg *x, const bg_field *fields, size_t n)
 {
     char err[BG_ERR_LEN], why[160] = "";
     bg_frame f;
@@ -111,21 +131,30 @@ static void reply_answer(bg_xchg *x, const bg_field *fields, size_t n)
         bg_warn("request %s: bad RESPONSE from service '%s': %s", x->id, x->match.service,
                 rc != BG_OK ? err : "not a RESPONSE frame");
         bg_frame_free(&f);
+        bg_dispatch_untrack(d, x);
         bg_xchg_problem(x, 502, "the service sent an invalid response", NULL);
         return;
     }
     snprintf(x->instance, sizeof(x->instance), "%s", f.instance);
     x->out.len = 0;
-    if (reply_render(x, &f, why, sizeof(why)) != BG_OK) {
-        bg_warn("request %s: RESPONSE from '%s' instance '%s' refused: %s", x->id, x->match.service,
-                f.instance, why);
-        x->out.len = 0;
-        bg_frame_free(&f);
-        bg_xchg_problem(x, 502, "the service sent an invalid response", NULL);
-        return;
+    if (f.stream) {
+        if (reply_head(x, &f, 0, why, sizeof(why)) != BG_OK ||
+            bg_dispatch_stream_begin(d, x, &f, why, sizeof(why)) != BG_OK)
+            reply_refused(d, x, f.instance, why);
+    } else if (reply_render(x, &f, why, sizeof(why)) != BG_OK) {
+        reply_refused(d, x, f.instance, why);
+    } else {
+        bg_dispatch_untrack(d, x);
+        bg_xchg_done(x, f.status);
     }
-    bg_xchg_done(x, f.status);
     bg_frame_free(&f);
+}
+
+static int reply_is_chunk(const bg_field *fields, size_t n)
+{
+    const bg_field *t = reply_field(fields, n, "type");
+
+    return t != NULL && t->value.len == 14 && memcmp(t->value.ptr, "RESPONSE_CHUNK", 14) == 0;
 }
 
 int bg_dispatch_on_reply(void *arg, const char *entry_id, const bg_field *fields, size_t n)
@@ -140,13 +169,19 @@ int bg_dispatch_on_reply(void *arg, const char *entry_id, const bg_field *fields
     }
     x = bg_inflight_get(&d->table, id->value.ptr, id->value.len);
     if (x == NULL) {
-        /* Late (after a 504 or a client that left) or a duplicate: already answered. */
+        /* Late (after a 504 or a client that left) or a duplicate: already answered; or a
+         * piece of a stream that ended or broke off. */
         bg_debug("reply stream: entry %s for request %.32s dropped (not waiting)", entry_id,
                  id->value.ptr);
         return 0;
     }
-    bg_dispatch_untrack(d, x);
+    if (reply_is_chunk(fields, n))
+        return bg_dispatch_stream_chunk(d, x, entry_id, fields, n);
+    if (x->st != NULL) {
+        bg_warn("request %s: a second RESPONSE while streaming: dropped", x->id);
+        return 1;
+    }
     x->t_reply_us = bg_mono_us();
-    reply_answer(x, fields, n);
+    reply_answer(d, x, fields, n);
     return 1;
 }

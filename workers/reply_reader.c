@@ -116,6 +116,11 @@ static void reader_housekeeping(bg_reply_reader *r)
             r->next_expire_ms = now + READER_EXPIRE_EVERY_MS;
     }
     minms = reader_id_ms(r->last_id) - r->o.keep_read_ms;
+    if (r->o.keep_fn != NULL) {
+        int64_t keep = r->o.keep_fn(r->o.keep_arg);
+        if (keep >= 0 && keep < minms)
+            minms = keep; /* MINID keeps ids >= minms: the oldest held entry survives */
+    }
     if (now >= r->next_trim_ms && minms > 0) {
         snprintf(minid, sizeof(minid), "%lld", (long long)minms);
         if (bg_abus_command(r->bus, reader_on_ignore, r, "XTRIM %s MINID ~ %s", r->key, minid) ==

@@ -24,6 +24,10 @@ typedef struct bg_reply_opts {
     int count;            /* XREAD COUNT */
     int64_t ttl_ms;       /* PEXPIRE of the key, refreshed every 5 s */
     int64_t keep_read_ms; /* entries older than this (by id) behind the newest are trimmed */
+    /* Millisecond part of the oldest entry id still needed (-1 = none): entries left
+     * unconsumed for later; trimming stops before it. NULL = none. */
+    int64_t (*keep_fn)(void *arg);
+    void *keep_arg;
 } bg_reply_opts;
 
 /* Connects (with reconnect) and starts reading after the stream's current last entry. */
