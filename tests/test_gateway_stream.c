@@ -5,8 +5,11 @@
  * stays bounded, broken streams (gap, duplicate, unknown id) injected on the reply stream,
  * and the SDK's fallback to one whole RESPONSE for a gateway that does not stream. */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,8 +104,10 @@ static int read_until(bgt_conn *c, const char *needle, int timeout_ms)
             return -1;
         if (!(p.revents & (POLLIN | POLLHUP)))
             continue;
-        if ((n = read(c->fd, tmp, sizeof(tmp))) <= 0)
+        if ((n = read(c->fd, tmp, sizeof(tmp))) <= 0) {
+            c->eof = n == 0;
             return -1;
+        }
         if (c->len + (size_t)n + 1 > c->cap) {
             c->cap = (c->len + (size_t)n + 1) * 2;
             c->buf = realloc(c->buf, c->cap + 1); /* the harness keeps a NUL after cap */
@@ -112,6 +117,13 @@ static int read_until(bgt_conn *c, const char *needle, int timeout_ms)
         c->buf[c->len] = '\0';
     }
     return 0;
+}
+
+/* Reads, keeping what arrives, until the gateway closes: 1, or 0 on a timeout. */
+static int read_to_eof(bgt_conn *c, int timeout_ms)
+{
+    read_until(c, "\x01never\x02", timeout_ms);
+    return c->eof;
 }
 
 static void open_send(bgt_conn *c, const char *req)
@@ -259,7 +271,7 @@ Test(gateway_stream, idle_stream_is_broken_off_and_cancelled)
     request_id(&c, id);
     cr_assert_eq(wait_cancel(b, id, "stream_idle"), 1, "no CANCEL stream_idle for %s", id);
     /* The chunked body never ends: the connection closes without the last chunk. */
-    cr_assert(bgt_conn_wait_eof(&c, 8000), "connection not closed");
+    cr_assert(read_to_eof(&c, 8000), "connection not closed");
     cr_assert_null(memmem(c.buf, c.len, "0\r\n\r\n", 5));
     bgt_conn_close(&c);
     (void)r;
@@ -282,4 +294,340 @@ Test(gateway_stream, sse_gets_keepalive_comments_while_quiet)
               "the keep-alive is not between the events");
     cr_assert_eq(read_until(&c, "0\r\n\r\n", 10000), 0);
     bgt_conn_close(&c);
+}
+
+/* ---- a slow reader of a large stream ---- */
+
+#define BIG_PIECES 1024
+#define BIG_PIECE 65536
+#define BIG_TOTAL ((uint64_t)BIG_PIECES * BIG_PIECE)
+/* Worker memory may grow by this much at most while 64 MiB pass through it: one XREAD of
+ * the reply stream carries up to 256 entries (16 MiB of 64 KiB pieces) before any piece is
+ * held, 16 once some are; plus stream_buffer. A worker that buffered the stream would need
+ * about 64 MiB less what the sockets hold. */
+#define BIG_RSS_LIMIT_KB (32 * 1024)
+
+/* A field of /proc/PID/status in kB; -1 when absent. */
+static long proc_kb(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    long kb = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (strncmp(line, field, strlen(field)) == 0)
+            kb = strtol(line + strlen(field), NULL, 10);
+    fclose(f);
+    return kb;
+}
+
+/* A chunked body decoded as bytes arrive, each byte checked against the counters. */
+typedef struct chunk_reader {
+    char line[64];
+    size_t nline;
+    uint64_t left;  /* data bytes left in the current chunk */
+    int crlf;       /* bytes of the CRLF after a chunk still to skip */
+    int done;       /* the last chunk was read */
+    uint64_t total; /* data bytes so far */
+} chunk_reader;
+
+static void chunk_feed(chunk_reader *cr, const char *p, size_t n)
+{
+    while (n > 0 && !cr->done) {
+        if (cr->left > 0) {
+            size_t k = n < cr->left ? n : (size_t)cr->left;
+            expect_counters(p, k, cr->total);
+            cr->total += k;
+            cr->left -= k;
+            p += k;
+            n -= k;
+            cr->crlf = cr->left == 0 ? 2 : 0;
+        } else if (cr->crlf > 0) {
+            cr->crlf--;
+            p++;
+            n--;
+        } else {
+            cr_assert_lt(cr->nline, sizeof(cr->line) - 1, "chunk size line too long");
+            cr->line[cr->nline++] = *p++;
+            n--;
+            if (cr->nline < 2 || cr->line[cr->nline - 1] != '\n')
+                continue;
+            cr->line[cr->nline] = '\0';
+            cr->left = strtoull(cr->line, NULL, 16);
+            cr->nline = 0;
+            if (cr->left == 0)
+                cr->done = 1;
+        }
+    }
+}
+
+static int slow_connect(void)
+{
+    static const char req[] = "GET /echo/stream?n=1024&size=65536 HTTP/1.1\r\nHost: t\r\n\r\n";
+    int fd = socket(AF_INET, SOCK_STREAM, 0), rcv = 16384;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)fix.port)};
+
+    cr_assert_geq(fd, 0);
+    /* A small receive window, so the gateway's socket fills early and it must hold. */
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(req) - 1);
+    return fd;
+}
+
+/* Reads the head, then the body 16 KiB per millisecond at most; returns the most any
+ * worker's VmRSS rose above base while reading. */
+static long slow_read(int fd, chunk_reader *cr, const pid_t *w, const long *base, int nw)
+{
+    struct timespec pause = {0, 1000000L};
+    char buf[16384], head[4096];
+    size_t nhead = 0;
+    long grew = 0, next_sample = 0;
+    ssize_t n;
+
+    while (!cr->done) {
+        size_t off = 0;
+        if ((n = read(fd, buf, sizeof(buf))) < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            cr_log_error("read: %s",
+                         n == 0 ? "the gateway closed the connection" : strerror(errno));
+            break;
+        }
+        while (nhead < 4 || memcmp(head + nhead - 4, "\r\n\r\n", 4) != 0) {
+            cr_assert_lt(nhead, sizeof(head) - 1);
+            if (off == (size_t)n)
+                break;
+            head[nhead++] = buf[off++];
+        }
+        head[nhead] = '\0';
+        if (off < (size_t)n) {
+            cr_assert_not_null(strstr(head, "Transfer-Encoding: chunked"), "%s", head);
+            chunk_feed(cr, buf + off, (size_t)n - off);
+        }
+        if ((long)(cr->total >> 20) >= next_sample) {
+            for (int i = 0; i < nw; i++)
+                if (proc_kb(w[i], "VmRSS:") - base[i] > grew)
+                    grew = proc_kb(w[i], "VmRSS:") - base[i];
+            next_sample += 4;
+        }
+        nanosleep(&pause, NULL);
+    }
+    return grew;
+}
+
+Test(gateway_stream, slow_reader_of_64mib_gets_every_byte_with_bounded_worker_memory,
+     .timeout = 300)
+{
+    pid_t w[8];
+    long base[8], grew, hwm_grew = 0;
+    int nw = bgt_gw_workers(&fix.g, w, 8), fd;
+    chunk_reader cr = {0};
+
+    cr_assert_gt(nw, 0);
+    for (int i = 0; i < nw; i++)
+        if ((base[i] = proc_kb(w[i], "VmRSS:")) < 0)
+            cr_skip_test("/proc/%d/status has no VmRSS: memory cannot be measured", (int)w[i]);
+    fd = slow_connect();
+    grew = slow_read(fd, &cr, w, base, nw);
+    close(fd);
+    if (!cr.done) {
+        char *log = bgt_gw_log_text(&fix.g);
+        cr_log_error("gateway log:\n%s", log);
+        free(log);
+    }
+    cr_assert(cr.done, "the stream did not end (got %llu bytes)", (unsigned long long)cr.total);
+    cr_assert_eq(cr.total, BIG_TOTAL);
+    for (int i = 0; i < nw; i++)
+        if (proc_kb(w[i], "VmHWM:") - base[i] > hwm_grew)
+            hwm_grew = proc_kb(w[i], "VmHWM:") - base[i];
+    cr_log_info("worker RSS rose by at most %ld kB sampled, %ld kB peak (VmHWM)", grew, hwm_grew);
+#if defined(__SANITIZE_ADDRESS__)
+    cr_log_info("ASan build: its quarantine keeps freed memory, the RSS bound is not checked");
+#else
+    cr_assert_lt(hwm_grew, BIG_RSS_LIMIT_KB, "a worker grew by %ld kB for a 64 MiB stream",
+                 hwm_grew);
+#endif
+}
+
+/* ---- broken streams, written by hand onto the reply stream ---- */
+
+/* The newest REQUEST on the echo stream: its id and reply key ("" when none). */
+static void newest_request(bg_bus *b, char *id, char *reply_to)
+{
+    char err[BG_ERR_LEN];
+    redisReply *r = bg_bus_command(b, err, "XREVRANGE router:requests:{echo} + - COUNT 1");
+
+    id[0] = reply_to[0] = '\0';
+    for (size_t i = 0; r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+                       i + 1 < r->element[0]->element[1]->elements;
+         i += 2) {
+        redisReply *kv = r->element[0]->element[1];
+        if (strcmp(kv->element[i]->str, "id") == 0)
+            snprintf(id, 64, "%s", kv->element[i + 1]->str);
+        if (strcmp(kv->element[i]->str, "reply_to") == 0)
+            snprintf(reply_to, 256, "%s", kv->element[i + 1]->str);
+    }
+    if (r != NULL)
+        freeReplyObject(r);
+}
+
+/* Sends a slow request (the echo answers it only after 5 s) and returns once its REQUEST
+ * is on the bus, with its id and reply key. */
+static void slow_request_on_bus(bg_bus *b, bgt_conn *c, char *id, char *reply_to)
+{
+    char prev[64], ignored[256];
+    long long until = bgt_now_ms() + 10000;
+
+    newest_request(b, prev, ignored);
+    open_send(c, "GET /echo/slow?ms=5000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    do {
+        newest_request(b, id, reply_to);
+        if (id[0] != '\0' && strcmp(id, prev) != 0)
+            return;
+        sleep_ms(10);
+    } while (bgt_now_ms() < until);
+    cr_assert_fail("the request never reached the bus");
+}
+
+static void xadd_ok(bg_bus *b, redisReply *r, const char *what)
+{
+    (void)b;
+    cr_assert(r != NULL && r->type == REDIS_REPLY_STRING, "XADD %s failed", what);
+    freeReplyObject(r);
+}
+
+static void add_head(bg_bus *b, const char *reply_to, const char *id)
+{
+    char err[BG_ERR_LEN];
+
+    xadd_ok(b,
+            bg_bus_command(b, err,
+                           "XADD %s * v 1 type RESPONSE id %s instance hand status 200 stream 1 "
+                           "meta {\"headers\":[[\"Content-Type\",\"text/plain\"]]}",
+                           reply_to, id),
+            "head");
+}
+
+static void add_piece(bg_bus *b, const char *reply_to, const char *id, int seq, const char *body)
+{
+    char err[BG_ERR_LEN];
+
+    xadd_ok(b,
+            bg_bus_command(b, err,
+                           "XADD %s * v 1 type RESPONSE_CHUNK id %s instance hand seq %d body %s",
+                           reply_to, id, seq, body),
+            "piece");
+}
+
+Test(gateway_stream, repeated_piece_is_dropped_and_a_gap_breaks_the_stream_off)
+{
+    bg_bus *b = bus_open();
+    char id[64], reply_to[256], err[BG_ERR_LEN];
+    bgt_conn c;
+
+    slow_request_on_bus(b, &c, id, reply_to);
+    add_head(b, reply_to, id);
+    add_piece(b, reply_to, id, 1, "one;");
+    add_piece(b, reply_to, id, 1, "one-again;"); /* a repeat: dropped */
+    add_piece(b, reply_to, id, 2, "two;");
+    cr_assert_eq(read_until(&c, "two;", 10000), 0);
+    add_piece(b, reply_to, id, 4, "four;"); /* piece 3 is missing */
+    cr_assert(read_to_eof(&c, 8000), "connection not closed after the gap");
+    cr_assert_not_null(memmem(c.buf, c.len, "4\r\none;\r\n4\r\ntwo;\r\n", 18), "%s", c.buf);
+    cr_assert_null(memmem(c.buf, c.len, "one-again", 9));
+    cr_assert_null(memmem(c.buf, c.len, "four", 4));
+    cr_assert_eq(wait_cancel(b, id, "stream_error"), 1, "no CANCEL stream_error for %s", id);
+    cr_assert_eq(bgt_gw_wait_log(&fix.g, "pieces are missing", 1, 5000), 0);
+    cr_assert_eq(bgt_gw_wait_log(&fix.g, "repeated", 1, 5000), 0);
+    bgt_conn_close(&c);
+    /* A piece for no request of ours is dropped; the gateway goes on serving. */
+    xadd_ok(b,
+            bg_bus_command(b, err,
+                           "XADD %s * v 1 type RESPONSE_CHUNK id 00000000000000000000000000000000 "
+                           "seq 1 body x",
+                           reply_to),
+            "stray piece");
+    cr_assert_eq(bgt_fix_wait_status(&fix, "/echo/1", 200, 5000), 200);
+    bg_bus_free(b);
+}
+
+Test(gateway_stream, service_ending_a_stream_with_a_reason_truncates_the_body)
+{
+    bg_bus *b = bus_open();
+    char id[64], reply_to[256], err[BG_ERR_LEN];
+    bgt_conn c;
+
+    slow_request_on_bus(b, &c, id, reply_to);
+    add_head(b, reply_to, id);
+    add_piece(b, reply_to, id, 1, "partial;");
+    xadd_ok(b,
+            bg_bus_command(b, err,
+                           "XADD %s * v 1 type RESPONSE_CHUNK id %s instance hand seq 2 final 1 "
+                           "reason %s",
+                           reply_to, id, "handler failed"),
+            "last piece");
+    cr_assert(read_to_eof(&c, 8000), "connection not closed");
+    cr_assert_not_null(memmem(c.buf, c.len, "partial;", 8));
+    cr_assert_null(memmem(c.buf, c.len, "0\r\n\r\n", 5), "the body must not look complete");
+    bgt_conn_close(&c);
+    bg_bus_free(b);
+}
+
+/* ---- the SDK and a gateway that does not stream ---- */
+
+/* The entry on key whose type is want: its fields copied as "name=value;" into out. */
+static int find_reply(bg_bus *b, const char *key, const char *want, char *out, size_t len)
+{
+    char err[BG_ERR_LEN];
+    redisReply *r = bg_bus_command(b, err, "XRANGE %s - +", key);
+    int found = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; r != NULL && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *kv = r->element[i]->element[1];
+        int match = 0;
+        for (size_t j = 0; j + 1 < kv->elements; j += 2)
+            match |= strcmp(kv->element[j]->str, "type") == 0 &&
+                     strcmp(kv->element[j + 1]->str, want) == 0;
+        for (size_t j = 0; match && !found && j + 1 < kv->elements; j += 2) {
+            size_t at = strlen(out);
+            snprintf(out + at, len - at, "%s=%s;", kv->element[j]->str, kv->element[j + 1]->str);
+        }
+        found |= match;
+    }
+    if (r != NULL)
+        freeReplyObject(r);
+    return found;
+}
+
+Test(gateway_stream, sdk_answers_a_gateway_without_the_feature_with_one_response)
+{
+    bg_bus *b = bus_open();
+    char err[BG_ERR_LEN], fields[2048];
+    long long until;
+    redisReply *r;
+
+    /* What a gateway of before streaming sends: no meta.features. */
+    xadd_ok(b, bg_bus_command(b, err, "XADD test:replies:old * created-by test"), "reply key");
+    r = bg_bus_command(b, err,
+                       "XADD router:requests:{echo} * v 1 type REQUEST id old-gw:0:1 service echo "
+                       "method GET path /echo/stream query n=3 endpoint /echo/stream "
+                       "reply_to test:replies:old deadline %lld gateway old-gw",
+                       (long long)bg_wall_ms() + 20000);
+    xadd_ok(b, r, "request");
+    until = bgt_now_ms() + 10000;
+    while (!find_reply(b, "test:replies:old", "RESPONSE", fields, sizeof(fields)) &&
+           bgt_now_ms() < until)
+        sleep_ms(20);
+    cr_assert_not_null(strstr(fields, "status=200;"), "no whole RESPONSE: '%s'", fields);
+    cr_assert_not_null(strstr(fields, "body=piece 0\npiece 1\npiece 2\n;"), "%s", fields);
+    cr_assert_null(strstr(fields, "stream="), "%s", fields);
+    cr_assert(!find_reply(b, "test:replies:old", "RESPONSE_CHUNK", fields, sizeof(fields)),
+              "a piece went to a gateway that cannot read it");
+    bg_bus_free(b);
 }

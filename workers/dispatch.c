@@ -276,7 +276,8 @@ bg_dispatch *bg_dispatch_new(bg_wk *wk, const bg_bus_opts *bus, char *err)
     ro.ttl_ms = DISPATCH_REPLY_TTL_MS;
     ro.keep_read_ms = DISPATCH_REPLY_KEEP_MS;
     ro.keep_fn = bg_held_oldest_ms;
-    ro.keep_arg = d;
+    ro.count_fn = bg_held_read_count;
+    ro.hook_arg = d;
     d->reader = bg_reply_reader_new(wk->loop, bus, &ro, bg_dispatch_on_reply, d, err);
     if (d->reader == NULL)
         goto fail;

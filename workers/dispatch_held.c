@@ -18,6 +18,7 @@
 #define HELD_MIN_CAP 64
 #define HELD_XDEL_BATCH 256
 #define HELD_ID_LEN 48
+#define HELD_READ_COUNT 16
 
 typedef struct held_fetch {
     bg_dispatch *d;
@@ -252,4 +253,11 @@ int64_t bg_held_oldest_ms(void *arg)
             oldest = ms;
     }
     return oldest;
+}
+
+int bg_held_read_count(void *arg)
+{
+    const bg_dispatch *d = arg;
+
+    return d->holding != NULL ? HELD_READ_COUNT : 0; /* 0: the reader's usual count */
 }

@@ -45,6 +45,9 @@ void bg_held_forget(bg_dispatch *d, bg_xchg *x);
 /* Millisecond part of the oldest held entry id of any stream; -1 when none (the reply
  * reader does not trim past it). */
 int64_t bg_held_oldest_ms(void *arg);
+/* XREAD COUNT for the reply reader: small while some stream holds pieces, since every
+ * read carries held pieces (up to 64 KiB each from the C SDK) in full once more. */
+int bg_held_read_count(void *arg);
 
 /* The reply reader's entry callback: match by id, check, answer. */
 int bg_dispatch_on_reply(void *arg, const char *entry_id, const bg_field *fields, size_t n);
