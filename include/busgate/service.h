@@ -268,7 +268,7 @@ int busgate_response_set(busgate_response *res, int status, const char *content_
  * write larger than 64 KiB goes as several pieces). A write returns BG_ERR once the request
  * was cancelled: stop then. A handler that returns without busgate_response_end ends the
  * stream: normally when it returned BG_OK, otherwise as broken off (the client sees a
- * truncated body). After begin the status, headers and body setters have no effect.
+ * truncated body). After begin the status, header and body setters must not be used.
  *
  * A gateway that does not announce streaming support in the request (older versions) gets
  * one whole RESPONSE instead: begin only sets the status and Content-Type, the writes
