@@ -28,4 +28,7 @@ step "$build/bench/bench_routes"
 # The headline: wrk against busgate (2 workers, 2 echo instances) and nginx proxying.
 step sh bench/http_bench.sh "$build"
 
+# One streamed 100 MiB body: MB/s through busgate, and through nginx when installed.
+step sh bench/stream_bench.sh "$build"
+
 exit $failed
