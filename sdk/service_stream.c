@@ -92,7 +92,7 @@ static int stream_open_bus(busgate_response *res, char *why)
     return w->stream_bus != NULL ? BG_OK : BG_ERR;
 }
 
-/* The head: status and headers, stream 1, no body. */
+/* The head: status and headers, stream 1, and a body set before begin as the first bytes. */
 static int stream_head(busgate_response *res)
 {
     char why[BG_ERR_LEN];
@@ -106,7 +106,7 @@ static int stream_head(busgate_response *res)
     snprintf(f->instance, sizeof(f->instance), "%s", res->worker->svc->instance);
     f->ts = bg_wall_ms();
     f->stream = 1;
-    f->body = (bg_bytes){NULL, 0};
+    f->body = (bg_bytes){res->body_len > 0 ? res->body : NULL, res->body_len};
     if (stream_xadd(res, f, why) != BG_OK) {
         stream_broken(res, why);
         return BG_ERR;

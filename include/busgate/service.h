@@ -261,7 +261,8 @@ int busgate_response_set(busgate_response *res, int status, const char *content_
  *     }
  *     return busgate_response_end(res);
  *
- * begin sends the status and the headers set so far at once; each write is passed on to
+ * begin sends the status and the headers set so far at once (and a body set before it, as
+ * the first bytes); each write is passed on to
  * the client as it arrives (chunked to HTTP/1.1 clients; a Content-Length header set before
  * begin is passed through instead and the gateway checks the total). Call them from the
  * handler's thread during the handler call; they block while Valkey takes each piece (a
