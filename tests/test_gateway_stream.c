@@ -2,8 +2,9 @@
  * echo-service): pieces in order as chunks, HTTP/1.0 close-delimited, a service's
  * Content-Length passed through, HEAD, a client that leaves (CANCEL client_gone), the idle
  * limit (CANCEL stream_idle), SSE keep-alives, a slow reader of 64 MiB whose worker memory
- * stays bounded, broken streams (gap, duplicate, unknown id) injected on the reply stream,
- * and the SDK's fallback to one whole RESPONSE for a gateway that does not stream. */
+ * stays bounded, broken streams (gap, duplicate, unknown id, a reason) injected on the reply
+ * stream, a whole RESPONSE as before, a request pipelined behind a stream, and the SDK's
+ * fallback to one whole RESPONSE for a gateway that does not stream. */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <errno.h>
@@ -630,4 +631,48 @@ Test(gateway_stream, sdk_answers_a_gateway_without_the_feature_with_one_response
     cr_assert(!find_reply(b, "test:replies:old", "RESPONSE_CHUNK", fields, sizeof(fields)),
               "a piece went to a gateway that cannot read it");
     bg_bus_free(b);
+}
+
+Test(gateway_stream, whole_response_without_stream_field_still_works)
+{
+    bg_bus *b = bus_open();
+    char id[64], reply_to[256], err[BG_ERR_LEN];
+    bgt_conn c;
+    bgt_resp r;
+
+    /* A service of before streaming answers with one RESPONSE, whatever features say. */
+    slow_request_on_bus(b, &c, id, reply_to);
+    xadd_ok(b,
+            bg_bus_command(b, err,
+                           "XADD %s * v 1 type RESPONSE id %s instance hand status 201 meta "
+                           "{\"headers\":[[\"Content-Type\",\"text/plain\"]]} body whole",
+                           reply_to, id),
+            "response");
+    cr_assert_eq(bgt_conn_read(&c, &r, 0, 8000), 0);
+    cr_assert_eq(r.status, 201);
+    cr_assert_not_null(strstr(r.head, "Content-Length: 5\r\n"), "%s", r.head);
+    cr_assert_null(strstr(r.head, "Transfer-Encoding"));
+    cr_assert_str_eq(r.body, "whole");
+    bgt_resp_free(&r);
+    bgt_conn_close(&c);
+    bg_bus_free(b);
+}
+
+Test(gateway_stream, pipelined_request_is_answered_after_the_stream)
+{
+    static const char reqs[] = "GET /echo/stream?n=3&ms=50 HTTP/1.1\r\nHost: t\r\n\r\n"
+                               "GET /echo/2 HTTP/1.1\r\nHost: t\r\n\r\n";
+    bgt_conn c;
+    bgt_resp r;
+
+    open_send(&c, reqs);
+    cr_assert_eq(bgt_conn_read(&c, &r, 0, 10000), 0);
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.body, "piece 0\npiece 1\npiece 2\n");
+    bgt_resp_free(&r);
+    cr_assert_eq(bgt_conn_read(&c, &r, 0, 10000), 0);
+    cr_assert_eq(r.status, 200);
+    cr_assert_not_null(strstr(r.body, "\"path\":\"/echo/2\""), "%s", r.body);
+    bgt_resp_free(&r);
+    bgt_conn_close(&c);
 }

@@ -16,6 +16,9 @@
  * beyond the buffer when they arrive. */
 #define HELD_FETCH_BATCH 8
 #define HELD_MIN_CAP 64
+/* Most pieces one stream may leave on the bus: 1 MiB of ids here (4 GiB of 64 KiB pieces in
+ * Valkey). Tiny pieces to a stalled client must not grow the list without bound either. */
+#define HELD_MAX 65536
 #define HELD_XDEL_BATCH 256
 #define HELD_ID_LEN 48
 #define HELD_READ_COUNT 16
@@ -77,6 +80,8 @@ static int held_room(bg_xstream *st)
 
     if (st->hhead + st->hcount < st->hcap)
         return BG_OK;
+    if (st->hcount >= HELD_MAX)
+        return BG_ERR;
     if (st->hhead > 0) {
         memmove(st->held, st->held + st->hhead, st->hcount * sizeof(*st->held));
         st->hhead = 0;

@@ -265,7 +265,8 @@ int bg_dispatch_stream_chunk(bg_dispatch *d, bg_xchg *x, const char *entry_id,
     if (st->hcount > 0 || bg_xchg_queued(x) >= d->wk->cfg->gateway.stream_buffer) {
         if (bg_held_push(d, x, entry_id) == BG_OK)
             return 0;
-        bg_dispatch_stream_abort(d, x, "cannot remember a held piece", "stream_error");
+        bg_dispatch_stream_abort(d, x, "too many pieces held for a slow client (or no memory)",
+                                 "stream_error");
         return 1;
     }
     bg_dispatch_stream_take(d, x, fields, n);
