@@ -256,6 +256,9 @@ Test(gateway_stream, client_leaving_mid_stream_sends_cancel)
     request_id(&c, id);
     bgt_conn_close(&c);
     cr_assert_eq(wait_cancel(b, id, "client_gone"), 1, "no CANCEL client_gone for %s", id);
+    /* The SDK saw it: the echo's writer stopped with the request cancelled. */
+    cr_assert_eq(bgt_wait_file(fix.echo_log[0], "the request was cancelled", 8000), 0,
+                 "the service did not stop streaming");
     bg_bus_free(b);
 }
 
