@@ -99,8 +99,12 @@ static int stream_head(busgate_response *res)
     bg_frame *f = &res->frame;
 
     if (stream_open_bus(res, why) != BG_OK) {
-        stream_broken(res, why);
-        return BG_ERR;
+        /* Nothing was sent yet: the responder, with its own connection and retries, can
+         * still deliver the answer whole. */
+        bg_warn("%s/%s: request %s: no connection to stream on (%s): answering whole",
+                res->worker->svc->name, res->worker->svc->instance, res->job->req.id, why);
+        res->stream = BGS_STREAM_BUFFER;
+        return BG_OK;
     }
     snprintf(f->id, sizeof(f->id), "%s", res->job->req.id);
     snprintf(f->instance, sizeof(f->instance), "%s", res->worker->svc->instance);
