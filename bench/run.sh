@@ -45,4 +45,7 @@ step sh bench/ratelimit_bench.sh "$build"
 step "$build/bench/bench_limits"
 step sh bench/limits_bench.sh "$build"
 
+# One streamed 100 MiB body: MB/s through busgate, and through nginx when installed.
+step sh bench/stream_bench.sh "$build"
+
 exit $failed

@@ -9,6 +9,16 @@
  * GET /echo/status/{code}, which answers that status (200..599) with {"status":code}
  * (a failing service for tests of the circuit breaker).
  *
+ * Streamed answers (busgate_response_begin/write/end):
+ *   GET /echo/stream?n=N&ms=M   N pieces (default 5, at most 1000000) M ms apart (0..60000),
+ *                               text/plain "piece <i>\n"; with &size=S (a multiple of 8,
+ *                               8..1048576) each piece is S bytes of application/octet-stream
+ *                               holding 8-byte big-endian counters (byte k of the body is byte
+ *                               k % 8 of the number k / 8), so a client can check every byte
+ *                               and its order; &length=1 sets Content-Length up front.
+ *   GET /echo/sse?n=N&ms=M      N server-sent events "id: <i>\ndata: tick <i>\n\n" M ms apart.
+ * Both stop early once the request is cancelled (client gone, idle limit).
+ *
  * The answer is 200 with Content-Type application/json:
  *   {"method":"POST","path":"/echo/42","endpoint":"/echo/{id}","query":"a=1",
  *    "params":{"id":"42"},"headers":[["Host","x"],...],"request_id":"...",
@@ -22,6 +32,7 @@
  * It prints one line on stdout once it has registered with the bus.
  */
 #include <getopt.h>
+#include <stdint.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -338,6 +349,107 @@ static int handle_status(const busgate_request *req, busgate_response *res, void
     return send_json(res, (int)code, json_pack("{s:i}", "status", (int)code));
 }
 
+#define STREAM_MAX_PIECES 1000000L
+#define STREAM_MAX_MS 60000L
+#define STREAM_MAX_SIZE (1L << 20)
+
+/* A query number in [lo, hi], def when absent; -1 when out of range or not a number. */
+static long query_long(const busgate_request *req, const char *name, long def, long lo, long hi)
+{
+    char value[32], *end;
+    long v;
+
+    if (busgate_request_query_param(req, name, value, sizeof(value)) != BG_OK)
+        return def;
+    v = strtol(value, &end, 10);
+    return end != value && *end == '\0' && v >= lo && v <= hi ? v : -1;
+}
+
+/* Sleeps ms in 10 ms steps; 0 once the request is cancelled. */
+static int pause_ms(const busgate_request *req, long ms)
+{
+    struct timespec step = {0, 10 * 1000000L};
+
+    for (long slept = 0; slept < ms && !busgate_request_cancelled(req); slept += 10) {
+        if (ms - slept < 10)
+            step.tv_nsec = (ms - slept) * 1000000L;
+        nanosleep(&step, NULL);
+    }
+    return !busgate_request_cancelled(req);
+}
+
+/* Piece i of size bytes: the 8-byte big-endian counters of its place in the body. */
+static void fill_counters(unsigned char *p, long size, long i)
+{
+    uint64_t first = (uint64_t)i * (uint64_t)size / 8;
+
+    for (long k = 0; k < size / 8; k++)
+        for (int b = 0; b < 8; b++)
+            p[k * 8 + b] = (unsigned char)((first + (uint64_t)k) >> (56 - 8 * b));
+}
+
+static int stream_begin(const busgate_request *req, busgate_response *res, long n, long size)
+{
+    char len[32];
+
+    if (size > 0 && query_long(req, "length", 0, 0, 1) == 1) {
+        snprintf(len, sizeof(len), "%ld", n * size);
+        if (busgate_response_add_header(res, "Content-Length", len) != BG_OK)
+            return BG_ERR;
+    }
+    return busgate_response_begin(res, 200, size > 0 ? "application/octet-stream" : "text/plain");
+}
+
+static int handle_stream(const busgate_request *req, busgate_response *res, void *arg)
+{
+    long n = query_long(req, "n", 5, 0, STREAM_MAX_PIECES);
+    long ms = query_long(req, "ms", 0, 0, STREAM_MAX_MS);
+    long size = query_long(req, "size", 0, 8, STREAM_MAX_SIZE);
+    unsigned char *piece = NULL;
+    char text[32];
+    int rc = BG_OK;
+
+    (void)arg;
+    if (n < 0 || ms < 0 || size < 0 || size % 8 != 0)
+        return send_json(res, 400, json_pack("{s:s}", "error", "bad n, ms or size"));
+    if (size > 0 && (piece = malloc((size_t)size)) == NULL)
+        return BG_ERR;
+    if (stream_begin(req, res, n, size) != BG_OK)
+        rc = BG_ERR;
+    for (long i = 0; rc == BG_OK && i < n; i++) {
+        if (i > 0 && !pause_ms(req, ms))
+            break;
+        if (size > 0)
+            fill_counters(piece, size, i);
+        int tlen = snprintf(text, sizeof(text), "piece %ld\n", i);
+        if (busgate_response_write(res, size > 0 ? (void *)piece : text,
+                                   size > 0 ? (size_t)size : (size_t)tlen) != BG_OK)
+            break; /* cancelled: the client is gone, nobody reads the rest */
+    }
+    free(piece);
+    return rc == BG_OK ? busgate_response_end(res) : rc;
+}
+
+static int handle_sse(const busgate_request *req, busgate_response *res, void *arg)
+{
+    long n = query_long(req, "n", 5, 0, STREAM_MAX_PIECES);
+    long ms = query_long(req, "ms", 1000, 0, STREAM_MAX_MS);
+    char event[64];
+
+    (void)arg;
+    if (n < 0 || ms < 0)
+        return send_json(res, 400, json_pack("{s:s}", "error", "bad n or ms"));
+    if (busgate_response_add_header(res, "Cache-Control", "no-cache") != BG_OK ||
+        busgate_response_begin(res, 200, "text/event-stream") != BG_OK)
+        return BG_ERR;
+    for (long i = 0; i < n; i++) {
+        int len = snprintf(event, sizeof(event), "id: %ld\ndata: tick %ld\n\n", i, i);
+        if ((i > 0 && !pause_ms(req, ms)) || busgate_response_write(res, event, (size_t)len))
+            return BG_OK;
+    }
+    return busgate_response_end(res);
+}
+
 static int add_endpoints(busgate_service *s, char *err)
 {
     for (size_t p = 0; p < sizeof(paths) / sizeof(paths[0]); p++)
@@ -346,7 +458,9 @@ static int add_endpoints(busgate_service *s, char *err)
                 return BG_ERR;
     if (busgate_service_add_endpoint(s, "GET", "/echo/slow", handle_slow, NULL, NULL, err) ||
         busgate_service_add_endpoint(s, "GET", "/echo/status/{code}", handle_status, NULL, NULL,
-                                     err))
+                                     err) ||
+        busgate_service_add_endpoint(s, "GET", "/echo/stream", handle_stream, NULL, NULL, err) ||
+        busgate_service_add_endpoint(s, "GET", "/echo/sse", handle_sse, NULL, NULL, err))
         return BG_ERR;
     return busgate_service_add_endpoint(s, "GET", "/echo/big", handle_big, NULL, NULL, err);
 }

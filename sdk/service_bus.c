@@ -42,6 +42,16 @@ bg_bus *bgs_bus_open(busgate_service *s, const char *role, char *err)
     return NULL;
 }
 
+bg_bus *bgs_bus_open_once(busgate_service *s, const char *role, char *err)
+{
+    char client[BG_NAME_MAX * 2 + 48];
+    bg_bus_opts o;
+
+    snprintf(client, sizeof(client), "busgate-svc:%s:%s:%s", s->name, s->instance, role);
+    bus_opts_from_config(s, client, &o);
+    return bg_bus_connect(&o, err);
+}
+
 int bgs_keys_derive(busgate_service *s, char *err)
 {
     const bg_config *c = &s->cfg;

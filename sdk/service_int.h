@@ -43,14 +43,35 @@ typedef struct bgs_endpoint {
     void *arg;
 } bgs_endpoint;
 
+/* Largest piece one RESPONSE_CHUNK carries: a gateway reads up to a few hundred entries
+ * per XREAD, so small pieces keep its memory bounded. Longer writes are split. */
+#define BGS_PIECE_MAX (64 * 1024)
+
+/* Where a streamed response is (service_stream.c). */
+typedef enum {
+    BGS_STREAM_NONE = 0, /* not begun: a whole RESPONSE as usual */
+    BGS_STREAM_BUFFER,   /* begun, but the gateway cannot stream: writes fill the body */
+    BGS_STREAM_OPEN,     /* head sent; pieces follow */
+    BGS_STREAM_ENDED,    /* the last piece was sent */
+    BGS_STREAM_BROKEN,   /* cancelled, or the bus refused a piece: nothing more is sent */
+} bgs_stream_state;
+
+struct bgs_worker;
+struct bgs_job;
+
 /* The response a handler fills: a RESPONSE frame under construction. */
 struct busgate_response {
     bg_frame frame; /* status and meta.headers; body set when sending */
     char *body;
-    size_t body_len;
+    size_t body_len, body_cap;
     int failed;    /* a setter failed: the handler's response becomes a 500 */
     int too_large; /* ... because the body does not fit a RESPONSE frame: a 502 */
     char why[BG_ERR_LEN];
+    /* Streaming: the handler thread and job this response belongs to. */
+    struct bgs_worker *worker;
+    const struct bgs_job *job;
+    bgs_stream_state stream;
+    int64_t seq; /* pieces sent */
 };
 
 /* What the responder does with a job its handler finished. */
@@ -83,6 +104,9 @@ typedef struct bgs_worker {
     pthread_t thread;
     int started;
     int index;
+    /* Streamed responses only: the thread's own connection, opened at the first
+     * busgate_response_begin, so pieces go out in order and a slow bus slows the handler. */
+    bg_bus *stream_bus;
 } bgs_worker;
 
 typedef struct bgs_pool {
@@ -205,6 +229,8 @@ void bgs_sleep_ms(const busgate_service *s, int64_t ms); /* cut short by a stop 
 
 /* service_bus.c: connections and key names. */
 bg_bus *bgs_bus_open(busgate_service *s, const char *role, char *err);
+/* One connection attempt, no retry (a handler thread must not wait for Valkey forever). */
+bg_bus *bgs_bus_open_once(busgate_service *s, const char *role, char *err);
 int bgs_keys_derive(busgate_service *s, char *err);
 void bgs_default_instance(busgate_service *s);
 /* XADD to the control stream (MAXLEN ~ stream_maxlen) of a frame with id/ts/service
@@ -259,6 +285,14 @@ void bgs_job_free(bgs_job *job);
 void bgs_job_run(bgs_worker *w, bgs_job *job);
 /* Releases what the job's answer holds (response, wire). */
 void bgs_job_clear_answer(bgs_job *job);
+
+/* service_stream.c: streamed responses written by the handler thread itself. */
+/* After the handler returned: ends a stream it left open (the last piece, or one that
+ * says the handler failed). 1 when the response was streamed (or broke off): the job is
+ * then only acknowledged. */
+int bgs_stream_finish(bgs_worker *w, bgs_job *job, int handler_ok);
+/* Closes the thread's stream connection. */
+void bgs_stream_thread_end(bgs_worker *w);
 
 /* service_responder.c: the thread that writes answers and acks, pipelined. */
 int bgs_responder_init(bgs_responder *r, busgate_service *s, bg_bus *bus, char *err);

@@ -163,7 +163,7 @@ int busgate_response_set_body(busgate_response *res, const void *body, size_t le
         memcpy(copy, body, len);
     free(res->body);
     res->body = copy;
-    res->body_len = len;
+    res->body_len = res->body_cap = len;
     return BG_OK;
 }
 

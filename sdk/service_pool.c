@@ -236,6 +236,7 @@ static void *pool_main(void *arg)
         bgs_job_run(w, job);
         job = pool_next(p, job);
     }
+    bgs_stream_thread_end(w);
     return NULL;
 }
 

@@ -19,7 +19,7 @@ static void response_clear(busgate_response *res)
     bg_frame_free(&res->frame);
     free(res->body);
     res->body = NULL;
-    res->body_len = 0;
+    res->body_len = res->body_cap = 0;
 }
 
 /* An error answer of our own: a small JSON body that says why. */
@@ -91,7 +91,9 @@ static int respond_prepare(bgs_worker *w, bgs_job *job)
     return BG_ERR;
 }
 
-static void respond_call(const bgs_job *job, busgate_response *res)
+/* Calls the handler; 1 when it succeeded. A failed one's answer becomes an error, except
+ * once it streamed: what the client got cannot be taken back (bgs_stream_finish). */
+static int respond_call(const bgs_job *job, busgate_response *res)
 {
     char why[BG_ERR_LEN + 64];
     int rc;
@@ -99,20 +101,23 @@ static void respond_call(const bgs_job *job, busgate_response *res)
     if (job->ep == NULL) {
         snprintf(why, sizeof(why), "no handler for %s %s", job->req.method, job->req.endpoint);
         response_error(res, 404, why);
-        return;
+        return 1;
     }
     rc = job->ep->fn(&job->req, res, job->ep->arg);
     if (rc == BG_OK && !res->failed)
-        return;
+        return 1;
+    if (res->stream != BGS_STREAM_NONE && res->stream != BGS_STREAM_BUFFER)
+        return 0;
     if (res->too_large) {
         bg_error("request %s (%s %s): response too large for a RESPONSE frame: %s: answering 502",
                  job->req.id, job->req.method, job->req.path, res->why);
         response_problem(res, job->req.id, "the service's response is too large for the bus");
-        return;
+        return 0;
     }
     bg_error("request %s (%s %s): handler failed%s%s: answering 500", job->req.id, job->req.method,
              job->req.path, res->failed ? ": " : "", res->failed ? res->why : "");
     response_error(res, 500, "the handler failed");
+    return 0;
 }
 
 void bgs_job_clear_answer(bgs_job *job)
@@ -130,8 +135,11 @@ void bgs_job_run(bgs_worker *w, bgs_job *job)
 {
     busgate_service *s = w->svc;
     int64_t late;
+    int ok;
 
     response_init(&job->res);
+    job->res.worker = w;
+    job->res.job = job;
     job->has_res = 1;
     job->outcome = BGS_JOB_ACK;
     /* Late first: the gateway's CANCEL (reason deadline) for it has usually arrived by
@@ -146,7 +154,11 @@ void bgs_job_run(bgs_worker *w, bgs_job *job)
                 job->req.id);
         return;
     }
-    respond_call(job, &job->res);
+    ok = respond_call(job, &job->res);
+    /* A streamed answer went out piece by piece (respond first, ack second holds: every
+     * piece was confirmed); the responder only acknowledges it. */
+    if (bgs_stream_finish(w, job, ok))
+        return;
     if (atomic_load(&job->req.cancelled)) {
         bg_info("%s/%s: request %s was cancelled: response dropped", s->name, s->instance,
                 job->req.id);

@@ -24,7 +24,7 @@ static void dispatch_on_ignore(bg_abus *b, redisReply *reply, void *arg)
 }
 
 /* CANCEL on the service's cancel stream: every instance reads it (XREAD, no group). */
-static void dispatch_cancel(bg_dispatch *d, const bg_xchg *x, const char *reason)
+void bg_dispatch_cancel(bg_dispatch *d, const bg_xchg *x, const char *reason)
 {
     const char *head[] = {"XADD", NULL, "MAXLEN", "~", DISPATCH_CANCEL_MAXLEN, "*"};
     char key[BG_KEY_MAX + 1], err[BG_ERR_LEN];
@@ -65,6 +65,8 @@ void bg_dispatch_untrack(bg_dispatch *d, bg_xchg *x)
         bg_ev_timer_del(d->wk->loop, x->deadline);
         x->deadline = NULL;
     }
+    if (x->st != NULL)
+        bg_held_forget(d, x); /* its pieces left on the bus are of no use now */
 }
 
 static int64_t dispatch_on_deadline(bg_ev *loop, bg_ev_timer *t, void *arg)
@@ -82,7 +84,7 @@ static int64_t dispatch_on_deadline(bg_ev *loop, bg_ev_timer *t, void *arg)
     if (x->idem == BG_IDEM_OWNED)
         x->idem = BG_IDEM_SETTLED;
     bg_dispatch_guard_done(d, x, 504);
-    dispatch_cancel(d, x, "deadline");
+    bg_dispatch_cancel(d, x, "deadline");
     snprintf(detail, sizeof(detail), "service '%s' did not answer in time", x->match.service);
     bg_xchg_problem(x, 504, detail, NULL);
     return BG_EV_NOMORE;
@@ -213,7 +215,7 @@ void bg_dispatch_abandon(bg_dispatch *d, bg_xchg *x)
         return;
     bg_dispatch_untrack(d, x);
     bg_dispatch_guard_done(d, x, 0);
-    dispatch_cancel(d, x, "client_gone");
+    bg_dispatch_cancel(d, x, "client_gone");
 }
 
 int bg_dispatch_ready(const bg_dispatch *d)
@@ -275,6 +277,9 @@ bg_dispatch *bg_dispatch_new(bg_wk *wk, const bg_bus_opts *bus, char *err)
     ro.count = DISPATCH_REPLY_COUNT;
     ro.ttl_ms = DISPATCH_REPLY_TTL_MS;
     ro.keep_read_ms = DISPATCH_REPLY_KEEP_MS;
+    ro.keep_fn = bg_held_oldest_ms;
+    ro.count_fn = bg_held_read_count;
+    ro.hook_arg = d;
     d->reader = bg_reply_reader_new(wk->loop, bus, &ro, bg_dispatch_on_reply, d, err);
     if (d->reader == NULL)
         goto fail;

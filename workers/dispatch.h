@@ -36,5 +36,7 @@ int bg_dispatch_build_meta(bg_wk *wk, bg_xchg *x, const bg_http_request *req,
 void bg_dispatch_send(bg_dispatch *d, bg_xchg *x);
 /* The client went away: forget x and tell the service (CANCEL "client_gone"). */
 void bg_dispatch_abandon(bg_dispatch *d, bg_xchg *x);
+/* x streams and the client read its queued output down: fetch held pieces again. */
+void bg_dispatch_stream_drained(bg_dispatch *d, bg_xchg *x);
 
 #endif

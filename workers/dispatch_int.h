@@ -17,6 +17,7 @@ struct bg_dispatch {
     bg_inflight table;
     bg_messaging_names names;
     char reply_key[BG_KEY_MAX + 1];
+    bg_xchg *holding; /* streams with pieces left on the reply stream (dispatch_held.c) */
 };
 
 /* dispatch_guard.c: 1 when x may not go to its service now (stream full, backlog past
@@ -41,6 +42,34 @@ void bg_dispatch_idem_begin(bg_dispatch *d, bg_xchg *x, int64_t timeout_ms);
 int bg_dispatch_idem_settle(bg_dispatch *d, bg_xchg *x, const bg_frame *f);
 /* Answers x with a stored response, marked "Idempotent-Replayed: true". */
 void bg_dispatch_answer_replay(bg_xchg *x, int status, bg_bytes meta, bg_bytes body);
+
+/* CANCEL on x's service's cancel stream. */
+void bg_dispatch_cancel(bg_dispatch *d, const bg_xchg *x, const char *reason);
+
+/* dispatch_stream.c: a RESPONSE with stream 1 (decoded, checked, status line and headers
+ * already in x->out) starts streaming x; BG_ERR (why set) means 502. */
+int bg_dispatch_stream_begin(bg_dispatch *d, bg_xchg *x, const bg_frame *f, char *why, size_t wlen);
+/* A RESPONSE_CHUNK entry for x: 1 taken (delete it), 0 held on the stream for later. */
+int bg_dispatch_stream_chunk(bg_dispatch *d, bg_xchg *x, const char *entry_id,
+                             const bg_field *fields, size_t n);
+/* A piece fetched back from the stream (the oldest held one): written or the stream ends. */
+void bg_dispatch_stream_take(bg_dispatch *d, bg_xchg *x, const bg_field *fields, size_t n);
+/* The stream broke: log, stop tracking, CANCEL (reason; NULL = none), end the client's
+ * connection once what was queued is written. x may be freed on return. */
+void bg_dispatch_stream_abort(bg_dispatch *d, bg_xchg *x, const char *why, const char *reason);
+
+/* dispatch_held.c: pieces left on the reply stream while x's client is slow. */
+int bg_held_push(bg_dispatch *d, bg_xchg *x, const char *entry_id);
+/* Fetches the oldest held pieces again when x's output ran low. */
+void bg_held_fetch(bg_dispatch *d, bg_xchg *x);
+/* x stops holding (ended, aborted, untracked); its held entries are deleted. */
+void bg_held_forget(bg_dispatch *d, bg_xchg *x);
+/* Millisecond part of the oldest held entry id of any stream; -1 when none (the reply
+ * reader does not trim past it). */
+int64_t bg_held_oldest_ms(void *arg);
+/* XREAD COUNT for the reply reader: small while some stream holds pieces, since every
+ * read carries held pieces (up to 64 KiB each from the C SDK) in full once more. */
+int bg_held_read_count(void *arg);
 
 /* The reply reader's entry callback: match by id, check, answer. */
 int bg_dispatch_on_reply(void *arg, const char *entry_id, const bg_field *fields, size_t n);

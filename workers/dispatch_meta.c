@@ -177,6 +177,11 @@ int bg_dispatch_build_meta(bg_wk *wk, bg_xchg *x, const bg_http_request *req,
             snprintf(detail, dlen, "cannot forward the request headers");
         return BG_ERR;
     }
+    /* Tells the service it may stream its answer (RESPONSE stream 1, RESPONSE_CHUNK). */
+    if (bg_buf_puts(b, ",\"features\":[\"" BG_FEATURE_STREAM "\"]") != BG_OK) {
+        snprintf(detail, dlen, "cannot forward the request");
+        return BG_ERR;
+    }
     if (bg_buf_puts(b, ",\"client\":") != BG_OK || meta_quote(b, x->client, strlen(x->client)) ||
         meta_claims(b, id) != BG_OK || bg_buf_puts(b, "}") != BG_OK) {
         snprintf(detail, dlen, "cannot forward the request");

@@ -79,19 +79,18 @@ static int reply_headers(const bg_xchg *x, const bg_frame *f, bg_buf *out, char 
     return BG_OK;
 }
 
-/* 1xx is not a final answer; 204 and 304 carry no body (RFC 9110 6.4.1). replayed: the
- * answer comes from an idempotency record, and says so. */
-static int reply_render(bg_xchg *x, const bg_frame *f, int replayed, char *why, size_t wlen)
+/* Status line, the service's headers and the gateway's own (the replay mark, the rate
+ * limit's); 1xx is not a final answer. replayed: the answer comes from an idempotency
+ * record. */
+static int reply_head(bg_xchg *x, const bg_frame *f, size_t extra, int replayed, char *why,
+                      size_t wlen)
 {
-    bg_resp_ctx rc;
-    size_t blen = f->body.ptr != NULL ? f->body.len : 0;
-
     if (f->status < 200) {
         snprintf(why, wlen, "status %d is not a final status", f->status);
         return BG_ERR;
     }
-    bg_xchg_resp_ctx(x, &rc);
-    if (bg_buf_reserve(&x->out, 512 + blen) != BG_OK || bg_resp_status(&x->out, f->status) != BG_OK)
+    if (bg_buf_reserve(&x->out, 512 + extra) != BG_OK ||
+        bg_resp_status(&x->out, f->status) != BG_OK)
         goto oom;
     if (reply_headers(x, f, &x->out, why, wlen) != BG_OK) {
         if (why[0] == '\0')
@@ -102,50 +101,82 @@ static int reply_render(bg_xchg *x, const bg_frame *f, int replayed, char *why, 
         goto oom;
     if (x->rl_headers[0] != '\0' && bg_buf_puts(&x->out, x->rl_headers) != BG_OK)
         goto oom;
-    if (f->status == 204 || f->status == 304) {
-        if (bg_resp_finish_empty(&x->out, &rc) != BG_OK)
-            goto oom;
-        return BG_OK;
-    }
-    if (bg_resp_finish_sized(&x->out, &rc, f->body.ptr, blen) != BG_OK)
-        goto oom;
     return BG_OK;
 oom:
     snprintf(why, wlen, "out of memory");
     return BG_ERR;
 }
 
-static void reply_answer(bg_xchg *x, const bg_field *fields, size_t n, int replayed)
+/* 204 and 304 carry no body (RFC 9110 6.4.1). */
+static int reply_render(bg_xchg *x, const bg_frame *f, int replayed, char *why, size_t wlen)
 {
-    bg_dispatch *d = x->wk->dispatch;
+    bg_resp_ctx rc;
+    size_t blen = f->body.ptr != NULL ? f->body.len : 0;
+    int rv;
+
+    if (reply_head(x, f, blen, replayed, why, wlen) != BG_OK)
+        return BG_ERR;
+    bg_xchg_resp_ctx(x, &rc);
+    if (f->status == 204 || f->status == 304)
+        rv = bg_resp_finish_empty(&x->out, &rc);
+    else
+        rv = bg_resp_finish_sized(&x->out, &rc, f->body.ptr, blen);
+    if (rv != BG_OK)
+        snprintf(why, wlen, "out of memory");
+    return rv;
+}
+
+/* A refused answer is a failure for the breaker and is not kept for Idempotency-Key. */
+static void reply_refused(bg_dispatch *d, bg_xchg *x, const char *instance, const char *why)
+{
+    bg_warn("request %s: RESPONSE from '%s' instance '%s' refused: %s", x->id, x->match.service,
+            instance, why);
+    bg_dispatch_untrack(d, x);
+    bg_dispatch_guard_done(d, x, 502);
+    bg_dispatch_idem_settle(d, x, NULL);
+    x->out.len = 0;
+    bg_xchg_problem(x, 502, "the service sent an invalid response", NULL);
+}
+
+/* The head of a stream arrived: the breaker judges the service by it. A streamed body
+ * cannot be kept for replays, so an Idempotency-Key's in-flight record stays until it
+ * expires (a retry meanwhile gets 409, not a second run). */
+static void reply_stream_started(bg_dispatch *d, bg_xchg *x, int status)
+{
+    bg_dispatch_guard_done(d, x, status);
+    if (x->idem == BG_IDEM_OWNED)
+        x->idem = BG_IDEM_SETTLED;
+}
+
+/* A whole answer ends the request; one with stream 1 opens a stream that stays tracked
+ * (its pieces are matched by id) until its last piece. */
+static void reply_answer(bg_dispatch *d, bg_xchg *x, const bg_field *fields, size_t n, int replayed)
+{
     char err[BG_ERR_LEN], why[160] = "";
     bg_frame f;
     int rc = bg_frame_decode_borrow(fields, n, &f, err);
 
     if (rc != BG_OK || f.type != BG_FRAME_RESPONSE) {
-        bg_warn("request %s: bad RESPONSE from service '%s': %s", x->id, x->match.service,
-                rc != BG_OK ? err : "not a RESPONSE frame");
         bg_frame_free(&f);
-        bg_dispatch_guard_done(d, x, 502);
-        bg_dispatch_idem_settle(d, x, NULL);
-        bg_xchg_problem(x, 502, "the service sent an invalid response", NULL);
+        reply_refused(d, x, "?", rc != BG_OK ? err : "not a RESPONSE frame");
         return;
     }
     snprintf(x->instance, sizeof(x->instance), "%s", f.instance);
     x->out.len = 0;
-    if (reply_render(x, &f, replayed, why, sizeof(why)) != BG_OK) {
-        bg_warn("request %s: RESPONSE from '%s' instance '%s' refused: %s", x->id, x->match.service,
-                f.instance, why);
-        x->out.len = 0;
-        bg_frame_free(&f);
-        bg_dispatch_guard_done(d, x, 502);
-        bg_dispatch_idem_settle(d, x, NULL);
-        bg_xchg_problem(x, 502, "the service sent an invalid response", NULL);
-        return;
+    if (f.stream && !replayed) {
+        if (reply_head(x, &f, 0, 0, why, sizeof(why)) != BG_OK ||
+            bg_dispatch_stream_begin(d, x, &f, why, sizeof(why)) != BG_OK)
+            reply_refused(d, x, f.instance, why);
+        else
+            reply_stream_started(d, x, f.status);
+    } else if (reply_render(x, &f, replayed, why, sizeof(why)) != BG_OK) {
+        reply_refused(d, x, f.instance, why);
+    } else {
+        bg_dispatch_untrack(d, x);
+        bg_dispatch_guard_done(d, x, f.status);
+        if (!bg_dispatch_idem_settle(d, x, &f))
+            bg_xchg_done(x, f.status);
     }
-    bg_dispatch_guard_done(d, x, f.status);
-    if (!bg_dispatch_idem_settle(d, x, &f))
-        bg_xchg_done(x, f.status);
     bg_frame_free(&f);
 }
 
@@ -176,7 +207,14 @@ void bg_dispatch_answer_replay(bg_xchg *x, int status, bg_bytes meta, bg_bytes b
     if (body.len > 0)
         REPLAY_FIELD("body", body.ptr, body.len);
 #undef REPLAY_FIELD
-    reply_answer(x, fields, n, 1);
+    reply_answer(x->wk->dispatch, x, fields, n, 1);
+}
+
+static int reply_is_chunk(const bg_field *fields, size_t n)
+{
+    const bg_field *t = reply_field(fields, n, "type");
+
+    return t != NULL && t->value.len == 14 && memcmp(t->value.ptr, "RESPONSE_CHUNK", 14) == 0;
 }
 
 int bg_dispatch_on_reply(void *arg, const char *entry_id, const bg_field *fields, size_t n)
@@ -191,13 +229,19 @@ int bg_dispatch_on_reply(void *arg, const char *entry_id, const bg_field *fields
     }
     x = bg_inflight_get(&d->table, id->value.ptr, id->value.len);
     if (x == NULL) {
-        /* Late (after a 504 or a client that left) or a duplicate: already answered. */
+        /* Late (after a 504 or a client that left) or a duplicate: already answered; or a
+         * piece of a stream that ended or broke off. */
         bg_debug("reply stream: entry %s for request %.32s dropped (not waiting)", entry_id,
                  id->value.ptr);
         return 0;
     }
-    bg_dispatch_untrack(d, x);
+    if (reply_is_chunk(fields, n))
+        return bg_dispatch_stream_chunk(d, x, entry_id, fields, n);
+    if (x->st != NULL) {
+        bg_warn("request %s: a second RESPONSE while streaming: dropped", x->id);
+        return 1;
+    }
     x->t_reply_us = bg_mono_us();
-    reply_answer(x, fields, n, 0);
+    reply_answer(d, x, fields, n, 0);
     return 1;
 }

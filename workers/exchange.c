@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "http_conn.h"
+#include "stream.h"
 
 bg_xchg *bg_xchg_new(bg_wk *wk, bg_conn *c)
 {
@@ -36,6 +37,7 @@ static void xchg_drop(bg_xchg *x, int hold)
     bg_buf_free(&x->meta);
     bg_buf_free(&x->body);
     bg_buf_free(&x->out);
+    bg_xstream_free(x->st);
     free(x);
 }
 
@@ -75,6 +77,17 @@ void bg_xchg_done(bg_xchg *x, int status)
     x->status = status;
     if (x->conn != NULL)
         bg_conn_xchg_answered(x->conn, x);
+}
+
+void bg_xchg_more(bg_xchg *x)
+{
+    if (x->conn != NULL && x->answered)
+        bg_conn_xchg_answered(x->conn, x);
+}
+
+size_t bg_xchg_queued(const bg_xchg *x)
+{
+    return x->out.len - x->out_off;
 }
 
 void bg_xchg_problem(bg_xchg *x, int status, const char *detail, const char *extra)

@@ -101,6 +101,13 @@ struct bg_xchg {
     char instance[BG_RT_ID_MAX + 1];
     bg_buf out;
     size_t out_off;
+    size_t out_total; /* bytes written to the client (access log) */
+    /* A streamed response (RESPONSE with stream 1): answered once its head is in out;
+     * while streaming, more bytes are appended to out as pieces arrive and the writer
+     * does not finish x when out runs dry. stream_abort: end the connection once what
+     * is in out was written (a truncated body is the honest signal). */
+    int streaming, stream_abort;
+    struct bg_xstream *st; /* dispatch's stream state; freed with x */
 };
 
 /* A new exchange for connection c, held by its queue (the caller links it in). */
@@ -116,6 +123,11 @@ void bg_xchg_resp_ctx(const bg_xchg *x, bg_resp_ctx *rc);
 /* x->out holds the whole response: write it in order. On an exchange whose client is
  * gone it only records the status. x may be freed on return unless the caller holds it. */
 void bg_xchg_done(bg_xchg *x, int status);
+/* More bytes of a streamed response are in x->out, or the stream ended (streaming 0)
+ * or broke off (stream_abort): write what is in order. x may be freed on return. */
+void bg_xchg_more(bg_xchg *x);
+/* Bytes of x's response waiting to be written. */
+size_t bg_xchg_queued(const bg_xchg *x);
 /* Renders a problem+json answer into x->out and completes x (as bg_xchg_done). */
 void bg_xchg_problem(bg_xchg *x, int status, const char *detail, const char *extra);
 

@@ -25,6 +25,10 @@ static void conn_timeout(bg_conn *c, int kind)
         bg_conn_kill(c);
         break;
     case BG_TK_SEND:
+        bg_debug("client %s: took no bytes for %lld ms, closing", c->client,
+                 (long long)c->wk->cfg->gateway.body_timeout_ms);
+        bg_conn_kill(c);
+        break;
     case BG_TK_LINGER:
         bg_conn_kill(c);
         break;

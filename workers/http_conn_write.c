@@ -26,7 +26,7 @@ static void conn_log_done(bg_conn *c, bg_xchg *x)
         .method = x->method[0] ? x->method : NULL,
         .path = x->path,
         .status = x->status,
-        .bytes = x->out.len,
+        .bytes = x->out_total,
         .service = service,
         .instance = x->instance[0] ? x->instance : NULL,
         .total_us = total_us,
@@ -90,32 +90,69 @@ static void conn_pop(bg_conn *c)
         bg_conn_linger(c);
 }
 
+/* What is written next: answered responses in request order, up to and including an open
+ * stream (what follows it waits until it has ended). */
 static int conn_iov(bg_conn *c, struct iovec *iov)
 {
     bg_xchg *x;
     int n = 0;
 
     for (x = c->qhead; x != NULL && x->answered && n < CONN_IOV_MAX; x = x->next) {
-        iov[n].iov_base = x->out.p + x->out_off;
-        iov[n].iov_len = x->out.len - x->out_off;
-        n++;
+        int open = x->streaming || x->stream_abort;
+        if (!open || x->out.len > x->out_off) {
+            iov[n].iov_base = x->out.p + x->out_off;
+            iov[n].iov_len = x->out.len - x->out_off;
+            n++;
+        }
+        if (open)
+            break;
     }
     return n;
+}
+
+/* An open stream wrote all it had: start its buffer over, and give back memory a large
+ * piece made it take. */
+static void conn_stream_emptied(bg_conn *c, bg_xchg *x)
+{
+    x->out.len = x->out_off = 0;
+    if (x->out.cap > 2 * c->wk->cfg->gateway.stream_buffer)
+        bg_buf_free(&x->out);
 }
 
 static void conn_advance(bg_conn *c, size_t w)
 {
     while (w > 0 && c->qhead != NULL && c->rstate != BG_RS_LINGER) {
         bg_xchg *x = c->qhead;
-        size_t left = x->out.len - x->out_off;
-        if (w < left) {
-            x->out_off += w;
+        size_t left = x->out.len - x->out_off, n = w < left ? w : left;
+        x->out_off += n;
+        x->out_total += n;
+        w -= n;
+        if (x->out_off < x->out.len)
+            return;
+        if (x->streaming || x->stream_abort) {
+            conn_stream_emptied(c, x);
             return;
         }
-        w -= left;
-        x->out_off = x->out.len;
         conn_pop(c);
     }
+}
+
+/* After writing: a stream that broke off ends the connection once its bytes are out; an
+ * open one may take more pieces now (the dispatcher decides whether it is low enough). */
+static void conn_stream_check(bg_conn *c)
+{
+    bg_xchg *x = c->qhead;
+
+    if (c->killed || c->rstate == BG_RS_LINGER || x == NULL || !x->answered)
+        return;
+    if (x->stream_abort && bg_xchg_queued(x) == 0) {
+        bg_debug("client %s: request %s: stream broken off, closing", c->client, x->id);
+        conn_log_done(c, x);
+        bg_conn_kill(c);
+        return;
+    }
+    if (x->streaming)
+        c->wk->handlers->drained(c->wk, x);
 }
 
 void bg_conn_flush(bg_conn *c)
@@ -159,4 +196,5 @@ void bg_conn_flush(bg_conn *c)
         c->send_last_ms = bg_mono_ms();
         conn_advance(c, (size_t)w);
     }
+    conn_stream_check(c);
 }

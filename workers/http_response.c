@@ -137,6 +137,34 @@ int bg_resp_finish_chunked(bg_buf *out, const bg_resp_ctx *rc, const void *body,
     return bg_buf_puts(out, "0\r\n\r\n");
 }
 
+int bg_resp_finish_stream(bg_buf *out, const bg_resp_ctx *rc, bg_stream_framing fr, int64_t clen)
+{
+    if (resp_common(out, rc) != BG_OK)
+        return BG_ERR;
+    if (fr == BG_SF_CHUNKED)
+        return bg_buf_puts(out, "Transfer-Encoding: chunked\r\n\r\n");
+    if (fr == BG_SF_SIZED || (fr == BG_SF_NONE && clen >= 0))
+        return bg_buf_printf(out, "Content-Length: %lld\r\n\r\n", (long long)clen);
+    return bg_buf_puts(out, "\r\n");
+}
+
+int bg_resp_stream_piece(bg_buf *out, bg_stream_framing fr, const void *p, size_t len)
+{
+    if (len == 0 || fr == BG_SF_NONE)
+        return BG_OK; /* an empty chunk would end a chunked body */
+    if (fr != BG_SF_CHUNKED)
+        return bg_buf_append(out, p, len);
+    if (bg_buf_reserve(out, len + 24) != BG_OK || bg_buf_printf(out, "%zx\r\n", len) != BG_OK)
+        return BG_ERR;
+    bg_buf_append(out, p, len);
+    return bg_buf_append(out, "\r\n", 2);
+}
+
+int bg_resp_stream_end(bg_buf *out, bg_stream_framing fr)
+{
+    return fr == BG_SF_CHUNKED ? bg_buf_puts(out, "0\r\n\r\n") : BG_OK;
+}
+
 /* The detail is ours or quotes the client; quote it as JSON (non-UTF-8 bytes dropped). */
 static int problem_body(bg_buf *body, int status, const char *detail, const char *request_id)
 {

@@ -4,6 +4,7 @@
 #define BUSGATE_HTTP_RESPONSE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "busgate/common.h"
 
@@ -38,6 +39,19 @@ int bg_resp_finish_empty(bg_buf *out, const bg_resp_ctx *rc);
 /* Same as sized, but the body goes as one chunk of a chunked body (HTTP/1.1 only; an HTTP/1.0
  * client gets the sized form), for bodies built without a length known up front. */
 int bg_resp_finish_chunked(bg_buf *out, const bg_resp_ctx *rc, const void *body, size_t len);
+
+/* How a streamed body is framed: chunked (HTTP/1.1), sized by the service's Content-Length,
+ * delimited by closing the connection (HTTP/1.0), or not sent at all (HEAD, 204, 304). */
+typedef enum { BG_SF_CHUNKED, BG_SF_SIZED, BG_SF_CLOSE, BG_SF_NONE } bg_stream_framing;
+
+/* Ends a streamed response's head: Connection, X-Request-Id, then "Transfer-Encoding:
+ * chunked", "Content-Length: clen" (SIZED, and NONE when clen >= 0) or nothing, and the
+ * empty line. CLOSE needs rc->keep_alive 0. */
+int bg_resp_finish_stream(bg_buf *out, const bg_resp_ctx *rc, bg_stream_framing fr, int64_t clen);
+/* One piece of a streamed body (chunked: its size line and CRLF around it; NONE: nothing). */
+int bg_resp_stream_piece(bg_buf *out, bg_stream_framing fr, const void *p, size_t len);
+/* The end of a streamed body: the last chunk when chunked, nothing otherwise. */
+int bg_resp_stream_end(bg_buf *out, bg_stream_framing fr);
 
 /* A whole error response with an application/problem+json body
  * {"type":"about:blank","title":..,"status":..,"detail":..,"requestId":..}. extra: more

@@ -116,6 +116,11 @@ static void reader_housekeeping(bg_reply_reader *r)
             r->next_expire_ms = now + READER_EXPIRE_EVERY_MS;
     }
     minms = reader_id_ms(r->last_id) - r->o.keep_read_ms;
+    if (r->o.keep_fn != NULL) {
+        int64_t keep = r->o.keep_fn(r->o.hook_arg);
+        if (keep >= 0 && keep < minms)
+            minms = keep; /* MINID keeps ids >= minms: the oldest held entry survives */
+    }
     if (now >= r->next_trim_ms && minms > 0) {
         snprintf(minid, sizeof(minid), "%lld", (long long)minms);
         if (bg_abus_command(r->bus, reader_on_ignore, r, "XTRIM %s MINID ~ %s", r->key, minid) ==
@@ -220,11 +225,13 @@ static void reader_on_xread(bg_abus *b, redisReply *reply, void *arg)
 static void reader_read(bg_reply_reader *r)
 {
     char block[24], count[24];
+    int n;
     const char *argv[] = {"XREAD", "BLOCK", block, "COUNT", count, "STREAMS", r->key, r->last_id};
 
     reader_housekeeping(r);
     snprintf(block, sizeof(block), "%lld", (long long)r->o.block_ms);
-    snprintf(count, sizeof(count), "%d", r->o.count);
+    n = r->o.count_fn != NULL ? r->o.count_fn(r->o.hook_arg) : 0;
+    snprintf(count, sizeof(count), "%d", n > 0 ? n : r->o.count);
     if (bg_abus_command_argv(r->bus, reader_on_xread, r, (int)BG_ARRAY_LEN(argv), argv, NULL) !=
         BG_OK)
         reader_retry_later(r);

@@ -24,6 +24,13 @@ typedef struct bg_reply_opts {
     int count;            /* XREAD COUNT */
     int64_t ttl_ms;       /* PEXPIRE of the key, refreshed every 5 s */
     int64_t keep_read_ms; /* entries older than this (by id) behind the newest are trimmed */
+    /* Millisecond part of the oldest entry id still needed (-1 = none): entries left
+     * unconsumed for later; trimming stops before it. NULL = none. */
+    int64_t (*keep_fn)(void *arg);
+    /* COUNT of the next XREAD when it returns > 0 (else count), e.g. smaller while
+     * entries are left for later (each read carries them again); NULL = always count. */
+    int (*count_fn)(void *arg);
+    void *hook_arg; /* for keep_fn and count_fn */
 } bg_reply_opts;
 
 /* Connects (with reconnect) and starts reading after the stream's current last entry. */

@@ -70,11 +70,17 @@ static void worker_abandon(bg_wk *wk, bg_xchg *x)
     bg_dispatch_abandon(wk->dispatch, x);
 }
 
+static void worker_drained(bg_wk *wk, bg_xchg *x)
+{
+    bg_dispatch_stream_drained(wk->dispatch, x);
+}
+
 static const bg_conn_handlers worker_handlers = {
     .plan = bg_plan_request,
     .route = worker_route,
     .admin = bg_admin_handle,
     .abandon = worker_abandon,
+    .drained = worker_drained,
 };
 
 static int worker_resolve(const bg_config *cfg, bg_bus_opts *o, char *tls_name, size_t tlen,

@@ -26,6 +26,7 @@ typedef struct bg_conn_handlers {
     void (*route)(bg_wk *wk, bg_xchg *x);   /* kind BG_XK_ROUTE: send it to its service */
     void (*admin)(bg_wk *wk, bg_xchg *x);   /* kind BG_XK_ADMIN */
     void (*abandon)(bg_wk *wk, bg_xchg *x); /* the client is gone: forget x */
+    void (*drained)(bg_wk *wk, bg_xchg *x); /* x streams and its output ran low: refill */
 } bg_conn_handlers;
 
 typedef struct bg_wk {

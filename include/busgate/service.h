@@ -254,4 +254,38 @@ int busgate_response_set_body(busgate_response *res, const void *body, size_t le
 int busgate_response_set(busgate_response *res, int status, const char *content_type,
                          const void *body, size_t len);
 
+/* ---- streamed response ----
+ *
+ * For bodies produced over time (progress, large exports, server-sent events):
+ *
+ *     busgate_response_add_header(res, "Cache-Control", "no-cache");   // optional
+ *     if (busgate_response_begin(res, 200, "text/event-stream") != BG_OK)
+ *         return BG_ERR;
+ *     while (more) {
+ *         if (busgate_response_write(res, piece, len) != BG_OK)
+ *             return BG_OK;   // cancelled (client gone, idle limit) or the bus refused it
+ *         ...
+ *     }
+ *     return busgate_response_end(res);
+ *
+ * begin sends the status and the headers set so far at once (and a body set before it, as
+ * the first bytes); each write is passed on to
+ * the client as it arrives (chunked to HTTP/1.1 clients; a Content-Length header set before
+ * begin is passed through instead and the gateway checks the total). Call them from the
+ * handler's thread during the handler call; they block while Valkey takes each piece (a
+ * write larger than 64 KiB goes as several pieces). A write returns BG_ERR once the request
+ * was cancelled: stop then. A handler that returns without busgate_response_end ends the
+ * stream: normally when it returned BG_OK, otherwise as broken off (the client sees a
+ * truncated body). After begin the status, header and body setters must not be used.
+ *
+ * A gateway that does not announce streaming support in the request (older versions) gets
+ * one whole RESPONSE instead: begin only sets the status and Content-Type, the writes
+ * collect the body (at most 64 MiB, as for busgate_response_set_body), and it is sent when
+ * the handler returns. busgate_response_streaming() tells which. */
+int busgate_response_begin(busgate_response *res, int status, const char *content_type);
+int busgate_response_write(busgate_response *res, const void *data, size_t len);
+int busgate_response_end(busgate_response *res);
+/* 1 after a begin that streams to the client, 0 before it or in the fallback. */
+int busgate_response_streaming(const busgate_response *res);
+
 #endif

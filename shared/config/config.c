@@ -33,6 +33,8 @@ static void defaults_gateway(bg_config *cfg)
     cfg->gateway.body_timeout_ms = 60 * 1000;
     cfg->gateway.max_request_body = 1024 * 1024;
     cfg->gateway.max_header_size = 16 * 1024;
+    cfg->gateway.stream_buffer = 1024 * 1024;
+    cfg->gateway.sse_keepalive_ms = 15 * 1000;
     cfg->gateway.max_connections = 4096;
     cfg->gateway.open_files = 8192;
 }

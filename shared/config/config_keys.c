@@ -60,6 +60,10 @@ static const bg_config_key keys[] = {
     KEY_CAPPED("gateway", "max_request_body", BG_CONFIG_SIZE, gateway.max_request_body, 0,
                BG_FRAME_BODY_MAX, "larger than the body of a REQUEST frame on the bus can be"),
     KEY("gateway", "max_header_size", BG_CONFIG_SIZE, gateway.max_header_size, KIB(1), MIB(1), 0),
+    KEY("gateway", "stream_idle_timeout", BG_CONFIG_DURATION, gateway.stream_idle_timeout_ms, 0,
+        HOUR(24), 0),
+    KEY("gateway", "stream_buffer", BG_CONFIG_SIZE, gateway.stream_buffer, KIB(16), MIB(64), 0),
+    KEY("gateway", "sse_keepalive", BG_CONFIG_DURATION, gateway.sse_keepalive_ms, 0, HOUR(1), 0),
     KEY("gateway", "max_connections", BG_CONFIG_INT, gateway.max_connections, 1, 1048576, 0),
     KEY("gateway", "open_files", BG_CONFIG_INT, gateway.open_files, 64, 1048576, 0),
 

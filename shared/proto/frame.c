@@ -33,6 +33,9 @@ const bg_field_def bg_field_defs[BG_F_COUNT] = {
                        sizeof(((bg_frame *)0)->reply_to), 0, 0},
     [BG_F_DEADLINE] = {"deadline", INT(1, INT64_MAX)},
     [BG_F_STATUS] = {"status", INT(100, 599)},
+    [BG_F_STREAM] = {"stream", INT(0, 1)},
+    [BG_F_SEQ] = {"seq", INT(1, INT64_MAX)},
+    [BG_F_FINAL] = {"final", INT(0, 1)},
     [BG_F_META] = {"meta", BG_K_META, 0, BG_FRAME_META_MAX, 0, 0},
     [BG_F_BODY] = {"body", BYTES(BG_K_BODY, body, BG_FRAME_BODY_MAX)},
 };
@@ -41,7 +44,7 @@ const bg_field_def bg_field_defs[BG_F_COUNT] = {
 #define COMMON_OPT (BG_BIT(BG_F_TS) | BG_BIT(BG_F_META))
 #define SVC_REQ (COMMON_REQ | BG_BIT(BG_F_SERVICE) | BG_BIT(BG_F_INSTANCE))
 
-const bg_type_spec bg_type_specs[BG_FRAME_RESPONSE + 1] = {
+const bg_type_spec bg_type_specs[BG_FRAME_TYPE_LAST + 1] = {
     [BG_FRAME_HELLO] = {"HELLO", SVC_REQ | BG_BIT(BG_F_VERSION), COMMON_OPT},
     [BG_FRAME_HEARTBEAT] = {"HEARTBEAT", SVC_REQ | BG_BIT(BG_F_VERSION) | BG_BIT(BG_F_INTERVAL_MS),
                             COMMON_OPT | BG_BIT(BG_F_INFLIGHT)},
@@ -60,7 +63,11 @@ const bg_type_spec bg_type_specs[BG_FRAME_RESPONSE + 1] = {
     [BG_FRAME_CANCEL] = {"CANCEL", COMMON_REQ | BG_BIT(BG_F_REASON),
                          COMMON_OPT | BG_BIT(BG_F_SERVICE) | BG_BIT(BG_F_GATEWAY)},
     [BG_FRAME_RESPONSE] = {"RESPONSE", COMMON_REQ | BG_BIT(BG_F_INSTANCE) | BG_BIT(BG_F_STATUS),
-                           COMMON_OPT | BG_BIT(BG_F_BODY)},
+                           COMMON_OPT | BG_BIT(BG_F_BODY) | BG_BIT(BG_F_STREAM)},
+    /* No meta: a piece carries bytes only; reason marks a stream the service broke off. */
+    [BG_FRAME_RESPONSE_CHUNK] = {"RESPONSE_CHUNK", COMMON_REQ | BG_BIT(BG_F_SEQ),
+                                 BG_BIT(BG_F_TS) | BG_BIT(BG_F_INSTANCE) | BG_BIT(BG_F_BODY) |
+                                     BG_BIT(BG_F_FINAL) | BG_BIT(BG_F_REASON)},
 };
 
 static const char *const method_names[] = {
@@ -71,14 +78,14 @@ static const char *const method_names[] = {
 
 const char *bg_frame_type_name(bg_frame_type t)
 {
-    if (t < BG_FRAME_HELLO || t > BG_FRAME_RESPONSE)
+    if (t < BG_FRAME_HELLO || t > BG_FRAME_TYPE_LAST)
         return "UNKNOWN";
     return bg_type_specs[t].name;
 }
 
 int bg_frame_type_parse(const char *name, size_t len, bg_frame_type *out)
 {
-    for (int t = BG_FRAME_HELLO; t <= BG_FRAME_RESPONSE; t++) {
+    for (int t = BG_FRAME_HELLO; t <= BG_FRAME_TYPE_LAST; t++) {
         const char *n = bg_type_specs[t].name;
         if (strlen(n) == len && memcmp(n, name, len) == 0) {
             *out = (bg_frame_type)t;
@@ -165,11 +172,22 @@ int64_t bg_frame_int_get(const bg_frame *f, bg_field_id fid, int *present)
     case BG_F_STATUS:
         v = f->status;
         break;
+    case BG_F_STREAM:
+        v = f->stream;
+        break;
+    case BG_F_SEQ:
+        v = f->seq;
+        break;
+    case BG_F_FINAL:
+        v = f->final;
+        break;
     default:
         break;
     }
-    /* ts 0 and inflight -1 are how a C caller says "leave it out". */
-    *present = !((fid == BG_F_TS && v == 0) || (fid == BG_F_INFLIGHT && v < 0));
+    /* ts 0, inflight -1 and 0 for the optional flags and seq are how a C caller says
+     * "leave it out" (seq is required, so the encoder then names it missing). */
+    *present = !((fid == BG_F_TS && v == 0) || (fid == BG_F_INFLIGHT && v < 0) ||
+                 ((fid == BG_F_STREAM || fid == BG_F_SEQ || fid == BG_F_FINAL) && v == 0));
     return v;
 }
 
@@ -193,6 +211,15 @@ void bg_frame_int_set(bg_frame *f, bg_field_id fid, int64_t v)
         break;
     case BG_F_STATUS:
         f->status = (int)v;
+        break;
+    case BG_F_STREAM:
+        f->stream = (int)v;
+        break;
+    case BG_F_SEQ:
+        f->seq = v;
+        break;
+    case BG_F_FINAL:
+        f->final = (int)v;
         break;
     default:
         break;

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert(BG_F_COUNT <= BG_WIRE_ARGV_MAX / 2, "a wire must hold every field");
+
 static void wire_init(bg_frame_wire *w)
 {
     memset(w, 0, sizeof(*w));
@@ -103,7 +105,7 @@ int bg_frame_encode(const bg_frame *f, bg_frame_wire *w, char *err)
         bg_set_error(err, "unsupported version %d", f->version);
         return BG_ERR;
     }
-    if (f->type < BG_FRAME_HELLO || f->type > BG_FRAME_RESPONSE) {
+    if (f->type < BG_FRAME_HELLO || f->type > BG_FRAME_TYPE_LAST) {
         bg_set_error(err, "unknown type %d", (int)f->type);
         return BG_ERR;
     }

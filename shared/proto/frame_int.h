@@ -27,6 +27,9 @@ typedef enum {
     BG_F_REPLY_TO,
     BG_F_DEADLINE,
     BG_F_STATUS,
+    BG_F_STREAM,
+    BG_F_SEQ,
+    BG_F_FINAL,
     BG_F_META,
     BG_F_BODY,
     BG_F_COUNT,
@@ -66,7 +69,7 @@ typedef struct bg_type_spec {
 
 extern const bg_field_def bg_field_defs[BG_F_COUNT];
 /* Indexed by bg_frame_type; entry 0 unused. */
-extern const bg_type_spec bg_type_specs[BG_FRAME_RESPONSE + 1];
+extern const bg_type_spec bg_type_specs[BG_FRAME_TYPE_LAST + 1];
 
 /* Checks a value of field fid; on failure writes "field 'x' ..." or "body: ..." into why. */
 int bg_field_check(bg_field_id fid, const char *p, size_t len, char *why);

@@ -103,9 +103,31 @@ static int check_member(json_t *meta, const char *key, json_type type, const cha
     return BG_ERR;
 }
 
+/* features: an array of strings (names the reader does not know are ignored). */
+static int check_features(json_t *meta, char *why)
+{
+    json_t *a = json_object_get(meta, "features");
+
+    if (a == NULL)
+        return BG_OK;
+    if (!json_is_array(a) || json_array_size(a) > BG_FRAME_FEATURES_MAX) {
+        bg_set_error(why, "meta: features is not an array of at most %d strings",
+                     BG_FRAME_FEATURES_MAX);
+        return BG_ERR;
+    }
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        if (!json_is_string(json_array_get(a, i))) {
+            bg_set_error(why, "meta: features[%zu] is not a string", i);
+            return BG_ERR;
+        }
+    }
+    return BG_OK;
+}
+
 static int check_request(json_t *meta, char *why)
 {
-    if (check_headers(meta, why) != BG_OK || check_params(meta, why) != BG_OK)
+    if (check_headers(meta, why) != BG_OK || check_params(meta, why) != BG_OK ||
+        check_features(meta, why) != BG_OK)
         return BG_ERR;
     if (check_member(meta, "client", JSON_STRING, "a string", why) != BG_OK)
         return BG_ERR;
@@ -250,6 +272,18 @@ const char *bg_frame_client(const bg_frame *f)
 const char *bg_frame_claim_get(const bg_frame *f, const char *name)
 {
     return json_string_value(json_object_get(meta_member(f, "claims"), name));
+}
+
+int bg_frame_has_feature(const bg_frame *f, const char *feature)
+{
+    json_t *a = meta_member(f, "features");
+
+    for (size_t i = 0; json_is_array(a) && i < json_array_size(a); i++) {
+        const char *s = json_string_value(json_array_get(a, i));
+        if (s != NULL && strcmp(s, feature) == 0)
+            return 1;
+    }
+    return 0;
 }
 
 /* ---- builders ---- */

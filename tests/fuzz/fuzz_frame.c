@@ -60,6 +60,7 @@ static void touch_helpers(const bg_frame *f)
     }
     (void)bg_frame_header_get(f, "content-type", NULL);
     (void)bg_frame_client(f);
+    (void)bg_frame_has_feature(f, BG_FEATURE_STREAM);
 }
 
 /* Whatever decodes must survive encode + decode unchanged. */
@@ -82,6 +83,7 @@ static void check_round_trip(const bg_frame *f)
     if (g.type != f->type || strcmp(g.id, f->id) != 0 || g.ts != f->ts ||
         !bytes_equal(g.body, f->body) || !bytes_equal(g.path, f->path) || g.status != f->status ||
         g.deadline_ms != f->deadline_ms || g.endpoints.count != f->endpoints.count ||
+        g.stream != f->stream || g.seq != f->seq || g.final != f->final ||
         (f->meta == NULL ? g.meta != NULL : !json_equal(g.meta, f->meta)))
         abort();
     bg_frame_free(&g);

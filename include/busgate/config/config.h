@@ -82,6 +82,11 @@ typedef struct bg_config {
         int64_t request_timeout_ms, keepalive_timeout_ms, drain_timeout_ms, header_timeout_ms,
             body_timeout_ms;
         size_t max_request_body, max_header_size;
+        /* Streamed responses: pause allowed between two pieces (0 = the endpoint's
+         * timeout), bytes queued per client before pieces are left on the bus, and the
+         * interval of ": keep-alive" comments on a quiet text/event-stream (0 = none). */
+        int64_t stream_idle_timeout_ms, sse_keepalive_ms;
+        size_t stream_buffer;
         int max_connections; /* per worker */
         int open_files;      /* RLIMIT_NOFILE for workers */
     } gateway;

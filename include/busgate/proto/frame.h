@@ -26,6 +26,7 @@
 #define BG_FRAME_ENDPOINTS_MAX 1024    /* endpoints per ENDPOINTS_UPDATE */
 #define BG_FRAME_HEADERS_MAX 256       /* header pairs in REQUEST/RESPONSE meta */
 #define BG_FRAME_PARAMS_MAX 64         /* path parameters in REQUEST meta */
+#define BG_FRAME_FEATURES_MAX 64       /* strings in REQUEST meta.features */
 #define BG_FRAME_CLAIMS_MAX 64         /* claims per endpoint */
 #define BG_FRAME_FIELDS_MAX 64         /* fields per entry, known or not */
 #define BG_FRAME_INTERVAL_MAX 86400000 /* interval_ms, timeout_ms: one day */
@@ -39,7 +40,13 @@ typedef enum {
     BG_FRAME_REQUEST,
     BG_FRAME_CANCEL,
     BG_FRAME_RESPONSE,
+    BG_FRAME_RESPONSE_CHUNK, /* a piece of a streamed response body (docs/protocol.md) */
 } bg_frame_type;
+#define BG_FRAME_TYPE_LAST BG_FRAME_RESPONSE_CHUNK
+
+/* REQUEST meta.features: what the sending gateway understands beyond version 1 as first
+ * published. "stream": RESPONSE with stream 1, then RESPONSE_CHUNK frames. */
+#define BG_FEATURE_STREAM "stream"
 
 /* HTTP methods an endpoint may declare and a REQUEST may carry. */
 typedef enum {
@@ -98,12 +105,15 @@ typedef struct bg_frame {
     bg_bytes path;     /* REQUEST: decoded, normalised path */
     bg_bytes query;    /* REQUEST: raw query string without '?', may be empty */
     bg_bytes endpoint; /* REQUEST: matched template */
-    bg_bytes body;     /* REQUEST, RESPONSE: raw bytes, may contain NUL */
+    bg_bytes body;     /* REQUEST, RESPONSE, RESPONSE_CHUNK: raw bytes, may contain NUL */
 
     int64_t deadline_ms; /* REQUEST: absolute, Unix ms */
     int64_t interval_ms; /* HEARTBEAT */
     int64_t inflight;    /* HEARTBEAT: -1 = absent */
     int status;          /* RESPONSE: 100..599 */
+    int stream;          /* RESPONSE: 1 = the body follows in RESPONSE_CHUNK frames; 0 = absent */
+    int64_t seq;         /* RESPONSE_CHUNK: 1, 2, ... per request */
+    int final;           /* RESPONSE_CHUNK: 1 = the last piece; 0 = absent */
 
     /* Structured metadata, an owned reference (NULL = absent). bg_frame_free decrefs it.
      * Encoding alternative for hot paths: leave meta NULL and set meta_json to an
@@ -121,7 +131,7 @@ typedef struct bg_frame {
  * such as "XADD key MAXLEN ~ N *". Pointers borrow from the frame (no body copy),
  * so the frame must outlive the wire. The wire points into itself: do not copy it. */
 #define BG_WIRE_HEAD_MAX 8
-#define BG_WIRE_ARGV_MAX (2 * 24)
+#define BG_WIRE_ARGV_MAX (2 * 32)
 typedef struct bg_frame_wire {
     int argc;          /* field and value strings: 2 x fields */
     const char **argv; /* first field name */
@@ -187,6 +197,8 @@ const char *bg_frame_param_get(const bg_frame *f, const char *name, size_t *len)
 const char *bg_frame_client(const bg_frame *f);
 /* REQUEST meta.claims.name when it is a string, else NULL (absent, or another JSON type). */
 const char *bg_frame_claim_get(const bg_frame *f, const char *name);
+/* REQUEST meta.features holds this string (e.g. BG_FEATURE_STREAM): 1, else 0. */
+int bg_frame_has_feature(const bg_frame *f, const char *feature);
 
 /* Builders (create meta and its members as needed). Values must be UTF-8 without NUL
  * (JSON strings); BG_ERR otherwise, or past the limits. */
