@@ -1,12 +1,13 @@
 #!/bin/sh
 # run.sh BUILD RESULTS [LABEL JOBS BINARY...]: run every Criterion test binary of one
-# build (or the binaries named, JOBS tests at a time, counted under LABEL), append
+# build, 4 tests at a time (they mostly wait on their own servers: 2 cores keep up), or the
+# binaries named, JOBS tests at a time, counted under LABEL; append
 # "<label> <passed> <failed>" to RESULTS, exit non-zero if any test failed.
 set -u
 build=$1
 results=$2
 label=$build
-jobs=2
+jobs=4
 shift 2
 if [ $# -ge 3 ]; then
     label=$1
