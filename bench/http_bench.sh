@@ -15,47 +15,26 @@
 #                              strace -c on the other (perturbs nothing measured)
 #   HTTP_BENCH_ECHO_THREADS=N  handler threads of each echo-service (default: the SDK's)
 #   HTTP_BENCH_KEEP=1          keep the temp dir (configs, logs, wrk output) afterwards
-set -u
 # shellcheck disable=SC2317 # functions called from traps and through wait_until
+set -u
 
 build=${1:-build}
 secs=${HTTP_BENCH_SECONDS:-10}
 echo_opts=${HTTP_BENCH_ECHO_THREADS:+-w $HTTP_BENCH_ECHO_THREADS}
 here=$(cd "$(dirname "$0")" && pwd)
-dir=$(mktemp -d /tmp/busgate-httpbench-XXXXXX) || exit 1
-pids="" # process groups we started, each by its leader's pid
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_init http httpbench "${HTTP_BENCH_KEEP:-0}"
 failed=0
-hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
-
-say() { printf 'http: %s\n' "$*"; }
 
 # ---------------------------------------------------------------- stop everything, always
-# Newest first, each given a moment (busgated drains), so Valkey goes last and nobody logs
-# a lost bus on the way out. dash's kill takes no "--": "-PID" alone names the group.
-stop_group() {
-    kill -TERM "-$1" 2>/dev/null || return 0
-    i=0
-    while [ $i -lt 30 ] && kill -0 "-$1" 2>/dev/null; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    kill -KILL "-$1" 2>/dev/null
-    wait "$1" 2>/dev/null
-}
-
-stop_all() {
-    trap - INT TERM EXIT
-    [ -n "${watchdog:-}" ] && kill -KILL "-$watchdog" 2>/dev/null
+# stop_all (lib.sh) stops the groups in pids newest first; before them, the watchdog and a
+# wrk still running.
+on_stop() {
+    [ -n "${watchdog:-}" ] && kill -KILL "-$watchdog" 2>/dev/null && wait "$watchdog" 2>/dev/null
     [ -n "${wpid:-}" ] && kill -TERM "$wpid" 2>/dev/null # timeout(1) passes it on to wrk
-    for p in $pids; do order="$p ${order:-}"; done
-    for p in ${order:-}; do stop_group "$p"; done
-    [ -n "${watchdog:-}" ] && wait "$watchdog" 2>/dev/null
-    if [ "${HTTP_BENCH_KEEP:-0}" = 1 ]; then say "kept $dir"; else rm -rf "$dir"; fi
+    return 0
 }
-
-trap 'stop_all; exit 130' INT
-trap 'stop_all; exit 143' TERM
-trap 'stop_all' EXIT
 
 # The whole script stays under two minutes (at 10 s per run) even if something hangs. Its own
 # process group, so stopping it also stops its sleep (never to outlive us and signal a reused
@@ -63,27 +42,6 @@ trap 'stop_all' EXIT
 limit=${HTTP_BENCH_LIMIT:-$((secs * 5 + 65))}
 setsid sh -c "sleep $limit; echo 'http: watchdog: over $limit s, stopping' >&2; kill -TERM $$" &
 watchdog=$!
-
-# Each process gets its own process group (setsid does not fork here: a background job of a
-# non-interactive shell is no group leader), so stopping it also stops what it forked.
-start() { # name, command...
-    name=$1
-    shift
-    setsid "$@" >"$dir/$name.out" 2>&1 &
-    pids="$pids $!"
-    last_pid=$!
-}
-
-wait_until() { # tenths of a second, command...
-    n=$1
-    shift
-    i=0
-    until "$@" >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ $i -ge "$n" ] && return 1
-        sleep 0.1
-    done
-}
 
 # ---------------------------------------------------------------- tools
 install_pkg() { # package: for the benchmark only, printed, never starting a system service
@@ -114,39 +72,16 @@ need() { # command, package
 need wrk wrk || exit 1
 need nginx nginx-light || exit 1
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-for tool in valkey-server valkey-cli curl; do
-    command -v $tool >/dev/null 2>&1 || { say "$tool is missing (make deps installs it)"; exit 1; }
-done
+have_tools " (make deps installs it)" valkey-server valkey-cli curl || exit 1
 
 # ---------------------------------------------------------------- free loopback ports
-port_busy() { # listed in /proc/net/tcp{,6} in any state
-    hex=$(printf '%04X' "$1")
-    awk -v h=":$hex" 'NR > 1 && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }' \
-        /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
-
-taken=""
-free_port() {
-    while :; do
-        p=$(($(od -An -N2 -tu2 /dev/urandom) % 20000 + 30000))
-        case " $taken " in *" $p "*) continue ;; esac
-        port_busy "$p" || break
-    done
-    taken="$taken $p"
-    echo "$p"
-}
-
 vport=$(free_port)
 gport=$(free_port)
 pport=$(free_port)
 uport=$(free_port)
 
 # ---------------------------------------------------------------- CPU accounting
-# utime+stime of a process (all its threads), in clock ticks; 0 when it is gone.
-ticks() {
-    awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
-}
-
+# (ticks PID and hz: lib.sh)
 children_of() {
     for f in /proc/[0-9]*/stat; do
         { read -r line <"$f"; } 2>/dev/null || continue
@@ -239,11 +174,7 @@ run_wrk() {
     fi
     wait $wpid
     rc=$?
-    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
-    p50=$(awk '$1 == "50%" { print $2 }' "$out")
-    p99=$(awk '$1 == "99%" { print $2 }' "$out")
-    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
-    errs=$(awk '/Socket errors:/ { sub(/.*Socket errors: /, ""); gsub(/ /, ""); print }' "$out")
+    wrk_figures "$out"
     if [ $rc -ne 0 ] || [ -z "$rps" ]; then
         say "$label c=$c: wrk failed (exit $rc):"
         sed 's/^/    /' "$out"
@@ -261,36 +192,18 @@ run_wrk() {
 bench_target() { # label url [cpu groups...]
     label=$1 url=$2
     shift 2
-    # Warm-up: connections to the bus, page faults, CPU frequency; not reported.
-    timeout 10 wrk -t2 -c16 -d2s "$url" >/dev/null 2>&1
+    wrk_warmup "$url"
     run_wrk "$label" "$url" 1 1 "$secs" && rps1=$rps || rps1=""
     run_wrk "$label" "$url" 2 64 "$secs" "$@" && rps64=$rps || rps64=""
 }
 
 # ---------------------------------------------------------------- busgate
 write_ini() {
-    cat >"$dir/busgate.ini" <<INI
-; busgate.ini for bench/http_bench.sh: private Valkey, 2 workers, no access log (no disk).
-[gateway]
-instance_id = httpbench
-listen = 127.0.0.1:$gport
-workers = 2
-pid_file = $dir/busgated.pid
-error_log = $dir/busgated.log
-access_log = off
-log_level = notice
-drain_timeout = 2s
-
-[valkey]
-url = valkey://127.0.0.1:$vport
-
-[messaging]
-heartbeat_interval = 1s
-heartbeat_expiry = 3s
-
-[sandbox]
-seccomp = on
-INI
+    {
+        echo "; busgate.ini for bench/http_bench.sh: private Valkey, 2 workers, no access log (no disk)."
+        gateway_ini httpbench "$gport" busgated
+        printf '\n[sandbox]\nseccomp = on\n'
+    } >"$dir/busgate.ini"
 }
 
 echo_ok() {
@@ -308,10 +221,7 @@ start_busgate() {
             return 1
         fi
     done
-    start valkey valkey-server --port "$vport" --bind 127.0.0.1 --dir "$dir" --save '' \
-        --appendonly no --daemonize no
-    valkey_pid=$last_pid
-    wait_until 50 valkey-cli -p "$vport" ping || { say "busgate: valkey-server did not start"; return 1; }
+    start_valkey || { say "busgate: valkey-server did not start"; return 1; }
     write_ini
     if ! "$build/busgated" -t -c "$dir/busgate.ini" >"$dir/check.out" 2>&1; then
         say "busgate: busgated -t rejects the bench config:"

@@ -20,103 +20,26 @@ set -u
 build=${1:-build}
 secs=${LIMITS_BENCH_SECONDS:-6}
 rounds=${LIMITS_BENCH_ROUNDS:-2}
-dir=$(mktemp -d /tmp/busgate-limitsbench-XXXXXX) || exit 1
-pids=""
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_init limits limitsbench "${LIMITS_BENCH_KEEP:-0}"
 failed=0
 
-say() { printf 'limits: %s\n' "$*"; }
+# stop_all (lib.sh): the gateway of the configuration being measured first (not in pids:
+# run_config starts and stops one per configuration).
+on_stop() { [ -n "${gw_pid:-}" ] && stop_group "$gw_pid"; }
 
-stop_group() { # dash's kill takes no "--": "-PID" names the group
-    kill -TERM "-$1" 2>/dev/null || return 0
-    i=0
-    while [ $i -lt 30 ] && kill -0 "-$1" 2>/dev/null; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    kill -KILL "-$1" 2>/dev/null
-    wait "$1" 2>/dev/null
-}
-
-stop_all() {
-    trap - INT TERM EXIT
-    [ -n "${gw_pid:-}" ] && stop_group "$gw_pid"
-    for p in $pids; do order="$p ${order:-}"; done
-    for p in ${order:-}; do stop_group "$p"; done
-    if [ "${LIMITS_BENCH_KEEP:-0}" = 1 ]; then say "kept $dir"; else rm -rf "$dir"; fi
-}
-
-trap 'stop_all; exit 130' INT
-trap 'stop_all; exit 143' TERM
-trap 'stop_all' EXIT
-
-start() { # name, command...: its own process group, output to DIR/name.out
-    name=$1
-    shift
-    setsid "$@" >"$dir/$name.out" 2>&1 &
-    last_pid=$!
-}
-
-wait_until() { # tenths of a second, command...
-    n=$1
-    shift
-    i=0
-    until "$@" >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ $i -ge "$n" ] && return 1
-        sleep 0.1
-    done
-}
-
-port_busy() {
-    hex=$(printf '%04X' "$1")
-    awk -v h=":$hex" 'NR > 1 && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }' \
-        /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
-
-free_port() {
-    while :; do
-        p=$(($(od -An -N2 -tu2 /dev/urandom) % 20000 + 30000))
-        [ "$p" != "${vport:-}" ] && ! port_busy "$p" && break
-    done
-    echo "$p"
-}
-
-for tool in wrk valkey-server valkey-cli curl; do
-    command -v $tool >/dev/null 2>&1 || { say "$tool is missing (bench/http_bench.sh installs wrk)"; exit 1; }
-done
-for bin in busgated echo-service; do
-    [ -x "$build/$bin" ] || { say "$build/$bin is not built (make all)"; exit 1; }
-done
+have_tools " (bench/http_bench.sh installs wrk)" wrk valkey-server valkey-cli curl || exit 1
+have_built "$build" busgated echo-service || exit 1
 
 vport=$(free_port)
 gport=$(free_port)
 
 write_ini() { # extra sections
-    cat >"$dir/busgate.ini" <<INI
-[gateway]
-instance_id = limitsbench
-listen = 127.0.0.1:$gport
-workers = 2
-pid_file = $dir/busgated.pid
-error_log = $dir/busgated.log
-access_log = off
-log_level = notice
-drain_timeout = 2s
-
-[valkey]
-url = valkey://127.0.0.1:$vport
-
-[messaging]
-heartbeat_interval = 1s
-heartbeat_expiry = 3s
-
-$1
-INI
-}
-
-echo_ok() {
-    code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$gport/echo/1")
-    [ "$code" = 200 ]
+    {
+        gateway_ini limitsbench "$gport" busgated
+        printf '\n%s\n' "$1"
+    } >"$dir/busgate.ini"
 }
 
 # wrk scripts: a POST without a key, and one with a key no request used before.
@@ -147,39 +70,32 @@ run_config() { # label, extra ini sections, [wrk script]
     label=$1
     script=${3:+-s $3}
     write_ini "$2"
-    start "busgated-$label" "$build/busgated" -g -c "$dir/busgate.ini"
+    spawn "busgated-$label" "$build/busgated" -g -c "$dir/busgate.ini"
     gw_pid=$last_pid
-    if ! wait_until 150 echo_ok; then
+    if ! wait_until 150 http_ok "http://127.0.0.1:$gport/echo/1"; then
         say "$label: busgated did not answer GET /echo/1 with 200 within 15 s"
         tail -n 10 "$dir/busgated.log" 2>/dev/null
         stop_group "$gw_pid"
         gw_pid=""
         return 1
     fi
-    timeout 10 wrk -t2 -c16 -d2s "http://127.0.0.1:$gport/echo/1" >/dev/null 2>&1
+    wrk_warmup "http://127.0.0.1:$gport/echo/1"
     out="$dir/wrk-$label.txt"
     # shellcheck disable=SC2086 # script is "-s FILE" or empty
-    timeout $((secs + 20)) wrk -t2 -c64 -d"${secs}s" --timeout 5s --latency $script \
-        "http://127.0.0.1:$gport/echo/1" >"$out" 2>&1
+    wrk_run "$out" "$secs" -t2 -c64 --timeout 5s $script "http://127.0.0.1:$gport/echo/1"
     stop_group "$gw_pid"
     gw_pid=""
-    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
-    p99=$(awk '$1 == "99%" { print $2 }' "$out")
-    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
+    wrk_figures "$out"
     [ -n "$rps" ] || { say "$label: wrk failed:"; sed 's/^/    /' "$out"; return 1; }
     [ -n "$non2xx" ] && say "WARNING: $label: $non2xx answers were not 2xx (a limit was reached?)"
     results="$results $label=$rps"
     say "$label c=64 rps=$rps p99=$p99"
 }
 
-start valkey valkey-server --port "$vport" --bind 127.0.0.1 --dir "$dir" --save '' \
-    --appendonly no --daemonize no
-pids="$pids $last_pid"
-wait_until 50 valkey-cli -p "$vport" ping || { say "valkey-server did not start"; exit 1; }
+start_valkey || { say "valkey-server did not start"; exit 1; }
 write_ini ""
 for n in 1 2; do
     start "echo-$n" "$build/echo-service" -c "$dir/busgate.ini" -n "echo-$n"
-    pids="$pids $last_pid"
 done
 
 limits="[limits]

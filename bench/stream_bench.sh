@@ -14,65 +14,10 @@ set -u
 
 build=${1:-build}
 runs=${STREAM_BENCH_RUNS:-3}
-dir=$(mktemp -d /tmp/busgate-streambench-XXXXXX) || exit 1
-pids=""
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_init stream streambench "${STREAM_BENCH_KEEP:-0}"
 total=$((1600 * 65536))
-
-say() { printf 'stream: %s\n' "$*"; }
-
-stop_all() {
-    trap - INT TERM EXIT
-    for p in $pids; do order="$p ${order:-}"; done
-    for p in ${order:-}; do
-        kill -TERM "-$p" 2>/dev/null
-        i=0
-        while [ $i -lt 30 ] && kill -0 "-$p" 2>/dev/null; do
-            sleep 0.1
-            i=$((i + 1))
-        done
-        kill -KILL "-$p" 2>/dev/null
-        wait "$p" 2>/dev/null
-    done
-    if [ "${STREAM_BENCH_KEEP:-0}" = 1 ]; then say "kept $dir"; else rm -rf "$dir"; fi
-}
-trap 'stop_all; exit 130' INT
-trap 'stop_all; exit 143' TERM
-trap 'stop_all' EXIT
-
-start() { # name, command...: its own process group, so stopping it stops what it forked
-    name=$1
-    shift
-    setsid "$@" >"$dir/$name.out" 2>&1 &
-    pids="$pids $!"
-}
-
-wait_until() { # tenths of a second, command...
-    n=$1
-    shift
-    i=0
-    until "$@" >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ $i -ge "$n" ] && return 1
-        sleep 0.1
-    done
-}
-
-port_busy() {
-    hex=$(printf '%04X' "$1")
-    awk -v h=":$hex" 'NR > 1 && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }' \
-        /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
-
-taken=""
-free_port() {
-    while :; do
-        p=$(($(od -An -N2 -tu2 /dev/urandom) % 20000 + 30000))
-        case " $taken " in *" $p "*) continue ;; esac
-        port_busy "$p" || break
-    done
-    taken="$taken $p"
-    echo "$p"
-}
 
 # measure label url: runs downloads, prints each and the median MB/s (1 MB = 10^6 bytes).
 measure() {
@@ -81,6 +26,7 @@ measure() {
     i=0
     while [ $i -lt "$runs" ]; do
         out=$(curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}' "$url")
+        # shellcheck disable=SC2086 # split on purpose: code, size, time
         set -- $out
         if [ "$1" != 200 ] || [ "$2" != "$total" ]; then
             say "$label: run $i failed (status $1, $2 of $total bytes)"
@@ -95,43 +41,18 @@ measure() {
     say "$label: 100 MiB streamed, MB/s per run:$rates, median $median"
 }
 
-for tool in valkey-server valkey-cli curl; do
-    command -v $tool >/dev/null 2>&1 || { say "$tool is missing (make deps installs it)"; exit 1; }
-done
-for bin in busgated echo-service; do
-    [ -x "$build/$bin" ] || { say "$build/$bin is not built (make all)"; exit 1; }
-done
+have_tools " (make deps installs it)" valkey-server valkey-cli curl || exit 1
+have_built "$build" busgated echo-service || exit 1
 
 # ---------------------------------------------------------------- busgate
 vport=$(free_port)
 gport=$(free_port)
-start valkey valkey-server --port "$vport" --bind 127.0.0.1 --dir "$dir" --save '' \
-    --appendonly no --daemonize no
-wait_until 50 valkey-cli -p "$vport" ping || { say "valkey-server did not start"; exit 1; }
-cat >"$dir/busgate.ini" <<INI
-[gateway]
-instance_id = streambench
-listen = 127.0.0.1:$gport
-workers = 2
-pid_file = $dir/busgated.pid
-error_log = $dir/busgated.log
-access_log = off
-drain_timeout = 2s
-
-[valkey]
-url = valkey://127.0.0.1:$vport
-
-[messaging]
-heartbeat_interval = 1s
-heartbeat_expiry = 3s
-INI
+start_valkey || { say "valkey-server did not start"; exit 1; }
+gateway_ini streambench "$gport" busgated >"$dir/busgate.ini"
 start busgated "$build/busgated" -g -c "$dir/busgate.ini"
 start echo "$build/echo-service" -c "$dir/busgate.ini" -n echo-1
 wait_until 100 grep -q registered "$dir/echo.out" || { say "echo-service did not register"; exit 1; }
-stream_ok() {
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$gport/echo/stream?n=1")" = 200 ]
-}
-wait_until 100 stream_ok || { say "busgated does not route /echo/stream"; exit 1; }
+wait_until 100 http_ok "http://127.0.0.1:$gport/echo/stream?n=1" || { say "busgated does not route /echo/stream"; exit 1; }
 measure busgate "http://127.0.0.1:$gport/echo/stream?n=1600&size=65536" || exit 1
 
 # ---------------------------------------------------------------- nginx, when installed
@@ -185,9 +106,8 @@ http {
 NGINX
 start upstream python3 "$dir/upstream.py" "$uport"
 start nginx "$nginx_bin" -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -e "$dir/nginx/error.log"
-up_ok() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/")" = 200 ]; }
-wait_until 50 up_ok "$uport" || { say "upstream did not start"; exit 0; }
-wait_until 50 up_ok "$pport" || { say "nginx did not start"; exit 0; }
+wait_until 50 http_ok "http://127.0.0.1:$uport/" || { say "upstream did not start"; exit 0; }
+wait_until 50 http_ok "http://127.0.0.1:$pport/" || { say "nginx did not start"; exit 0; }
 measure "upstream alone" "http://127.0.0.1:$uport/"
 measure "nginx proxy" "http://127.0.0.1:$pport/"
 exit 0
