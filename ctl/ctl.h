@@ -19,6 +19,14 @@ typedef struct bgctl {
     bg_bus *bus;              /* connected by bgctl_connect */
 } bgctl;
 
+/* The string member key of a state document object, "" when absent or not a string. */
+static inline const char *bgctl_jstr(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+
+    return s != NULL ? s : "";
+}
+
 /* Prints "busgatectl: <message>" on stderr (one line). */
 void bgctl_fail(const char *fmt, ...) BG_PRINTF(1, 2);
 

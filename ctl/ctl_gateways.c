@@ -11,19 +11,12 @@
 #define GATEWAYS_SCAN_STEPS 100000
 #define GATEWAYS_SCAN_COUNT "1000"
 
-static const char *str_or_empty(const json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-
-    return s != NULL ? s : "";
-}
-
 /* A summary of one gateway's state document: what an operator compares across gateways. */
 static json_t *gateway_summary(const char *gateway, const json_t *doc)
 {
     return json_pack("{s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:I}", "gateway", gateway, "pid",
                      json_integer_value(json_object_get(doc, "pid")), "version",
-                     str_or_empty(doc, "version"), "started_ms",
+                     bgctl_jstr(doc, "version"), "started_ms",
                      json_integer_value(json_object_get(doc, "started_ms")), "time_ms",
                      json_integer_value(json_object_get(doc, "time_ms")), "generation",
                      json_integer_value(json_object_get(doc, "generation")), "services",

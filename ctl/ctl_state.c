@@ -21,13 +21,6 @@ static void fmt_duration(char *buf, size_t n, int64_t ms)
         snprintf(buf, n, "%" PRId64 "h%02" PRId64 "m", ms / 3600000, ms / 60000 % 60);
 }
 
-static const char *jstr(const json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-
-    return s != NULL ? s : "";
-}
-
 static int64_t jint(const json_t *o, const char *key)
 {
     return (int64_t)json_integer_value(json_object_get(o, key));
@@ -35,9 +28,9 @@ static int64_t jint(const json_t *o, const char *key)
 
 static int same_route(const json_t *a, const json_t *b)
 {
-    return strcmp(jstr(a, "path"), jstr(b, "path")) == 0 &&
+    return strcmp(bgctl_jstr(a, "path"), bgctl_jstr(b, "path")) == 0 &&
            jint(a, "timeout_ms") == jint(b, "timeout_ms") &&
-           strcmp(jstr(a, "claims"), jstr(b, "claims")) == 0;
+           strcmp(bgctl_jstr(a, "claims"), bgctl_jstr(b, "claims")) == 0;
 }
 
 /* One line per path: "GET, HEAD, POST  /echo/{id}  timeout 5000ms  claims a,b". */
@@ -50,18 +43,18 @@ static void print_endpoints(const json_t *eps)
         const json_t *e = json_array_get(eps, i);
         if (done[i])
             continue;
-        printf("      %s", jstr(e, "method"));
+        printf("      %s", bgctl_jstr(e, "method"));
         for (size_t j = i + 1; j < n; j++) {
             if (!done[j] && same_route(e, json_array_get(eps, j))) {
-                printf(", %s", jstr(json_array_get(eps, j), "method"));
+                printf(", %s", bgctl_jstr(json_array_get(eps, j), "method"));
                 done[j] = 1;
             }
         }
-        printf("  %s", jstr(e, "path"));
+        printf("  %s", bgctl_jstr(e, "path"));
         if (jint(e, "timeout_ms") > 0)
             printf("  timeout %" PRId64 "ms", jint(e, "timeout_ms"));
-        if (jstr(e, "claims")[0] != '\0')
-            printf("  claims %s", jstr(e, "claims"));
+        if (bgctl_jstr(e, "claims")[0] != '\0')
+            printf("  claims %s", bgctl_jstr(e, "claims"));
         putchar('\n');
     }
     free(done);
@@ -75,7 +68,7 @@ static const json_t *registry_of(const json_t *doc, const char *id)
 
     json_array_foreach(json_object_get(doc, "registry"), i, r)
     {
-        if (strcmp(jstr(r, "id"), id) == 0)
+        if (strcmp(bgctl_jstr(r, "id"), id) == 0)
             return r;
     }
     return NULL;
@@ -83,13 +76,13 @@ static const json_t *registry_of(const json_t *doc, const char *id)
 
 static void print_connection(const json_t *doc, const json_t *c)
 {
-    const json_t *reg = registry_of(doc, jstr(c, "id"));
+    const json_t *reg = registry_of(doc, bgctl_jstr(c, "id"));
     char age[32];
 
     /* ages against the document's own clock: right even if ours is skewed */
     fmt_duration(age, sizeof(age), jint(doc, "time_ms") - jint(c, "last_heartbeat_ms"));
-    printf("  %-32s version %-10s %-4s  last heartbeat %s ago\n", jstr(c, "id"), jstr(c, "version"),
-           json_is_true(json_object_get(c, "up")) ? "up" : "down", age);
+    printf("  %-32s version %-10s %-4s  last heartbeat %s ago\n", bgctl_jstr(c, "id"),
+           bgctl_jstr(c, "version"), json_is_true(json_object_get(c, "up")) ? "up" : "down", age);
     if (reg != NULL && !json_is_true(json_object_get(reg, "endpoints_received")))
         printf("      (no endpoints received yet%s)\n",
                json_is_true(json_object_get(json_object_get(reg, "resync"), "gave_up"))
@@ -113,11 +106,11 @@ static void print_traffic(const json_t *doc, const char *name)
     }
     if (k == NULL)
         return;
-    printf("  breaker %s", jstr(k, "state"));
-    if (strcmp(jstr(k, "state"), "open") == 0) {
+    printf("  breaker %s", bgctl_jstr(k, "state"));
+    if (strcmp(bgctl_jstr(k, "state"), "open") == 0) {
         fmt_duration(age, sizeof(age), jint(k, "retry_in_ms"));
         printf(" (probes in %s)", age);
-    } else if (strcmp(jstr(k, "state"), "closed") == 0 && jint(k, "failures") > 0) {
+    } else if (strcmp(bgctl_jstr(k, "state"), "closed") == 0 && jint(k, "failures") > 0) {
         printf(" (%" PRId64 " failures in a row)", jint(k, "failures"));
     }
     printf(", opened %" PRId64 " times\n", jint(k, "opens"));
@@ -125,7 +118,7 @@ static void print_traffic(const json_t *doc, const char *name)
 
 static void print_service(const json_t *doc, const json_t *svc)
 {
-    const char *name = jstr(svc, "name");
+    const char *name = bgctl_jstr(svc, "name");
     size_t i;
     json_t *v, *c;
 
@@ -144,7 +137,7 @@ static void print_service(const json_t *doc, const json_t *svc)
     print_traffic(doc, name);
     json_array_foreach(json_object_get(doc, "connections"), i, c)
     {
-        if (strcmp(jstr(c, "service"), name) == 0)
+        if (strcmp(bgctl_jstr(c, "service"), name) == 0)
             print_connection(doc, c);
     }
 }
@@ -160,7 +153,7 @@ static void print_other_gateways(bgctl *x, const json_t *doc)
     json_array_foreach(list, i, g)
     {
         const char *name = json_string_value(json_object_get(g, "gateway"));
-        if (strcmp(name, jstr(doc, "gateway")) == 0)
+        if (strcmp(name, bgctl_jstr(doc, "gateway")) == 0)
             continue;
         printf("%s%s", n++ ? ", " : "other gateways on this bus: ", name);
     }
@@ -180,7 +173,7 @@ static void print_state(const json_t *doc)
     fmt_duration(age, sizeof(age), bg_wall_ms() - jint(doc, "time_ms"));
     printf("gateway %s: pid %" PRId64 ", busgate %s, running %s, routing generation %" PRId64
            " (state written %s ago)\n",
-           jstr(doc, "gateway"), jint(doc, "pid"), jstr(doc, "version"), up,
+           bgctl_jstr(doc, "gateway"), jint(doc, "pid"), bgctl_jstr(doc, "version"), up,
            jint(doc, "generation"), age);
     if (json_array_size(services) == 0)
         printf("\nno services registered\n");

@@ -90,14 +90,9 @@ static int wait_more(bg_bus *b, const char *instance, int than)
 
 static bg_bus *bus_open(void)
 {
-    char err[BG_ERR_LEN];
-    bg_bus_opts o;
-    bg_bus *b;
+    bg_bus *b = bgt_fix_bus_open(&fix);
 
-    bg_bus_opts_init(&o);
-    cr_assert_eq(bg_bus_opts_from_url(&o, fix.v.url, err), BG_OK, "%s", err);
-    b = bg_bus_connect(&o, err);
-    cr_assert_not_null(b, "%s", err);
+    cr_assert_not_null(b, "no bus connection to the fixture's valkey-server");
     return b;
 }
 

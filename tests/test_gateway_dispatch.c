@@ -46,38 +46,10 @@ static int get(const char *path, const char *headers, bgt_resp *r)
 
 static bg_bus *bus_open(void)
 {
-    char err[BG_ERR_LEN];
-    bg_bus_opts o;
-    bg_bus *b;
+    bg_bus *b = bgt_fix_bus_open(&fix);
 
-    bg_bus_opts_init(&o);
-    cr_assert_eq(bg_bus_opts_from_url(&o, fix.v.url, err), BG_OK, "%s", err);
-    b = bg_bus_connect(&o, err);
-    cr_assert_not_null(b, "%s", err);
+    cr_assert_not_null(b, "no bus connection to the fixture's valkey-server");
     return b;
-}
-
-/* CANCELs on the echo cancel stream with this reason (and id, when not NULL). */
-static int cancel_count(bg_bus *b, const char *id, const char *reason)
-{
-    char err[BG_ERR_LEN];
-    redisReply *r = bg_bus_command(b, err, "XRANGE router:cancel:{echo} - +");
-    int found = 0;
-
-    for (size_t i = 0; r != NULL && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        redisReply *kv = r->element[i]->element[1];
-        int id_ok = id == NULL, reason_ok = 0;
-        for (size_t j = 0; j + 1 < kv->elements; j += 2) {
-            if (strcmp(kv->element[j]->str, "id") == 0 && id != NULL)
-                id_ok = strcmp(kv->element[j + 1]->str, id) == 0;
-            if (strcmp(kv->element[j]->str, "reason") == 0)
-                reason_ok = strcmp(kv->element[j + 1]->str, reason) == 0;
-        }
-        found += id_ok && reason_ok;
-    }
-    if (r != NULL)
-        freeReplyObject(r);
-    return found;
 }
 
 static char *lower(const char *s)
@@ -157,7 +129,7 @@ Test(gateway_dispatch, deadline_gives_504_and_cancel)
     bgt_resp_free(&r);
     /* The CANCEL leaves in the same loop iteration as the 504, so poll briefly. */
     for (until = bgt_now_ms() + 3000; !seen && bgt_now_ms() < until; sleep_ms(20))
-        seen = cancel_count(b, rid, "deadline") > 0;
+        seen = bgt_fix_cancel_count(b, rid, "deadline") > 0;
     cr_assert(seen, "no CANCEL (deadline) for %s", rid);
     bg_bus_free(b);
 }
@@ -206,7 +178,7 @@ static int leave_early(bg_bus *b, const char *req, int want)
     wait_new_request(b, prev);
     bgt_conn_close(&c);
     for (until = bgt_now_ms() + 3000; n < want && bgt_now_ms() < until; sleep_ms(50))
-        n = cancel_count(b, NULL, "client_gone");
+        n = bgt_fix_cancel_count(b, NULL, "client_gone");
     return n;
 }
 

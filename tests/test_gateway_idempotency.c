@@ -3,7 +3,6 @@
  * retry while the first is in flight gets 409, a key reused for another request 422, a bad
  * key 400, and the record lives in Valkey with the configured time to live. */
 #include <criterion/criterion.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,13 +28,14 @@ TestSuite(gateway_idempotency, .init = setup, .fini = teardown, .timeout = 60);
 
 static redisReply *valkey(const char *fmt, const char *arg)
 {
-    redisContext *c = redisConnect("127.0.0.1", fix.v.port);
+    char err[BG_ERR_LEN];
+    bg_bus *b = bgt_fix_bus_open(&fix);
     redisReply *r;
 
-    cr_assert(c != NULL && c->err == 0, "cannot reach the test's valkey-server");
-    r = redisCommand(c, fmt, arg);
-    redisFree(c);
-    cr_assert_not_null(r);
+    cr_assert_not_null(b, "cannot reach the test's valkey-server");
+    r = bg_bus_command(b, err, fmt, arg);
+    bg_bus_free(b);
+    cr_assert_not_null(r, "%s", err);
     return r;
 }
 

@@ -51,47 +51,19 @@ static void sleep_ms(int ms)
 
 static bg_bus *bus_open(void)
 {
-    char err[BG_ERR_LEN];
-    bg_bus_opts o;
-    bg_bus *b;
+    bg_bus *b = bgt_fix_bus_open(&fix);
 
-    bg_bus_opts_init(&o);
-    cr_assert_eq(bg_bus_opts_from_url(&o, fix.v.url, err), BG_OK, "%s", err);
-    b = bg_bus_connect(&o, err);
-    cr_assert_not_null(b, "%s", err);
+    cr_assert_not_null(b, "no bus connection to the fixture's valkey-server");
     return b;
-}
-
-/* CANCELs on the echo cancel stream with this id and reason. */
-static int cancel_count(bg_bus *b, const char *id, const char *reason)
-{
-    char err[BG_ERR_LEN];
-    redisReply *r = bg_bus_command(b, err, "XRANGE router:cancel:{echo} - +");
-    int found = 0;
-
-    for (size_t i = 0; r != NULL && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        redisReply *kv = r->element[i]->element[1];
-        int id_ok = 0, reason_ok = 0;
-        for (size_t j = 0; j + 1 < kv->elements; j += 2) {
-            if (strcmp(kv->element[j]->str, "id") == 0)
-                id_ok = strcmp(kv->element[j + 1]->str, id) == 0;
-            if (strcmp(kv->element[j]->str, "reason") == 0)
-                reason_ok = strcmp(kv->element[j + 1]->str, reason) == 0;
-        }
-        found += id_ok && reason_ok;
-    }
-    if (r != NULL)
-        freeReplyObject(r);
-    return found;
 }
 
 static int wait_cancel(bg_bus *b, const char *id, const char *reason)
 {
     long long until = bgt_now_ms() + 8000;
 
-    while (cancel_count(b, id, reason) == 0 && bgt_now_ms() < until)
+    while (bgt_fix_cancel_count(b, id, reason) == 0 && bgt_now_ms() < until)
         sleep_ms(50);
-    return cancel_count(b, id, reason);
+    return bgt_fix_cancel_count(b, id, reason);
 }
 
 /* Reads until needle is in the connection's buffer (it stays there); 0 or -1. */

@@ -2,7 +2,6 @@
  * redis-py and plain Valkey commands, no SDK) through registration, requests, HEAD, CANCEL,
  * the announced heartbeat interval and GOODBYE, against a real busgated and valkey-server. */
 #include <criterion/criterion.h>
-#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -142,10 +141,11 @@ Test(plain_service, client_gone_sends_a_cancel_the_service_sees)
 }
 
 /* The string at key, malloc'd (NUL-terminated), or NULL when absent or unreachable. */
-static char *valkey_get(const bgt_valkey *v, const char *key, size_t *len)
+static char *valkey_get(const char *key, size_t *len)
 {
-    redisContext *c = redisConnect("127.0.0.1", v->port);
-    redisReply *r = c != NULL && c->err == 0 ? redisCommand(c, "GET %s", key) : NULL;
+    char err[BG_ERR_LEN];
+    bg_bus *b = bgt_fix_bus_open(&fix);
+    redisReply *r = b != NULL ? bg_bus_command(b, err, "GET %s", key) : NULL;
     char *out = NULL;
 
     if (r != NULL && r->type == REDIS_REPLY_STRING && (out = malloc(r->len + 1)) != NULL) {
@@ -154,8 +154,7 @@ static char *valkey_get(const bgt_valkey *v, const char *key, size_t *len)
     }
     if (r != NULL)
         freeReplyObject(r);
-    if (c != NULL)
-        redisFree(c);
+    bg_bus_free(b);
     return out;
 }
 
@@ -174,7 +173,7 @@ Test(plain_service, announced_interval_sets_expiry_and_goodbye_removes)
     cr_assert_eq(bgt_fix_wait_status(&fix, "/plain/hello/x", 200, 10000), 200);
     snprintf(key, sizeof(key), "router:gateway:gw-test:state");
     for (int tries = 0; tries < 100 && expiry != PLAIN_EXPIRY_MS; tries++) {
-        doc = valkey_get(&fix.v, key, &len);
+        doc = valkey_get(key, &len);
         j = doc != NULL ? json_loadb(doc, len, 0, &jerr) : NULL;
         reg = json_object_get(j, "registry");
         json_array_foreach(reg, i, conn)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "busgate/core/log.h"
+#include "busgate/core/text.h"
 #include "busgate/proto/idem_record.h"
 
 /* An in-flight record outlives the request's deadline by this much, so a retry sent just
@@ -26,7 +27,6 @@
  * into each other ("ab"+"c" differs from "a"+"bc"). */
 static int idem_digest(const bg_bytes *parts, size_t n, char out[BG_IDEM_FP_LEN + 1])
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -39,11 +39,7 @@ static int idem_digest(const bg_bytes *parts, size_t n, char out[BG_IDEM_FP_LEN 
     EVP_MD_CTX_free(ctx);
     if (!ok)
         return BG_ERR;
-    for (unsigned int i = 0; i < mdlen; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[BG_IDEM_FP_LEN] = '\0';
+    bg_hex_encode(md, mdlen, out);
     return BG_OK;
 }
 

@@ -8,6 +8,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "busgate/core/text.h"
+
 void bg_set_error(char *err, const char *fmt, ...)
 {
     va_list ap;
@@ -88,16 +90,10 @@ int bg_random_bytes(void *buf, size_t len)
 
 int bg_random_id(char out[33])
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char raw[16];
-    size_t i;
 
     if (bg_random_bytes(raw, sizeof(raw)) != BG_OK)
         return BG_ERR;
-    for (i = 0; i < sizeof(raw); i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 0xf];
-    }
-    out[32] = '\0';
+    bg_hex_encode(raw, sizeof(raw), out);
     return BG_OK;
 }

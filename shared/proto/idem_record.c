@@ -1,6 +1,8 @@
 /* idem_record.c: encode and check the values stored under idempotency keys. */
 #include "busgate/proto/idem_record.h"
 
+#include "busgate/core/text.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,12 +57,7 @@ static int idem_word(const char **p, const char *end, char *out, size_t max)
 
 static int idem_fingerprint_ok(const char *fp)
 {
-    if (strlen(fp) != BG_IDEM_FP_LEN)
-        return 0;
-    for (const char *c = fp; *c != '\0'; c++)
-        if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
-            return 0;
-    return 1;
+    return strlen(fp) == BG_IDEM_FP_LEN && bg_is_lower_hex(fp);
 }
 
 /* "<status> <meta length>\n<meta><body>" after the fingerprint of a D record. */

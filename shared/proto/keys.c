@@ -1,6 +1,8 @@
 /* keys.c: derives Valkey key and consumer-group names from the [messaging] settings. */
 #include "busgate/proto/keys.h"
 
+#include "busgate/core/text.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -164,15 +166,9 @@ int bg_key_idempotency(const bg_messaging_names *m, const char *service, const c
 {
     if (bg_name_validate("service", service, err) != BG_OK)
         return BG_ERR;
-    if (digest[0] == '\0') {
-        bg_set_error(err, "idempotency digest is empty");
+    if (!bg_is_lower_hex(digest)) {
+        bg_set_error(err, "idempotency digest is empty or not lowercase hex");
         return BG_ERR;
-    }
-    for (const char *p = digest; *p != '\0'; p++) {
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) {
-            bg_set_error(err, "idempotency digest is not lowercase hex");
-            return BG_ERR;
-        }
     }
     return key_format(out, outlen, err, "%s:idem:{%s}:%s", prefix_of(m), service, digest);
 }

@@ -180,6 +180,42 @@ int bgt_fix_start_url(bgt_fix *f, const char *url, const char *extra_gateway,
     return fix_start(f, url, NULL, extra_gateway, extra_sections, necho);
 }
 
+bg_bus *bgt_fix_bus_open(const bgt_fix *f)
+{
+    char err[BG_ERR_LEN];
+    bg_bus_opts o;
+    bg_bus *b = NULL;
+
+    bg_bus_opts_init(&o);
+    if (bg_bus_opts_from_url(&o, f->v.url, err) == BG_OK)
+        b = bg_bus_connect(&o, err);
+    if (b == NULL)
+        fprintf(stderr, "gw_fixture: no bus connection to %s: %s\n", f->v.url, err);
+    return b;
+}
+
+int bgt_fix_cancel_count(bg_bus *b, const char *id, const char *reason)
+{
+    char err[BG_ERR_LEN];
+    redisReply *r = bg_bus_command(b, err, "XRANGE router:cancel:{echo} - +");
+    int found = 0;
+
+    for (size_t i = 0; r != NULL && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *kv = r->element[i]->element[1];
+        int id_ok = id == NULL, reason_ok = 0;
+        for (size_t j = 0; j + 1 < kv->elements; j += 2) {
+            if (strcmp(kv->element[j]->str, "id") == 0 && id != NULL)
+                id_ok = strcmp(kv->element[j + 1]->str, id) == 0;
+            if (strcmp(kv->element[j]->str, "reason") == 0)
+                reason_ok = strcmp(kv->element[j + 1]->str, reason) == 0;
+        }
+        found += id_ok && reason_ok;
+    }
+    if (r != NULL)
+        freeReplyObject(r);
+    return found;
+}
+
 void bgt_fix_stop(bgt_fix *f)
 {
     int i;

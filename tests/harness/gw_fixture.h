@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "busgate/bus/bus.h"
 #include "proc_harness.h"
 #include "valkey_harness.h"
 
@@ -41,6 +42,11 @@ int bgt_fix_start_log(bgt_fix *f, const char *log_level, const char *extra_gatew
 int bgt_fix_start_url(bgt_fix *f, const char *url, const char *extra_gateway,
                       const char *extra_sections, int necho);
 void bgt_fix_stop(bgt_fix *f);
+/* A blocking bus connection to the fixture's Valkey (the caller frees it); NULL with the
+ * reason printed to stderr. */
+bg_bus *bgt_fix_bus_open(const bgt_fix *f);
+/* CANCEL frames on router:cancel:{echo} with this reason and, when id is not NULL, id. */
+int bgt_fix_cancel_count(bg_bus *b, const char *id, const char *reason);
 /* Echo instance i (0-based, named e<i+1>): start and wait for its registration line. */
 int bgt_fix_echo_start(bgt_fix *f, int i);
 /* SIGKILL (no GOODBYE) or SIGTERM (GOODBYE) and reap. */

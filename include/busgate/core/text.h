@@ -1,4 +1,5 @@
-/* text.h: byte classes every parser here needs: hex digits, percent-escapes, RFC 9110 tokens. */
+/* text.h: byte classes every parser here needs: hex digits (and hex output), percent-escapes,
+ * RFC 9110 tokens. */
 #ifndef BUSGATE_TEXT_H
 #define BUSGATE_TEXT_H
 
@@ -14,6 +15,29 @@ static inline int bg_hex_value(int c)
     if (c >= 'A' && c <= 'F')
         return c - 'A' + 10;
     return -1;
+}
+
+/* Lowercase hex of in[0..n) into out (2n characters and a NUL). */
+static inline void bg_hex_encode(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/* 1 when s is non-empty and all lowercase hex digits (what bg_hex_encode writes). */
+static inline int bg_is_lower_hex(const char *s)
+{
+    if (*s == '\0')
+        return 0;
+    for (; *s != '\0'; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return 0;
+    return 1;
 }
 
 /* The byte of the percent-escape "%XX" at s[i] (s[i] is '%'), or -1 when fewer than two
