@@ -341,6 +341,8 @@ static int worker_setup(worker_state *w, char *err)
         return BG_ERR;
     worker_limits(wk);
     bg_ratelimit_setup();
+    if (bg_dispatch_idem_setup(err) != BG_OK)
+        return BG_ERR;
     if (bg_random_bytes(&wk->id_prefix, sizeof(wk->id_prefix)) != BG_OK) {
         bg_set_error(err, "getrandom failed");
         return BG_ERR;
