@@ -80,6 +80,14 @@ const char *bg_bus_where(const bg_bus *bus);
 int bg_bus_tls_pending(bg_bus *bus);
 /* The current context; changes on every reconnect, so do not keep it. */
 redisContext *bg_bus_context(bg_bus *bus);
+/* Cluster mode (valkey+cluster://): a bg_bus holds one connection per primary and routes
+ * each command by its key's slot (keyless ones go to the first primary); pipelined commands
+ * run one by one as they are appended. For what must run on every primary (SCAN): the
+ * primaries' own connections, plain bg_bus owned by bus (NULL with err when one cannot be
+ * reached). Otherwise one node: bus itself. bg_bus_context is then the first primary's. */
+size_t bg_bus_node_count(bg_bus *bus);
+bg_bus *bg_bus_node(bg_bus *bus, size_t i, char *err);
+int bg_bus_is_cluster(const bg_bus *bus);
 /* hiredis sockets are not FD_CLOEXEC; done on every (re)connect already, this
  * is for callers that want to be explicit before fork+exec. */
 void bg_bus_close_on_exec(bg_bus *bus);

@@ -1,0 +1,37 @@
+/* bus_cluster.h: the blocking client's cluster mode (bus_cluster.c), private to shared/bus:
+ * a bg_bus whose url is valkey+cluster:// holds one of these instead of a context. */
+#ifndef BUSGATE_BUS_CLUSTER_H
+#define BUSGATE_BUS_CLUSTER_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+
+#include "busgate/bus/bus.h"
+#include "busgate/bus/bus_slot.h"
+
+typedef struct bus_cluster bus_cluster;
+
+/* Asks the seeds (then any node known) for the slot map and connects to every primary.
+ * opts is the owning bg_bus's, borrowed: it must outlive the cluster. */
+bus_cluster *bg_bus_cluster_new(const bg_bus_opts *opts, char *err);
+void bg_bus_cluster_free(bus_cluster *c);
+/* Runs one RESP-encoded command on the node owning its key's slot (a keyless one on any
+ * node), following MOVED (new map, then again) and ASK (ASKING + the command, once, on
+ * that node); after a connection error the map is asked again and the command retried
+ * where the slot lives now. Same contract as bg_bus_command. */
+redisReply *bg_bus_cluster_run(bus_cluster *c, const char *cmd, size_t len, char *err);
+/* Asks for the map again and reconnects every primary whose connection is down. */
+int bg_bus_cluster_reconnect(bus_cluster *c, char *err);
+/* 1 once since the last call when some node's connection was made again. */
+int bg_bus_cluster_take_reconnected(bus_cluster *c);
+int bg_bus_cluster_broken(const bus_cluster *c);
+size_t bg_bus_cluster_node_count(const bus_cluster *c);
+/* Primary i's own connection (connected now if need be), NULL when it cannot be reached. */
+bg_bus *bg_bus_cluster_node(bus_cluster *c, size_t i, char *err);
+void bg_bus_cluster_set_command_timeout(bus_cluster *c, int64_t ms);
+void bg_bus_cluster_close_on_exec(bus_cluster *c);
+
+/* bus_conn.c: one formatted command on a plain bg_bus, with its retry rules. */
+redisReply *bg_bus_run_formatted(bg_bus *bus, const char *cmd, size_t len, char *err);
+
+#endif
