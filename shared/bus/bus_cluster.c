@@ -313,3 +313,45 @@ void bg_bus_cluster_close_on_exec(bus_cluster *c)
     for (size_t i = 0; i < c->nconn; i++)
         bg_bus_close_on_exec(c->conn[i].bus);
 }
+
+/* One node's CLUSTER SLOTS on a connection of its own. */
+static int cluster_fetch_one(const bg_bus_opts *opts, const char *host, int port, bg_slot_map *out,
+                             char *err)
+{
+    bg_bus_opts o = *opts;
+    bg_bus *bus;
+    redisReply *r;
+    int rc = BG_ERR;
+
+    o.addr.cluster = 0;
+    o.addr.nseeds = 0;
+    o.client_name = NULL;
+    snprintf(o.addr.host, sizeof(o.addr.host), "%s", host);
+    o.addr.port = port;
+    if ((bus = bg_bus_connect(&o, err)) == NULL)
+        return BG_ERR;
+    r = bg_bus_run_formatted(bus, "*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n", 28, err);
+    if (r != NULL && (rc = bg_slot_map_from_slots(out, r, host, err)) == BG_OK &&
+        out->nnodes == 0) {
+        bg_slot_map_free(out);
+        bg_set_error(err, "cluster %s:%d: no slot is assigned", host, port);
+        rc = BG_ERR;
+    }
+    if (r != NULL)
+        freeReplyObject(r);
+    bg_bus_free(bus);
+    return rc;
+}
+
+int bg_bus_cluster_fetch_map(const bg_bus_opts *opts, const bg_slot_map *known, bg_slot_map *out,
+                             char *err)
+{
+    for (size_t i = 0; known != NULL && i < known->nnodes; i++)
+        if (cluster_fetch_one(opts, known->nodes[i].host, known->nodes[i].port, out, err) == BG_OK)
+            return BG_OK;
+    for (int i = 0; i < opts->addr.nseeds; i++)
+        if (cluster_fetch_one(opts, opts->addr.seeds[i].host, opts->addr.seeds[i].port, out,
+                              err) == BG_OK)
+            return BG_OK;
+    return BG_ERR;
+}

@@ -31,6 +31,12 @@ bg_bus *bg_bus_cluster_node(bus_cluster *c, size_t i, char *err);
 void bg_bus_cluster_set_command_timeout(bus_cluster *c, int64_t ms);
 void bg_bus_cluster_close_on_exec(bus_cluster *c);
 
+/* The slot map asked of the primaries in known (may be NULL), then the seeds of opts, each
+ * on a short-lived connection of its own (for the async client, whose connections cannot
+ * answer synchronously). BG_OK with out filled (free with bg_slot_map_free). */
+int bg_bus_cluster_fetch_map(const bg_bus_opts *opts, const bg_slot_map *known, bg_slot_map *out,
+                             char *err);
+
 /* bus_conn.c: one formatted command on a plain bg_bus, with its retry rules. */
 redisReply *bg_bus_run_formatted(bg_bus *bus, const char *cmd, size_t len, char *err);
 

@@ -37,6 +37,8 @@ int bg_slot_map_from_slots(bg_slot_map *m, const redisReply *r, const char *seed
 void bg_slot_map_free(bg_slot_map *m);
 /* The node serving slot, or NULL when none does (a cluster with uncovered slots). */
 const bg_slot_node *bg_slot_map_node(const bg_slot_map *m, uint16_t slot);
+/* Records that host:port serves slot now (after a MOVED), adding the node when new. */
+int bg_slot_map_set(bg_slot_map *m, uint16_t slot, const char *host, int port);
 /* Slots with no node: 0 for a cluster whose whole key space is served. */
 size_t bg_slot_map_uncovered(const bg_slot_map *m);
 
