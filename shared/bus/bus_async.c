@@ -58,7 +58,7 @@ struct bg_abus {
     char last_error[BG_ERR_LEN];
     int sentinel_first;          /* Sentinel mode: the sentinel to ask first (answered last time) */
     bg_ev_timer *sentinel_check; /* Sentinel mode: "did the primary move?" every second */
-    int retry_now; /* the connection was dropped for a known move: reconnect at once */
+    int retry_now;         /* the connection was dropped for a known move: reconnect at once */
     abus_cluster *cluster; /* Cluster mode: the nodes' connections; ac stays NULL */
 };
 

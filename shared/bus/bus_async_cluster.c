@@ -150,8 +150,8 @@ static int64_t acl_on_refresh(bg_ev *loop, bg_ev_timer *t, void *arg)
     if (acl_refresh(c) == BG_OK)
         c->refresh_failures = 0;
     else
-        acl_schedule_refresh(c, bg_backoff_ms(++c->refresh_failures, ACL_REFRESH_MIN_MS,
-                                              ACL_REFRESH_MAX_MS));
+        acl_schedule_refresh(
+            c, bg_backoff_ms(++c->refresh_failures, ACL_REFRESH_MIN_MS, ACL_REFRESH_MAX_MS));
     return BG_EV_NOMORE;
 }
 
@@ -265,8 +265,7 @@ static int acl_dispatch(abus_cluster *c, acl_cmd *k, const bg_slot_node *to, int
                       : (c->map.nnodes > 0 ? &c->map.nodes[0] : NULL);
     if (to == NULL || (bus = acl_conn_to(c, to->host, to->port)) == NULL)
         return BG_ERR;
-    if (ask && bg_abus_send_formatted(bus, acl_ignore, NULL, "*1\r\n$6\r\nASKING\r\n", 16) !=
-                   BG_OK)
+    if (ask && bg_abus_send_formatted(bus, acl_ignore, NULL, "*1\r\n$6\r\nASKING\r\n", 16) != BG_OK)
         return BG_ERR;
     if (bg_abus_send_formatted(bus, acl_on_reply, k, k->wire, k->len) != BG_OK)
         return BG_ERR;

@@ -350,8 +350,8 @@ int bg_bus_cluster_fetch_map(const bg_bus_opts *opts, const bg_slot_map *known, 
         if (cluster_fetch_one(opts, known->nodes[i].host, known->nodes[i].port, out, err) == BG_OK)
             return BG_OK;
     for (int i = 0; i < opts->addr.nseeds; i++)
-        if (cluster_fetch_one(opts, opts->addr.seeds[i].host, opts->addr.seeds[i].port, out,
-                              err) == BG_OK)
+        if (cluster_fetch_one(opts, opts->addr.seeds[i].host, opts->addr.seeds[i].port, out, err) ==
+            BG_OK)
             return BG_OK;
     return BG_ERR;
 }

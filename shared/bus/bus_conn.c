@@ -639,6 +639,11 @@ static int bus_cluster_append(bg_bus *bus, int argc, const char **argv, const si
     return BG_OK;
 }
 
+redisReply *bg_bus_command_formatted(bg_bus *bus, const char *cmd, size_t len, char *err)
+{
+    return bus_dispatch(bus, cmd, (long long)len, err);
+}
+
 int bg_bus_append_argv(bg_bus *bus, int argc, const char **argv, const size_t *argvlen, char *err)
 {
     if (bus->cluster != NULL)

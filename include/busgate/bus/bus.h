@@ -56,6 +56,8 @@ int64_t bg_bus_command_timeout(const bg_bus *bus); /* 0 = none */
 redisReply *bg_bus_command(bg_bus *bus, char *err, const char *fmt, ...);
 redisReply *bg_bus_command_argv(bg_bus *bus, int argc, const char **argv, const size_t *argvlen,
                                 char *err);
+/* A command already RESP-encoded (redisFormatCommand), same rules. */
+redisReply *bg_bus_command_formatted(bg_bus *bus, const char *cmd, size_t len, char *err);
 
 /* Pipelining: append many, then read as many replies. Neither retries: after an
  * I/O error the caller reconnects (bg_bus_reconnect) and resends what it needs. */
