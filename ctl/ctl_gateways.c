@@ -127,3 +127,59 @@ fail:
     json_decref(list);
     return NULL;
 }
+
+static void print_gateways(const json_t *list)
+{
+    size_t i;
+    json_t *g;
+
+    if (json_array_size(list) == 0) {
+        printf("no gateway on this bus\n");
+        return;
+    }
+    json_array_foreach(list, i, g)
+    {
+        int64_t up = json_integer_value(json_object_get(g, "time_ms")) -
+                     json_integer_value(json_object_get(g, "started_ms"));
+        int64_t age = bg_wall_ms() - json_integer_value(json_object_get(g, "time_ms"));
+        printf("%-24s pid %-8" PRId64 " busgate %-8s up %" PRId64 "s  generation %" PRId64
+               "  services %" PRId64 "  connections %" PRId64 "  (state written %" PRId64
+               "s ago)\n",
+               json_string_value(json_object_get(g, "gateway")),
+               (int64_t)json_integer_value(json_object_get(g, "pid")),
+               json_string_value(json_object_get(g, "version")), up / 1000,
+               (int64_t)json_integer_value(json_object_get(g, "generation")),
+               (int64_t)json_integer_value(json_object_get(g, "services")),
+               (int64_t)json_integer_value(json_object_get(g, "connections")), age / 1000);
+    }
+}
+
+int bgctl_cmd_gateways(bgctl *x, int argc, char **argv)
+{
+    char err[BG_ERR_LEN];
+    int json = 0;
+    json_t *list;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") != 0) {
+            bgctl_fail("gateways: unknown argument '%s' (usage: gateways [--json])", argv[i]);
+            return BGCTL_EXIT_USAGE;
+        }
+        json = 1;
+    }
+    if (bgctl_connect(x) != BG_OK)
+        return BGCTL_EXIT_FAIL;
+    list = bgctl_gateways_load(x, err);
+    if (list == NULL) {
+        bgctl_fail("%s", err);
+        return BGCTL_EXIT_FAIL;
+    }
+    if (json) {
+        json_dumpf(list, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        putchar('\n');
+    } else {
+        print_gateways(list);
+    }
+    json_decref(list);
+    return fflush(stdout) == 0 ? BGCTL_EXIT_OK : BGCTL_EXIT_FAIL;
+}
