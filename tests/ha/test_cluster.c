@@ -14,11 +14,25 @@
 
 #include "busgate/bus/bus.h"
 #include "busgate/bus/bus_slot.h"
+#include "chaos_load.h"
 #include "cluster_harness.h"
+#include "gw_fixture.h"
 #include "proc_harness.h"
+
+#define CL_CLIENTS 4
+#define CL_SECONDS 8
+#define CL_HANG_MS 10000 /* request_timeout is 2 s: 10 s without an answer is a hang */
+#define CL_SECTIONS                                                                                \
+    "[valkey]\ncommand_timeout = 1s\n[messaging]\nlease_duration = 2s\nstream_maxlen = 20000\n"
+/* Echo instances under other names, whose slots lie on the other two nodes of a 3-node
+ * cluster made by valkey-cli (echo 14438, alpha 865, delta 9053). */
+static const char *const cl_services[] = {"alpha", "delta"};
 
 static bgt_cluster cl;
 static char url[512];
+static bgt_fix fix;
+static chaos_load load;
+static pid_t named[2];
 
 static void ha_sleep_ms(int ms)
 {
@@ -33,6 +47,9 @@ static void setup(void)
     size_t used;
 
     memset(&cl, 0, sizeof(cl));
+    memset(&fix, 0, sizeof(fix));
+    memset(&load, 0, sizeof(load));
+    memset(named, 0, sizeof(named));
     if (why != NULL)
         cr_skip_test("a cluster cannot run here: %s", why);
     cr_assert_eq(bgt_cluster_start(&cl, 3), 0, "the cluster did not start");
@@ -44,6 +61,11 @@ static void setup(void)
 
 static void teardown(void)
 {
+    chaos_load_free(&load);
+    for (int i = 0; i < 2; i++)
+        if (named[i] > 0)
+            bgt_stop_pid(named[i], 5000);
+    bgt_fix_stop(&fix);
     bgt_cluster_stop(&cl);
 }
 
@@ -111,7 +133,7 @@ static void cl_node_id(redisContext *c, char id[64])
  * the target, MIGRATING on the source, MIGRATE every key, then SETSLOT NODE everywhere.
  * hold_ms: how long the slot stays half-moved before and after the keys move (clients
  * meet ASK then). */
-__attribute__((unused)) static void cl_migrate(uint16_t slot, int from, int to, int hold_ms)
+static void cl_migrate(uint16_t slot, int from, int to, int hold_ms)
 {
     redisContext *src = cl_admin(from), *dst = cl_admin(to);
     char src_id[64], dst_id[64];
@@ -322,4 +344,141 @@ Test(cluster, blocking_client_after_node_restart)
     printf("cluster blocking client: node restart: SET served again after %lld ms\n", back);
     cr_assert_geq(back, 0, "the restarted node's key is served again");
     bg_bus_free(bus);
+}
+
+/* ---- the gateway and the examples on the cluster ---- */
+
+static void gw_start(void)
+{
+    char log[400], want[64];
+
+    cr_assert_eq(bgt_fix_start_url(&fix, url, NULL, CL_SECTIONS, 2), 0,
+                 "gateway + echo did not start on %s", url);
+    for (int i = 0; i < 2; i++) {
+        const char *args[] = {"-c", fix.g.ini, "-s", cl_services[i], "-n", "n1", "-w", "2", NULL};
+        snprintf(log, sizeof(log), "%s/%s.log", fix.g.dir, cl_services[i]);
+        named[i] = bgt_spawn_built("echo-service", args, log);
+        cr_assert_gt(named[i], 0);
+        snprintf(want, sizeof(want), "registered as %s/n1", cl_services[i]);
+        cr_assert_eq(bgt_wait_file(log, want, 15000), 0, "%s did not register", cl_services[i]);
+    }
+}
+
+static int gw_status(const char *path)
+{
+    char body[2048];
+
+    return bgt_http_get(fix.port, path, body, sizeof(body), 5000);
+}
+
+/* Every route of every service answers 200 (each on a node of its own). */
+static void gw_all_routes(void)
+{
+    char path[64];
+
+    cr_assert_eq(bgt_fix_wait_status(&fix, "/echo/1", 200, 15000), 200, "/echo");
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "/%s/1", cl_services[i]);
+        cr_assert_eq(bgt_fix_wait_status(&fix, path, 200, 15000), 200, "%s", path);
+    }
+}
+
+static void assert_never(const chaos_sum *s)
+{
+    cr_expect_eq(s->kind[CHAOS_WRONG_BODY], 0, "%ld answers to the wrong request",
+                 s->kind[CHAOS_WRONG_BODY]);
+    cr_expect_eq(s->kind[CHAOS_EXTRA], 0, "%ld requests answered twice", s->kind[CHAOS_EXTRA]);
+    cr_expect_eq(s->kind[CHAOS_HUNG], 0, "%ld requests hung", s->kind[CHAOS_HUNG]);
+    cr_assert_gt(s->ok, 0, "nothing was served");
+}
+
+Test(cluster, gateway_serves_services_on_every_node, .timeout = 120)
+{
+    int nodes[3] = {0};
+
+    gw_start();
+    gw_all_routes();
+    nodes[0] = cl_owner(bg_slot_of("echo", 4));
+    nodes[1] = cl_owner(bg_slot_of("alpha", 5));
+    nodes[2] = cl_owner(bg_slot_of("delta", 5));
+    cr_expect(nodes[0] != nodes[1] && nodes[1] != nodes[2] && nodes[0] != nodes[2],
+              "the three services are on three nodes (%d %d %d)", nodes[0], nodes[1], nodes[2]);
+    cr_expect_eq(gw_status("/echo/status/404"), 404, "a service's own status passes through");
+}
+
+/* echo's slot moves to another node under load: while it is half-moved the gateway's
+ * XADDs and the SDK's reads meet ASK, after it MOVED. No request may fail. */
+Test(cluster, slot_migration_under_load, .timeout = 180)
+{
+    uint16_t slot = bg_slot_of("echo", 4);
+    int from, to;
+    int64_t t_start, t_end;
+    chaos_sum s;
+
+    gw_start();
+    gw_all_routes();
+    from = cl_owner(slot);
+    to = (from + 1) % cl.n;
+    cr_assert_eq(chaos_load_start(&load, fix.port, CL_CLIENTS, CL_SECONDS * 1000, CL_HANG_MS), 0);
+    while (chaos_load_now(&load) < 2000)
+        ha_sleep_ms(20);
+    t_start = chaos_load_now(&load);
+    cl_migrate(slot, from, to, 1000);
+    t_end = chaos_load_now(&load);
+    chaos_load_join(&load);
+    chaos_load_sum(&load, 0, INT64_MAX, &s);
+    chaos_sum_print("cluster migration", &s);
+    printf("cluster migration: slot %u of echo from node %d to %d between %lld and %lld ms: "
+           "sent %ld, ok %ld, failed %ld\n",
+           (unsigned)slot, from, to, (long long)t_start, (long long)t_end, s.total, s.ok,
+           s.total - s.ok);
+    assert_never(&s);
+    cr_expect_eq(s.total - s.ok, 0, "%ld requests failed across the migration", s.total - s.ok);
+    cr_assert_eq(cl_owner(slot), to);
+    gw_all_routes();
+}
+
+/* The node holding alpha restarts (empty: no persistence): echo, elsewhere, keeps serving
+ * (unless a reply stream of the gateway lived there too); alpha serves again once the node
+ * is back and the service has re-created its group. */
+Test(cluster, node_restart, .timeout = 180)
+{
+    int victim, echo_node;
+    int64_t t_kill, t_back, first_end, first;
+    long long t0, alpha_back = -1;
+    chaos_sum during;
+
+    gw_start();
+    gw_all_routes();
+    victim = cl_owner(bg_slot_of("alpha", 5));
+    echo_node = cl_owner(bg_slot_of("echo", 4));
+    cr_assert_neq(victim, echo_node);
+    cr_assert_eq(chaos_load_start(&load, fix.port, CL_CLIENTS, CL_SECONDS * 1000, CL_HANG_MS), 0);
+    while (chaos_load_now(&load) < 2000)
+        ha_sleep_ms(20);
+    t_kill = chaos_load_now(&load);
+    bgt_valkey_kill(&cl.node[victim]);
+    ha_sleep_ms(1000);
+    cr_assert_eq(bgt_valkey_restart(&cl.node[victim]), 0, "node %d restarts", victim);
+    t_back = chaos_load_now(&load);
+    t0 = bgt_now_ms();
+    for (int i = 0; i < 300 && alpha_back < 0; i++) { /* 30 s at most */
+        if (gw_status("/alpha/1") == 200)
+            alpha_back = bgt_now_ms() - t0;
+        else
+            ha_sleep_ms(100);
+    }
+    chaos_load_join(&load);
+    chaos_load_sum(&load, t_kill, t_back, &during);
+    chaos_sum_print("cluster restart (node down)", &during);
+    first = chaos_load_first_ok_after(&load, t_back, &first_end);
+    printf("cluster node restart: node %d down %lld ms; /echo (node %d) while it was down: "
+           "sent %ld, ok %ld; /alpha served again %lld ms after the restart; first /echo 200 "
+           "after it %lld ms\n",
+           victim, (long long)(t_back - t_kill), echo_node, during.total, during.ok, alpha_back,
+           first >= 0 ? (long long)(first_end - t_back) : -1LL);
+    chaos_load_sum(&load, 0, INT64_MAX, &during);
+    assert_never(&during);
+    cr_expect_geq(alpha_back, 0, "/alpha never served again after its node restarted");
+    gw_all_routes();
 }
