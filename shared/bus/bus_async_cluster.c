@@ -35,6 +35,7 @@ struct abus_cluster {
     bg_abus_state_fn *state_fn;
     void *state_arg;
     char last_error[BG_ERR_LEN];
+    int last_ask_slot; /* logged once per slot in a row, not per command */
 };
 
 /* One caller's command, kept until its final reply. */
@@ -178,6 +179,7 @@ abus_cluster *bg_abus_cluster_new(bg_abus *owner, bg_ev *loop, const bg_bus_opts
     c->owner = owner;
     c->loop = loop;
     c->opts = o;
+    c->last_ask_slot = -1;
     bg_slot_map_free(&c->map);
     if (acl_refresh(c) != BG_OK)
         acl_schedule_refresh(c, ACL_REFRESH_MIN_MS); /* like a plain bg_abus: keep trying */
@@ -230,8 +232,15 @@ static int acl_redirect(abus_cluster *c, acl_cmd *k, const bg_slot_redirect *rd)
     if (++k->hops > ACL_HOPS || c->freeing)
         return BG_ERR;
     if (!rd->ask) {
+        const bg_slot_node *was = bg_slot_map_node(&c->map, rd->slot);
+        if (was == NULL || was->port != rd->to.port || strcmp(was->host, rd->to.host) != 0)
+            bg_notice("valkey cluster: slot %u MOVED to %s:%d", rd->slot, rd->to.host, rd->to.port);
         (void)bg_slot_map_set(&c->map, rd->slot, rd->to.host, rd->to.port);
         acl_schedule_refresh(c, 0);
+    } else if (c->last_ask_slot != rd->slot) {
+        c->last_ask_slot = rd->slot;
+        bg_notice("valkey cluster: slot %u migrating: ASK %s:%d", rd->slot, rd->to.host,
+                  rd->to.port);
     }
     return acl_dispatch(c, k, &rd->to, rd->ask);
 }

@@ -432,8 +432,11 @@ Test(cluster, slot_migration_under_load, .timeout = 180)
            "sent %ld, ok %ld, failed %ld\n",
            (unsigned)slot, from, to, (long long)t_start, (long long)t_end, s.total, s.ok,
            s.total - s.ok);
+    printf("cluster migration: the gateway's log: %d ASK and %d MOVED notices\n",
+           bgt_gw_log_count(&fix.g, "migrating: ASK"), bgt_gw_log_count(&fix.g, "MOVED to"));
     assert_never(&s);
     cr_expect_eq(s.total - s.ok, 0, "%ld requests failed across the migration", s.total - s.ok);
+    cr_expect_gt(bgt_gw_log_count(&fix.g, "MOVED to"), 0, "the gateway never met MOVED");
     cr_assert_eq(cl_owner(slot), to);
     gw_all_routes();
 }
