@@ -19,6 +19,7 @@
 typedef struct acl_conn {
     bg_slot_node at;
     bg_abus *bus;
+    int used; /* has carried a command of ours */
 } acl_conn;
 
 struct abus_cluster {
@@ -70,20 +71,29 @@ static int acl_any_up(const abus_cluster *c)
     return 0;
 }
 
-/* Every node's transitions reach the owner's hook: consumers re-create their groups and
- * restart their reads on 1, and a reader whose node went away learns it from the 0 (the
- * hook cannot tell whose node it was). bg_abus_connected stays 1 while any primary is up:
- * a request for a service on a node that is down fails alone (its send is refused), the
- * others' keep being served. */
+static acl_conn *acl_find(abus_cluster *c, const bg_abus *b)
+{
+    for (size_t i = 0; i < c->nconn; i++)
+        if (c->conn[i].bus == b)
+            return &c->conn[i];
+    return NULL;
+}
+
+/* A node's connection coming up reaches the owner's hook as 1 (consumers re-create their
+ * groups and restart their reads), one going down as 0 only when it carried our commands:
+ * a blocking reader learns that its own node went away, not that some other did.
+ * bg_abus_connected stays 1 while any primary is up: a request for a service on a node
+ * that is down fails alone (its send is refused), the others' keep being served. */
 static void acl_on_child_state(bg_abus *b, int connected, void *arg)
 {
     abus_cluster *c = arg;
+    acl_conn *cc = acl_find(c, b);
 
     if (!connected) {
         snprintf(c->last_error, sizeof(c->last_error), "%s", bg_abus_last_error(b));
         acl_schedule_refresh(c, 0); /* its slots may have gone to another node */
     }
-    if (c->state_fn == NULL || c->freeing)
+    if (c->state_fn == NULL || c->freeing || (!connected && (cc == NULL || !cc->used)))
         return;
     c->in_cb++;
     c->state_fn(c->owner, connected, c->state_arg);
@@ -91,7 +101,7 @@ static void acl_on_child_state(bg_abus *b, int connected, void *arg)
     acl_maybe_destroy(c);
 }
 
-static bg_abus *acl_conn_to(abus_cluster *c, const char *host, int port)
+static acl_conn *acl_conn_to(abus_cluster *c, const char *host, int port)
 {
     bg_bus_opts o = *c->opts;
     char err[BG_ERR_LEN];
@@ -100,7 +110,7 @@ static bg_abus *acl_conn_to(abus_cluster *c, const char *host, int port)
 
     for (size_t i = 0; i < c->nconn; i++)
         if (c->conn[i].at.port == port && strcmp(c->conn[i].at.host, host) == 0)
-            return c->conn[i].bus;
+            return &c->conn[i];
     o.addr.cluster = 0;
     o.addr.nseeds = 0;
     snprintf(o.addr.host, sizeof(o.addr.host), "%s", host);
@@ -118,8 +128,9 @@ static bg_abus *acl_conn_to(abus_cluster *c, const char *host, int port)
     bg_abus_set_state_hook(bus, acl_on_child_state, c);
     snprintf(c->conn[c->nconn].at.host, sizeof(c->conn[c->nconn].at.host), "%s", host);
     c->conn[c->nconn].at.port = port;
-    c->conn[c->nconn++].bus = bus;
-    return bus;
+    c->conn[c->nconn].used = 0;
+    c->conn[c->nconn].bus = bus;
+    return &c->conn[c->nconn++];
 }
 
 /* A new map, and a connection to every primary it names. */
@@ -267,17 +278,19 @@ static void acl_on_reply(bg_abus *b, redisReply *reply, void *privdata)
 /* Sends k to `to` (its slot's owner when NULL), after ASKING when ask. */
 static int acl_dispatch(abus_cluster *c, acl_cmd *k, const bg_slot_node *to, int ask)
 {
-    bg_abus *bus;
+    acl_conn *cc;
 
     if (to == NULL)
         to = k->keyed ? bg_slot_map_node(&c->map, k->slot)
                       : (c->map.nnodes > 0 ? &c->map.nodes[0] : NULL);
-    if (to == NULL || (bus = acl_conn_to(c, to->host, to->port)) == NULL)
+    if (to == NULL || (cc = acl_conn_to(c, to->host, to->port)) == NULL)
         return BG_ERR;
-    if (ask && bg_abus_send_formatted(bus, acl_ignore, NULL, "*1\r\n$6\r\nASKING\r\n", 16) != BG_OK)
+    if (ask &&
+        bg_abus_send_formatted(cc->bus, acl_ignore, NULL, "*1\r\n$6\r\nASKING\r\n", 16) != BG_OK)
         return BG_ERR;
-    if (bg_abus_send_formatted(bus, acl_on_reply, k, k->wire, k->len) != BG_OK)
+    if (bg_abus_send_formatted(cc->bus, acl_on_reply, k, k->wire, k->len) != BG_OK)
         return BG_ERR;
+    cc->used = 1;
     c->inflight++;
     return BG_OK;
 }

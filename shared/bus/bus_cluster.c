@@ -70,6 +70,7 @@ static bg_bus *cluster_conn_to(bus_cluster *c, const char *host, int port, char 
     cc->at.port = port;
     cc->bus = bus;
     bg_bus_set_reconnect_hook(bus, cluster_on_reconnect, c);
+    bg_bus_set_fail_fast(bus);
     return bus;
 }
 

@@ -39,5 +39,8 @@ int bg_bus_cluster_fetch_map(const bg_bus_opts *opts, const bg_slot_map *known, 
 
 /* bus_conn.c: one formatted command on a plain bg_bus, with its retry rules. */
 redisReply *bg_bus_run_formatted(bg_bus *bus, const char *cmd, size_t len, char *err);
+/* A node of a cluster: while its backoff runs a command fails at once ("is down") instead
+ * of sleeping, so that one dead node does not stall commands for the others. */
+void bg_bus_set_fail_fast(bg_bus *bus);
 
 #endif

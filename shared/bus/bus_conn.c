@@ -44,6 +44,7 @@ struct bg_bus {
     bus_cluster *cluster; /* Cluster mode: the nodes' connections; ctx stays NULL */
     redisReply **queued;  /* Cluster mode: replies of "pipelined" commands, run one by one */
     size_t nqueued, next_queued;
+    int fail_fast; /* a cluster node: do not sleep out the backoff, say the node is down */
 };
 
 void bg_bus_opts_init(bg_bus_opts *o)
@@ -414,6 +415,11 @@ static int bus_wait_backoff(bg_bus *bus, char *err)
 
     if (bg_mono_ms() >= due)
         return BG_OK;
+    if (bus->fail_fast) {
+        bg_set_error(err, "%s is down (next connection attempt in %lld ms)", bus->where,
+                     (long long)(due - bg_mono_ms()));
+        return BG_ERR;
+    }
     if (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0) {
         bg_set_error(err, "reconnect to %s: backoff wait interrupted by a signal", bus->where);
         return BG_ERR;
@@ -518,6 +524,11 @@ static void bus_sentinel_check(bg_bus *bus)
     bus->next_attempt = 0; /* the new primary is known: no reason to wait */
 }
 
+void bg_bus_set_fail_fast(bg_bus *bus)
+{
+    bus->fail_fast = 1;
+}
+
 redisReply *bg_bus_run_formatted(bg_bus *bus, const char *cmd, size_t len, char *err)
 {
     return bus_run(bus, cmd, (long long)len, err);
@@ -609,8 +620,29 @@ redisReply *bg_bus_command_argv(bg_bus *bus, int argc, const char **argv, const 
     return r;
 }
 
+/* An error reply made here: "-<text>" as if the server had said it. */
+static redisReply *bus_error_reply(const char *text)
+{
+    char line[BG_ERR_LEN + 16];
+    redisReader *rd = redisReaderCreate();
+    void *r = NULL;
+    int n = snprintf(line, sizeof(line), "-%s\r\n", text);
+
+    for (char *p = line + 1; *p != '\0' && p < line + n - 2; p++)
+        if (*p == '\r' || *p == '\n')
+            *p = ' ';
+    if (rd == NULL)
+        return NULL;
+    if (redisReaderFeed(rd, line, (size_t)n) != REDIS_OK || redisReaderGetReply(rd, &r) != REDIS_OK)
+        r = NULL;
+    redisReaderFree(rd);
+    return r;
+}
+
 /* Cluster mode: the commands of one pipeline may go to different nodes, so each runs at
- * once and its reply waits for bg_bus_get_reply. */
+ * once and its reply waits for bg_bus_get_reply. A node that cannot be reached answers its
+ * own commands with an error reply (CLUSTERDOWN ...), so that the rest of the pipeline
+ * still counts: one node down fails only what was meant for it. */
 static int bus_cluster_append(bg_bus *bus, int argc, const char **argv, const size_t *argvlen,
                               char *err)
 {
@@ -633,8 +665,12 @@ static int bus_cluster_append(bg_bus *bus, int argc, const char **argv, const si
     bus->queued = grown;
     r = bg_bus_cluster_run(bus->cluster, cmd, (size_t)len, err);
     redisFreeCommand(cmd);
-    if (r == NULL)
-        return BG_ERR;
+    if (r == NULL) {
+        char text[BG_ERR_LEN + 32];
+        snprintf(text, sizeof(text), "CLUSTERDOWN %s", err);
+        if ((r = bus_error_reply(text)) == NULL)
+            return BG_ERR;
+    }
     bus->queued[bus->nqueued++] = r;
     return BG_OK;
 }
