@@ -392,6 +392,23 @@ static void gw_all_routes(void)
     }
 }
 
+/* `busgatectl -c INI ARGS` (the ini holds the cluster url); exit status, output in out. */
+static int cl_ctl(const char *args, char *out, size_t len)
+{
+    char bin[512], cmd[2048];
+    size_t n = 0;
+    FILE *p;
+
+    cr_assert_eq(bgt_build_path("busgatectl", bin, sizeof(bin)), 0, "busgatectl not built");
+    snprintf(cmd, sizeof(cmd), "timeout 15 '%s' -c '%s' %s 2>&1", bin, fix.g.ini, args);
+    p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    while (n + 1 < len && fgets(out + n, (int)(len - n), p) != NULL)
+        n += strlen(out + n);
+    out[n] = '\0';
+    return pclose(p);
+}
+
 static void assert_never(const chaos_sum *s)
 {
     cr_expect_eq(s->kind[CHAOS_WRONG_BODY], 0, "%ld answers to the wrong request",
@@ -413,6 +430,31 @@ Test(cluster, gateway_serves_services_on_every_node, .timeout = 120)
     cr_expect(nodes[0] != nodes[1] && nodes[1] != nodes[2] && nodes[0] != nodes[2],
               "the three services are on three nodes (%d %d %d)", nodes[0], nodes[1], nodes[2]);
     cr_expect_eq(gw_status("/echo/status/404"), 404, "a service's own status passes through");
+}
+
+/* busgatectl on the cluster url: queues SCANs every primary (the three request streams are
+ * on three nodes), state and gateways read keys wherever they hash. */
+Test(cluster, busgatectl_queues_state_gateways, .timeout = 120)
+{
+    char text[16384];
+
+    gw_start();
+    gw_all_routes();
+    cr_assert_eq(cl_ctl("queues", text, sizeof(text)), 0, "busgatectl queues: %s", text);
+    for (int i = 0; i < 2; i++)
+        cr_expect(strstr(text, cl_services[i]) != NULL, "queues lacks %s: %s", cl_services[i],
+                  text);
+    cr_expect(strstr(text, "echo") != NULL, "queues lacks echo: %s", text);
+    for (int i = 0; i < 50; i++) { /* the state document is rewritten every heartbeat */
+        cr_assert_eq(cl_ctl("state", text, sizeof(text)), 0, "busgatectl state: %s", text);
+        if (strstr(text, "alpha/n1") != NULL && strstr(text, "delta/n1") != NULL)
+            break;
+        ha_sleep_ms(200);
+    }
+    cr_expect(strstr(text, "alpha/n1") != NULL && strstr(text, "delta/n1") != NULL,
+              "state lacks a service: %s", text);
+    cr_assert_eq(cl_ctl("gateways", text, sizeof(text)), 0, "busgatectl gateways: %s", text);
+    cr_expect(strstr(text, "gw-test") != NULL, "gateways lacks gw-test: %s", text);
 }
 
 /* echo's slot moves to another node under load: while it is half-moved the gateway's
