@@ -35,6 +35,10 @@ int bg_bus_opts_from_url(bg_bus_opts *o, const char *url, char *err);
  * an IP unless they announce host names. BG_ERR with the host in err. */
 int bg_bus_sentinel_resolve(bg_valkey_addr *a, char *err);
 
+/* Cluster mode (addr.cluster): the same for the seed nodes. The other nodes come from
+ * CLUSTER SLOTS as addresses unless the cluster announces host names. */
+int bg_bus_cluster_resolve(bg_valkey_addr *a, char *err);
+
 typedef struct bg_bus bg_bus; /* one blocking connection */
 /* Runs after every successful re-connect (not after the first connect). */
 typedef void bg_bus_reconnect_fn(bg_bus *bus, void *arg);
