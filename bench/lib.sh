@@ -1,6 +1,6 @@
 # shellcheck shell=sh
 # lib.sh: helpers shared by the benchmark scripts in bench/ (http_bench.sh,
-# auth_http_bench.sh, limits_bench.sh, ratelimit_bench.sh, stream_bench.sh). Not run on its
+# auth_http_bench.sh, limits_bench.sh, ratelimit_bench.sh, stream_bench.sh, cluster_bench.sh). Not run on its
 # own: a script sources it with `. "$(dirname "$0")/lib.sh"`, then calls bench_init. POSIX sh
 # (dash), like the scripts.
 #
