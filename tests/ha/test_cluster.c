@@ -13,6 +13,8 @@
 #include <time.h>
 
 #include "busgate/bus/bus.h"
+#include "busgate/bus/bus_async.h"
+#include "busgate/core/ev.h"
 #include "busgate/bus/bus_slot.h"
 #include "chaos_load.h"
 #include "cluster_harness.h"
@@ -353,6 +355,144 @@ Test(cluster, blocking_client_after_node_restart)
     printf("cluster blocking client: node restart: SET served again after %lld ms\n", back);
     cr_assert_geq(back, 0, "the restarted node's key is served again");
     bg_bus_free(bus);
+}
+
+/* ---- the async client (workers, master) ---- */
+
+typedef struct cl_async {
+    bg_ev *loop;
+    bg_abus *bus;
+    int ups;
+    int replies, nulls, errors, ok; /* callbacks seen, by what they carried */
+    char last[64];                  /* the last string reply */
+} cl_async;
+
+static void cla_on_state(bg_abus *b, int connected, void *arg)
+{
+    (void)b;
+    ((cl_async *)arg)->ups += connected;
+}
+
+static void cla_on_reply(bg_abus *b, redisReply *r, void *arg)
+{
+    cl_async *a = arg;
+
+    (void)b;
+    a->replies++;
+    a->nulls += r == NULL;
+    a->errors += r != NULL && r->type == REDIS_REPLY_ERROR;
+    a->ok += r != NULL && r->type != REDIS_REPLY_ERROR;
+    if (r != NULL && r->type == REDIS_REPLY_STRING)
+        snprintf(a->last, sizeof(a->last), "%s", r->str);
+    if (r != NULL && r->type == REDIS_REPLY_ERROR)
+        fprintf(stderr, "cluster async: error reply %s\n", r->str);
+}
+
+static void cla_run_until(cl_async *a, const int *value, int want, int64_t limit_ms)
+{
+    long long until = bgt_now_ms() + limit_ms;
+    char err[BG_ERR_LEN];
+
+    while (*value < want && bgt_now_ms() < until)
+        cr_assert_neq(bg_ev_run_once(a->loop, 20, err), BG_ERR, "%s", err);
+    cr_assert_geq(*value, want, "still %d after %lld ms (wanted %d)", *value, (long long)limit_ms,
+                  want);
+}
+
+static void cla_open(cl_async *a)
+{
+    char err[BG_ERR_LEN] = "";
+    bg_bus_opts o;
+
+    memset(a, 0, sizeof(*a));
+    signal(SIGPIPE, SIG_IGN);
+    bg_bus_opts_init(&o);
+    cr_assert_eq(bg_bus_opts_from_url(&o, url, err), BG_OK, "%s", err);
+    a->loop = bg_ev_new(err);
+    cr_assert_not_null(a->loop, "%s", err);
+    a->bus = bg_abus_new(a->loop, &o, err);
+    cr_assert_not_null(a->bus, "%s", err);
+    bg_abus_set_state_hook(a->bus, cla_on_state, a);
+    cla_run_until(a, &a->ups, cl.n, 10000); /* one connection per primary */
+}
+
+/* One command; waits for its callback and expects a non-error reply. */
+static void cla_cmd(cl_async *a, const char *what, const char *k, const char *v)
+{
+    int want = a->replies + 1, ok = a->ok;
+
+    if (v != NULL)
+        cr_assert_eq(bg_abus_command(a->bus, cla_on_reply, a, "%s %s %s", what, k, v), BG_OK);
+    else
+        cr_assert_eq(bg_abus_command(a->bus, cla_on_reply, a, "%s %s", what, k), BG_OK);
+    cla_run_until(a, &a->replies, want, 5000);
+    cr_assert_eq(a->ok, ok + 1, "%s %s: not answered with success", what, k);
+}
+
+Test(cluster, async_client_routes_and_follows_migration)
+{
+    cl_async a;
+    char key[64], err[BG_ERR_LEN];
+    uint16_t slot = bg_slot_of("amig", 4);
+    int from, to, sent = 0;
+    redisContext *src, *dst;
+    char src_id[64], dst_id[64];
+
+    cla_open(&a);
+    for (int i = 0; i < 300; i++) { /* pipelined over all three nodes */
+        snprintf(key, sizeof(key), "a:%d", i);
+        cr_assert_eq(bg_abus_command(a.bus, cla_on_reply, &a, "SET %s %d", key, i), BG_OK);
+        sent++;
+    }
+    cla_run_until(&a, &a.replies, sent, 10000);
+    cr_assert_eq(a.ok, 300, "%d of 300 SETs succeeded", a.ok);
+    cr_assert_eq(bg_abus_inflight(a.bus), 0);
+
+    /* a half-moved slot: ASK for a new key, the old one still on the source */
+    cla_cmd(&a, "SET", "{amig}:old", "1");
+    from = cl_owner(slot);
+    to = (from + 1) % cl.n;
+    src = cl_admin(from);
+    dst = cl_admin(to);
+    cl_node_id(src, src_id);
+    cl_node_id(dst, dst_id);
+    cl_admin_ok(dst, "IMPORTING",
+                redisCommand(dst, "CLUSTER SETSLOT %u IMPORTING %s", (unsigned)slot, src_id));
+    cl_admin_ok(src, "MIGRATING",
+                redisCommand(src, "CLUSTER SETSLOT %u MIGRATING %s", (unsigned)slot, dst_id));
+    cla_cmd(&a, "SET", "{amig}:new", "2");
+    cla_cmd(&a, "GET", "{amig}:new", NULL);
+    cr_assert_str_eq(a.last, "2");
+    cl_admin_ok(src, "MIGRATE",
+                redisCommand(src, "MIGRATE 127.0.0.1 %d {amig}:old 0 5000", cl.node[to].port));
+    cla_cmd(&a, "GET", "{amig}:old", NULL);
+    cr_assert_str_eq(a.last, "1", "ASK: the old key is on the target now");
+    for (int i = 0; i < cl.n; i++) {
+        redisContext *c = cl_admin(i);
+        cl_admin_ok(c, "NODE",
+                    redisCommand(c, "CLUSTER SETSLOT %u NODE %s", (unsigned)slot, dst_id));
+        redisFree(c);
+    }
+    redisFree(src);
+    redisFree(dst);
+    cla_cmd(&a, "GET", "{amig}:old", NULL); /* MOVED */
+    cr_assert_str_eq(a.last, "1");
+    cla_cmd(&a, "GET", "{amig}:new", NULL);
+    cr_assert_str_eq(a.last, "2");
+    cr_assert_eq(a.errors, 0, "no redirection reached the caller");
+
+    /* freed with commands in flight: each callback still runs, once, with NULL */
+    a.replies = a.nulls = a.ok = 0;
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof(key), "a:%d", i);
+        cr_assert_eq(bg_abus_command(a.bus, cla_on_reply, &a, "GET %s", key), BG_OK);
+    }
+    bg_abus_free(a.bus);
+    for (int i = 0; i < 10; i++)
+        bg_ev_run_once(a.loop, 10, err);
+    cr_assert_eq(a.replies, 100, "%d callbacks for 100 commands", a.replies);
+    cr_assert_eq(a.nulls + a.ok, 100);
+    bg_ev_free(a.loop);
 }
 
 /* ---- the gateway and the examples on the cluster ---- */
