@@ -357,6 +357,30 @@ Test(cluster, blocking_client_after_node_restart)
     bg_bus_free(bus);
 }
 
+/* Every node requires a password: the url's credentials reach every node, the blocking
+ * and the async client alike; a wrong one is refused with the server's reason. */
+Test(cluster, credentials_reach_every_node)
+{
+    char good[600], bad[600], err[BG_ERR_LEN] = "", key[32];
+    bg_bus_opts o;
+    bg_bus *bus;
+
+    cr_assert_eq(bgt_cluster_protect(&cl, "s3cret"), 0);
+    snprintf(good, sizeof(good), "valkey+cluster://:s3cret@%s", url + strlen("valkey+cluster://"));
+    snprintf(bad, sizeof(bad), "valkey+cluster://:wrong@%s", url + strlen("valkey+cluster://"));
+    bus = cl_connect(good);
+    for (int i = 0; i < 30; i++) {
+        snprintf(key, sizeof(key), "p:%d", i);
+        cl_set(bus, key, "x");
+        cl_expect_str(bus, key, "x");
+    }
+    bg_bus_free(bus);
+    bg_bus_opts_init(&o);
+    cr_assert_eq(bg_bus_opts_from_url(&o, bad, err), BG_OK, "%s", err);
+    cr_assert_null(bg_bus_connect(&o, err), "a wrong password connects");
+    cr_expect(strstr(err, "AUTH") != NULL, "the reason names AUTH: %s", err);
+}
+
 /* ---- the async client (workers, master) ---- */
 
 typedef struct cl_async {

@@ -99,3 +99,21 @@ void bgt_cluster_stop(bgt_cluster *c)
         bgt_valkey_stop(&c->node[i]);
     c->n = 0;
 }
+
+int bgt_cluster_protect(bgt_cluster *c, const char *password)
+{
+    const char *steps[] = {"masterauth", "requirepass"};
+
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < c->n; i++) {
+            char out[64];
+            if (bgt_valkey_cmd(&c->node[i], out, sizeof(out), "CONFIG SET %s %s", steps[k],
+                               password) != 0 ||
+                strcmp(out, "+OK") != 0) {
+                fprintf(stderr, "cluster_harness: %s on node %d: %s\n", steps[k], i, out);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}

@@ -19,5 +19,8 @@ const char *bgt_cluster_unavailable(void);
  * node reports cluster_state:ok. 0, or -1 with the reason printed to stderr. */
 int bgt_cluster_start(bgt_cluster *c, int n);
 void bgt_cluster_stop(bgt_cluster *c);
+/* After start: every node requires password (requirepass, and masterauth for replicas);
+ * set at run time, so a restarted node does not keep it. 0 or -1. */
+int bgt_cluster_protect(bgt_cluster *c, const char *password);
 
 #endif
