@@ -132,11 +132,12 @@ bus_cluster *bg_bus_cluster_new(const bg_bus_opts *opts, char *err)
         bg_bus_cluster_free(c);
         return NULL;
     }
+    /* A primary that is down now is not a reason to refuse the others: its commands fail
+     * (and try to connect again) until it is back. */
     for (size_t i = 0; i < c->map.nnodes; i++) {
-        if (cluster_conn_to(c, c->map.nodes[i].host, c->map.nodes[i].port, err) == NULL) {
-            bg_bus_cluster_free(c);
-            return NULL;
-        }
+        char why[BG_ERR_LEN];
+        if (cluster_conn_to(c, c->map.nodes[i].host, c->map.nodes[i].port, why) == NULL)
+            bg_warn("valkey cluster: %s", why);
     }
     c->reconnected = 0;
     return c;
