@@ -25,6 +25,8 @@ struct bus_cluster {
     cluster_conn *conn; /* every node we opened a connection to, primary or not (any more) */
     size_t nconn;
     int reconnected;
+    redisReply **queued; /* replies of "pipelined" commands, run one by one */
+    size_t nqueued, next_queued;
 };
 
 static void cluster_on_reconnect(bg_bus *bus, void *arg)
@@ -143,10 +145,21 @@ bus_cluster *bg_bus_cluster_new(const bg_bus_opts *opts, char *err)
     return c;
 }
 
+/* Replies appended and not read (the caller gave up on them). */
+static void cluster_drop_queued(bus_cluster *c)
+{
+    for (size_t i = c->next_queued; i < c->nqueued; i++)
+        freeReplyObject(c->queued[i]);
+    free(c->queued);
+    c->queued = NULL;
+    c->nqueued = c->next_queued = 0;
+}
+
 void bg_bus_cluster_free(bus_cluster *c)
 {
     if (c == NULL)
         return;
+    cluster_drop_queued(c);
     for (size_t i = 0; i < c->nconn; i++)
         bg_bus_free(c->conn[i].bus);
     free(c->conn);
@@ -261,7 +274,10 @@ redisReply *bg_bus_cluster_run(bus_cluster *c, const char *cmd, size_t len, char
 
 int bg_bus_cluster_reconnect(bus_cluster *c, char *err)
 {
-    int rc = cluster_refresh(c, err);
+    int rc;
+
+    cluster_drop_queued(c);
+    rc = cluster_refresh(c, err);
 
     for (size_t i = 0; rc == BG_OK && i < c->map.nnodes; i++) {
         bg_bus *bus = cluster_conn_to(c, c->map.nodes[i].host, c->map.nodes[i].port, err);
@@ -356,4 +372,72 @@ int bg_bus_cluster_fetch_map(const bg_bus_opts *opts, const bg_slot_map *known, 
             BG_OK)
             return BG_OK;
     return BG_ERR;
+}
+
+/* An error reply made here: "-<text>" as if the server had said it. */
+static redisReply *cluster_error_reply(const char *text)
+{
+    char line[BG_ERR_LEN + 48];
+    redisReader *rd = redisReaderCreate();
+    void *r = NULL;
+    int n = snprintf(line, sizeof(line), "-%.*s\r\n", BG_ERR_LEN + 40, text);
+
+    for (char *p = line + 1; p < line + n - 2; p++)
+        if (*p == '\r' || *p == '\n')
+            *p = ' ';
+    if (rd == NULL)
+        return NULL;
+    if (redisReaderFeed(rd, line, (size_t)n) != REDIS_OK || redisReaderGetReply(rd, &r) != REDIS_OK)
+        r = NULL;
+    redisReaderFree(rd);
+    return r;
+}
+
+int bg_bus_cluster_append(bus_cluster *c, int argc, const char **argv, const size_t *argvlen,
+                          char *err)
+{
+    char *cmd = NULL, text[BG_ERR_LEN + 32];
+    long long len;
+    redisReply *r, **grown;
+
+    if (c->nqueued - c->next_queued >= BG_BUS_MAX_INFLIGHT) {
+        bg_set_error(err, "cluster pipeline: %d replies in flight, read some first",
+                     BG_BUS_MAX_INFLIGHT);
+        return BG_ERR;
+    }
+    if (c->next_queued == c->nqueued)
+        c->next_queued = c->nqueued = 0;
+    grown = realloc(c->queued, (c->nqueued + 1) * sizeof(*grown));
+    if (grown == NULL || (len = redisFormatCommandArgv(&cmd, argc, argv, argvlen)) < 0) {
+        if (grown != NULL)
+            c->queued = grown;
+        bg_set_error(err, "cluster pipeline: out of memory");
+        return BG_ERR;
+    }
+    c->queued = grown;
+    r = bg_bus_cluster_run(c, cmd, (size_t)len, err);
+    redisFreeCommand(cmd);
+    if (r == NULL) { /* this command's node is out of reach: its own answer says so */
+        snprintf(text, sizeof(text), "CLUSTERDOWN %s", err);
+        if ((r = cluster_error_reply(text)) == NULL)
+            return BG_ERR;
+    }
+    c->queued[c->nqueued++] = r;
+    return BG_OK;
+}
+
+int bg_bus_cluster_get_reply(bus_cluster *c, redisReply **reply, char *err)
+{
+    *reply = NULL;
+    if (c->next_queued == c->nqueued) {
+        bg_set_error(err, "cluster pipeline: no reply pending");
+        return BG_ERR;
+    }
+    *reply = c->queued[c->next_queued++];
+    return BG_OK;
+}
+
+size_t bg_bus_cluster_queued(const bus_cluster *c)
+{
+    return c->nqueued - c->next_queued;
 }

@@ -20,7 +20,16 @@ void bg_bus_cluster_free(bus_cluster *c);
  * that node); after a connection error the map is asked again and the command retried
  * where the slot lives now. Same contract as bg_bus_command. */
 redisReply *bg_bus_cluster_run(bus_cluster *c, const char *cmd, size_t len, char *err);
-/* Asks for the map again and reconnects every primary whose connection is down. */
+/* Pipelining: the commands of one pipeline may go to different nodes, so each runs at once
+ * (as bg_bus_cluster_run) and its reply waits for bg_bus_cluster_get_reply. A command whose
+ * node cannot be reached gets an error reply "CLUSTERDOWN <why>" of its own, so that the
+ * rest of the pipeline still counts: one node down fails only what was meant for it. */
+int bg_bus_cluster_append(bus_cluster *c, int argc, const char **argv, const size_t *argvlen,
+                          char *err);
+int bg_bus_cluster_get_reply(bus_cluster *c, redisReply **reply, char *err);
+size_t bg_bus_cluster_queued(const bus_cluster *c); /* appended, not read yet */
+/* Asks for the map again (dropping the replies not read) and reconnects every primary whose
+ * connection is down. */
 int bg_bus_cluster_reconnect(bus_cluster *c, char *err);
 /* 1 once since the last call when some node's connection was made again. */
 int bg_bus_cluster_take_reconnected(bus_cluster *c);

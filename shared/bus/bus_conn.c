@@ -42,9 +42,7 @@ struct bg_bus {
     int64_t sentinel_checked; /* bg_mono_ms() of the last "did the primary move?" */
     int stale; /* Sentinel mode: a pipelined reply said READONLY/UNBLOCKED: drop when drained */
     bus_cluster *cluster; /* Cluster mode: the nodes' connections; ctx stays NULL */
-    redisReply **queued;  /* Cluster mode: replies of "pipelined" commands, run one by one */
-    size_t nqueued, next_queued;
-    int fail_fast; /* a cluster node: do not sleep out the backoff, say the node is down */
+    int fail_fast;        /* a cluster node: do not sleep out the backoff, say the node is down */
 };
 
 void bg_bus_opts_init(bg_bus_opts *o)
@@ -363,16 +361,6 @@ fail:
     return NULL;
 }
 
-/* Cluster mode: replies appended and not read (the caller gave up on them). */
-static void bus_drop_queued(bg_bus *bus)
-{
-    for (size_t i = bus->next_queued; i < bus->nqueued; i++)
-        freeReplyObject(bus->queued[i]);
-    free(bus->queued);
-    bus->queued = NULL;
-    bus->nqueued = bus->next_queued = 0;
-}
-
 void bg_bus_free(bg_bus *bus)
 {
     if (bus == NULL)
@@ -380,7 +368,6 @@ void bg_bus_free(bg_bus *bus)
     if (bus->ctx != NULL)
         redisFree(bus->ctx);
     bg_bus_cluster_free(bus->cluster);
-    bus_drop_queued(bus);
     SSL_CTX_free(bus->ssl_ctx);
     bus_free_strings(bus);
     free(bus);
@@ -444,7 +431,6 @@ int bg_bus_reconnect(bg_bus *bus, char *err)
         return BG_ERR;
     }
     if (bus->cluster != NULL) {
-        bus_drop_queued(bus);
         if (bg_bus_cluster_reconnect(bus->cluster, err) != BG_OK)
             return BG_ERR;
         (void)bg_bus_cluster_take_reconnected(bus->cluster);
@@ -542,9 +528,9 @@ static redisReply *bus_dispatch(bg_bus *bus, const char *cmd, long long len, cha
 
     if (bus->cluster == NULL)
         return bus_run(bus, cmd, len, err);
-    if (bus->nqueued > bus->next_queued) {
+    if (bg_bus_cluster_queued(bus->cluster) > 0) {
         bg_set_error(err, "command on %s: %zu pipelined replies not read yet", bus->where,
-                     bus->nqueued - bus->next_queued);
+                     bg_bus_cluster_queued(bus->cluster));
         return NULL;
     }
     r = bg_bus_cluster_run(bus->cluster, cmd, (size_t)len, err);
@@ -620,61 +606,6 @@ redisReply *bg_bus_command_argv(bg_bus *bus, int argc, const char **argv, const 
     return r;
 }
 
-/* An error reply made here: "-<text>" as if the server had said it. */
-static redisReply *bus_error_reply(const char *text)
-{
-    char line[BG_ERR_LEN + 16];
-    redisReader *rd = redisReaderCreate();
-    void *r = NULL;
-    int n = snprintf(line, sizeof(line), "-%s\r\n", text);
-
-    for (char *p = line + 1; *p != '\0' && p < line + n - 2; p++)
-        if (*p == '\r' || *p == '\n')
-            *p = ' ';
-    if (rd == NULL)
-        return NULL;
-    if (redisReaderFeed(rd, line, (size_t)n) != REDIS_OK || redisReaderGetReply(rd, &r) != REDIS_OK)
-        r = NULL;
-    redisReaderFree(rd);
-    return r;
-}
-
-/* Cluster mode: the commands of one pipeline may go to different nodes, so each runs at
- * once and its reply waits for bg_bus_get_reply. A node that cannot be reached answers its
- * own commands with an error reply (CLUSTERDOWN ...), so that the rest of the pipeline
- * still counts: one node down fails only what was meant for it. */
-static int bus_cluster_append(bg_bus *bus, int argc, const char **argv, const size_t *argvlen,
-                              char *err)
-{
-    char *cmd = NULL;
-    long long len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
-    redisReply *r, **grown;
-
-    if (len < 0) {
-        bg_set_error(err, "pipeline: out of memory");
-        return BG_ERR;
-    }
-    if (bus->next_queued == bus->nqueued)
-        bus->next_queued = bus->nqueued = 0;
-    grown = realloc(bus->queued, (bus->nqueued + 1) * sizeof(*grown));
-    if (grown == NULL) {
-        redisFreeCommand(cmd);
-        bg_set_error(err, "pipeline: out of memory");
-        return BG_ERR;
-    }
-    bus->queued = grown;
-    r = bg_bus_cluster_run(bus->cluster, cmd, (size_t)len, err);
-    redisFreeCommand(cmd);
-    if (r == NULL) {
-        char text[BG_ERR_LEN + 32];
-        snprintf(text, sizeof(text), "CLUSTERDOWN %s", err);
-        if ((r = bus_error_reply(text)) == NULL)
-            return BG_ERR;
-    }
-    bus->queued[bus->nqueued++] = r;
-    return BG_OK;
-}
-
 redisReply *bg_bus_command_formatted(bg_bus *bus, const char *cmd, size_t len, char *err)
 {
     return bus_dispatch(bus, cmd, (long long)len, err);
@@ -683,10 +614,7 @@ redisReply *bg_bus_command_formatted(bg_bus *bus, const char *cmd, size_t len, c
 int bg_bus_append_argv(bg_bus *bus, int argc, const char **argv, const size_t *argvlen, char *err)
 {
     if (bus->cluster != NULL)
-        return bus->nqueued - bus->next_queued >= BG_BUS_MAX_INFLIGHT
-                   ? (bg_set_error(err, "pipeline on %s: too many replies in flight", bus->where),
-                      BG_ERR)
-                   : bus_cluster_append(bus, argc, argv, argvlen, err);
+        return bg_bus_cluster_append(bus->cluster, argc, argv, argvlen, err);
     if (bus->inflight >= BG_BUS_MAX_INFLIGHT) {
         bg_set_error(err, "pipeline on %s: %d replies in flight, read some first", bus->where,
                      BG_BUS_MAX_INFLIGHT);
@@ -713,10 +641,8 @@ int bg_bus_get_reply(bg_bus *bus, redisReply **reply, char *err)
     void *r = NULL;
 
     *reply = NULL;
-    if (bus->cluster != NULL && bus->next_queued < bus->nqueued) {
-        *reply = bus->queued[bus->next_queued++];
-        return BG_OK;
-    }
+    if (bus->cluster != NULL)
+        return bg_bus_cluster_get_reply(bus->cluster, reply, err);
     if (bus->inflight == 0) {
         bg_set_error(err, "pipeline on %s: no reply pending", bus->where);
         return BG_ERR;
