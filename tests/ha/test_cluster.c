@@ -395,6 +395,43 @@ Test(cluster, credentials_reach_every_node)
     cr_expect(strstr(err, "AUTH") != NULL, "the reason names AUTH: %s", err);
 }
 
+/* valkeys+cluster://: TLS to every node with the same tls_* options; the nodes report
+ * their TLS ports to a TLS client, and the slot routing is the same. */
+Test(cluster, tls_to_every_node)
+{
+    bgt_tls_certs certs;
+    bgt_cluster tc;
+    char turl[512], err[BG_ERR_LEN] = "", key[32];
+    size_t used;
+    bg_bus_opts o;
+    bg_bus *bus;
+
+    memset(&certs, 0, sizeof(certs));
+    cr_assert_eq(bgt_tls_make_certs(&certs), 0, "test certificates");
+    cr_assert_eq(bgt_cluster_start_tls(&tc, 3, &certs), 0, "the TLS cluster did not start");
+    used = (size_t)snprintf(turl, sizeof(turl), "valkeys+cluster://");
+    for (int i = 0; i < tc.n; i++)
+        used += (size_t)snprintf(turl + used, sizeof(turl) - used, "%s127.0.0.1:%d", i ? "," : "",
+                                 tc.tls_port[i]);
+    bg_bus_opts_init(&o);
+    cr_assert_eq(bg_bus_opts_from_url(&o, turl, err), BG_OK, "%s", err);
+    o.tls_ca_file = certs.ca_crt;
+    bus = bg_bus_connect(&o, err);
+    cr_assert_not_null(bus, "TLS connect: %s", err);
+    cr_assert_eq(bg_bus_node_count(bus), 3);
+    for (int i = 0; i < 30; i++) { /* keys on every node */
+        snprintf(key, sizeof(key), "t:%d", i);
+        cl_set(bus, key, "x");
+        cl_expect_str(bus, key, "x");
+    }
+    bg_bus_free(bus);
+    o.tls_ca_file = certs.other_ca_crt; /* a CA that did not sign them: refused */
+    cr_assert_null(bg_bus_connect(&o, err), "an unknown CA was accepted");
+    cr_expect(strstr(err, "certificate") != NULL, "the reason names the certificate: %s", err);
+    bgt_cluster_stop(&tc);
+    bgt_tls_remove_certs(&certs);
+}
+
 /* ---- the async client (workers, master) ---- */
 
 typedef struct cl_async {
