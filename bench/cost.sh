@@ -12,9 +12,9 @@
 # request (INFO commandstats deltas), worker RSS, and syscalls per request (perf stat, or
 # strace -c) for the profile mode.
 # What it keeps in the script's shell: wgroup (the running wrk's process group, for on_stop),
-# wrk_ticks, win_ms (the window between the two samples), cost_cpu_us (total CPU per request
-# of the last cost_table, all classes and other).
-# shellcheck disable=SC2034 # wrk_ticks, win_ms and cost_cpu_us are for the caller
+# wrk_ticks, win_ms (the window between the two samples), cost_cpu_us and cost_other_pct (of
+# the last cost_table).
+# shellcheck disable=SC2034 # wrk_ticks, win_ms and the cost_* figures are for the caller
 # shellcheck disable=SC2154 # dir and hz come from lib.sh
 
 # cost_snap name=pid,pid ...: one line "name=ticks ... busy=T irq=T" read in one go (no fork
@@ -95,7 +95,7 @@ cost_measure() {
     shift 3
     # shellcheck disable=SC2086 # the groups are words
     cost_before="$(cost_snap $cm_groups) wrk=0"
-    t0=$(cost_now)
+    cm_t0=$(cost_now)
     cost_wrk_start "$cm_out" "$cm_s" "$@"
     cost_mid_rss=""
     if [ -n "${cost_rss_pids:-}" ]; then
@@ -105,16 +105,17 @@ cost_measure() {
     fi
     cost_wrk_wait "$cm_out"
     cm_rc=$?
-    t1=$(cost_now)
+    cm_t1=$(cost_now)
     # shellcheck disable=SC2086
     cost_after="$(cost_snap $cm_groups) wrk=${wrk_ticks:-x}"
-    win_ms=$((t1 - t0))
+    win_ms=$((cm_t1 - cm_t0))
     return $cm_rc
 }
 
 # cost_table title requests: the table of the last cost_measure. One row per group (and wrk),
 # then other (the rest of the machine: what a quiet machine keeps near 0) and the total of the
-# rows above it; sets cost_cpu_us to that total (CPU us per request).
+# rows above it; sets cost_cpu_us to that total (CPU us per request) and cost_other_pct to
+# other's share (% of one core).
 cost_table() {
     say "cost per request: $1 ($2 requests in $((win_ms / 1000)).$(printf '%03d' $((win_ms % 1000))) s)"
     printf '%s\n%s\n' "$cost_before" "$cost_after" | awk -v req="$2" -v ms="$win_ms" -v hz="$hz" '
@@ -145,10 +146,11 @@ cost_table() {
                 "total", us(ours), pc(ours), us(irq)
             if (pc(other) > 25)
                 printf "    WARNING: other processes used %.0f%% of a core: compare figures from a quiet machine only\n", pc(other)
-            printf "TOTAL %.1f\n", us(ours)
+            printf "TOTAL %.1f %.0f\n", us(ours), pc(other)
         }' >"$dir/cost.txt"
     grep -v '^TOTAL' "$dir/cost.txt"
     cost_cpu_us=$(awk '$1 == "TOTAL" { print $2 }' "$dir/cost.txt")
+    cost_other_pct=$(awk '$1 == "TOTAL" { print $3 }' "$dir/cost.txt")
 }
 
 # cost_cmdstats port: Valkey's command counters, "name calls" per line.

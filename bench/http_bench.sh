@@ -85,23 +85,7 @@ gport=$(free_port)
 pport=$(free_port)
 uport=$(free_port)
 
-# ---------------------------------------------------------------- processes
-children_of() {
-    for f in /proc/[0-9]*/stat; do
-        { read -r line <"$f"; } 2>/dev/null || continue
-        # shellcheck disable=SC2086
-        set -- "$1" ${line##*) } # fields after "(comm) ": state, ppid, ...
-        [ "$3" = "$1" ] && { f=${f#/proc/}; echo "${f%/stat}"; }
-    done
-}
-
 # ---------------------------------------------------------------- wrk
-to_ms() { # wrk's "505.00us" / "3.25ms" / "1.02s" -> milliseconds
-    echo "$1" | awk '/us$/ { printf "%.3f", $0 / 1000; next }
-                     /ms$/ { printf "%.3f", $0 + 0; next }
-                     /s$/  { printf "%.3f", $0 * 1000; next } { printf "?" }'
-}
-
 # run_wrk label url threads conns seconds [groups]: one measured run; sets rps. With GROUPS
 # (blank-separated "name=pid,pid"), the run's cost table (bench/cost.sh), the workers' RSS
 # halfway through (the first group's pids) and, for busgate, Valkey's commands per request.
@@ -251,7 +235,6 @@ start_nginx "$size" || failed=1
 bg64="" ng64=""
 if [ $bg_ok = 1 ]; then
     w1=$(echo "$workers" | cut -d, -f1)
-    w2=$(echo "$workers" | cut -d, -f2)
     groups="workers=$workers master=$master_pid valkey=$valkey_pid service=$echo1_pid,$echo2_pid"
     bench_target busgate "http://127.0.0.1:$gport/echo/1" "$groups"
     bg64=$rps64
