@@ -264,7 +264,10 @@ cost_syscalls() {
     done
     cost_tracers=""
     n=$(awk '/requests in/ { print $1 }' "$cs_out")
-    [ -n "$n" ] && [ "$n" -gt 0 ] || { say "syscalls per request: the wrk run failed"; return 0; }
+    if [ -z "$n" ] || [ "$n" -eq 0 ]; then
+        say "syscalls per request: the wrk run failed"
+        return 0
+    fi
     say "syscalls per request ($cs_tool, $n requests; the 15 most frequent over all columns)"
     for name in $cs_names; do
         # "syscall count" per line; "TOTAL count" from perf's raw_syscalls
@@ -276,6 +279,7 @@ cost_syscalls() {
             awk 'NF >= 5 && $4 ~ /^[0-9]+$/ && $NF != "total" { print $NF, $4 }' "$dir/sys-$name.txt"
         fi >"$dir/sys-$name.counts"
     done
+    # shellcheck disable=SC2046 # one file per group
     awk -v req="$n" -v names="$cs_names" '
         BEGIN { k = split(names, col, " "); for (i = 1; i < ARGC; i++) idx[ARGV[i]] = i }
         { f = idx[FILENAME] }

@@ -96,8 +96,11 @@ stack_echo() {
     for i in 1 2; do
         stack_service "echo-$i" "$build/echo-service" -c "$dir/busgate.ini" -n "echo-$i"
     done
-    wait_until 100 echo_registered && wait_until 100 http_ok "http://127.0.0.1:$gport/echo/1" ||
-        { say "echo-service not reachable through busgated within 20 s"; return 1; }
+    if ! wait_until 100 echo_registered || ! wait_until 100 http_ok "http://127.0.0.1:$gport/echo/1"
+    then
+        say "echo-service not reachable through busgated within 20 s"
+        return 1
+    fi
 }
 
 # stack_stop: everything stack_start and stack_service started, newest first.
@@ -127,7 +130,7 @@ point() {
     wrk_figures "$pt_out"
     rss=$(echo "$cost_mid_rss" | awk '{ split($2, r, "="); if (r[2] > m) m = r[2] }
         END { printf "%.1f", m / 1024 }')
-    if [ $pt_rc -ne 0 ] || [ -z "$rps" ] || [ -z "$reqs" ] || [ "$reqs" -eq 0 ]; then
+    if [ "$pt_rc" -ne 0 ] || [ -z "$rps" ] || [ -z "$reqs" ] || [ "$reqs" -eq 0 ]; then
         say "wrk failed (exit $pt_rc):"
         sed 's/^/    /' "$pt_out"
         return 1
@@ -258,7 +261,7 @@ curve_body() {
     for size in $body_list; do
         body_lua "$size"
         targets="busgate"
-        [ $ng = 1 ] && targets="busgate nginx"
+        [ "$ng" = 1 ] && targets="busgate nginx"
         for target in $targets; do
             if [ "$target" = busgate ]; then
                 url="http://127.0.0.1:$gport/echo/1" groups=$(stack_groups)
@@ -284,9 +287,11 @@ curve_body() {
 # CURVES_IDLE idle connections (raising the limit when root); says why not otherwise.
 idle_fds() {
     want=$(($1 + 4096))
+    # shellcheck disable=SC3045 # dash, bash and busybox sh all have ulimit -n
     have=$(ulimit -n)
     [ "$have" = unlimited ] && return 0
     [ "$have" -ge "$want" ] && return 0
+    # shellcheck disable=SC3045
     ulimit -n "$want" 2>/dev/null && return 0
     say "conns: idle connections skipped: ulimit -n is $have, $want needed, and it cannot be" \
         "raised here (root may; or raise the hard limit)"

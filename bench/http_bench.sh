@@ -116,7 +116,9 @@ run_wrk() {
     [ -n "$non2xx" ] && say "WARNING: $label c=$c: $non2xx answers were not 2xx/3xx (see $out)"
     [ -n "$groups" ] || return 0
     cost_table "$label c=$c" "$reqs"
-    [ -n "$cost_mid_rss" ] && echo "$cost_mid_rss" | cost_rss_line "$label worker RSS at c=$c"
+    note=""
+    [ "$label" = busgate ] && note=" (target < 16 MiB)"
+    [ -n "$cost_mid_rss" ] && echo "$cost_mid_rss" | cost_rss_line "$label worker RSS at c=$c$note"
     [ $cmds = 1 ] && cost_commands "$dir/cmd-before.txt" "$dir/cmd-after.txt" "$reqs"
     return 0
 }
