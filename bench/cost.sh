@@ -2,8 +2,8 @@
 # cost.sh: what one wrk run cost, per request, for bench/http_bench.sh and bench/curves.sh.
 # Sourced after lib.sh (it uses say, dir and hz). POSIX sh (dash).
 #
-# A script calls cost_wrk for a measured run (wrk in its own process group, its CPU time read
-# from the shell that waited for it), with cost_snap before and after it, then cost_table: CPU
+# A script calls cost_measure for a measured run (cost_snap, then wrk in its own process group,
+# its CPU time read from the shell that waited for it, then cost_snap), then cost_table: CPU
 # microseconds per request of each process class, and "other", the rest of the machine (near 0
 # on a quiet one). Both samples are taken while every measured process lives (before wrk starts,
 # after it has exited), so a delta is never negative: a process gone in between (a restarted
@@ -117,6 +117,11 @@ cost_measure() {
 # rows above it; sets cost_cpu_us to that total (CPU us per request) and cost_other_pct to
 # other's share (% of one core).
 cost_table() {
+    cost_cpu_us="n/a" cost_other_pct="n/a"
+    if [ -z "$2" ] || [ "$2" -le 0 ] || [ "$win_ms" -le 0 ]; then
+        say "cost per request: $1: no requests counted, no figures"
+        return 0
+    fi
     say "cost per request: $1 ($2 requests in $((win_ms / 1000)).$(printf '%03d' $((win_ms % 1000))) s)"
     printf '%s\n%s\n' "$cost_before" "$cost_after" | awk -v req="$2" -v ms="$win_ms" -v hz="$hz" '
         function us(d) { return d * 1e6 / hz / req }
@@ -195,9 +200,11 @@ cost_rss_line() {
 
 # ---------------------------------------------------------------- syscalls (profile mode)
 # cost_syscall_tool: "perf" when perf can count syscall tracepoints here, else "strace" when
-# strace is installed, else nothing (and says why).
+# strace is installed, else nothing (and says why). BENCH_SYSCALLS=strace picks strace.
 cost_syscall_tool() {
-    if command -v perf >/dev/null 2>&1 &&
+    if [ "${BENCH_SYSCALLS:-}" = strace ] && command -v strace >/dev/null 2>&1; then
+        echo strace
+    elif command -v perf >/dev/null 2>&1 &&
         perf stat -e 'syscalls:sys_enter_getpid' -x, -- true >/dev/null 2>&1; then
         echo perf
     elif command -v strace >/dev/null 2>&1; then

@@ -14,7 +14,8 @@
 #   HTTP_BENCH_LIMIT=115       the whole script is stopped after this many seconds
 #   BENCH_PROFILE=1            (or HTTP_BENCH_PROFILE=1) after the figures, two more runs:
 #                              syscalls per request of the workers, the echo services and
-#                              Valkey (perf stat, else strace -c), then perf record on one
+#                              Valkey (perf stat, else or with BENCH_SYSCALLS=strace
+#                              strace -c), then perf record on one
 #                              worker, echo-1 and Valkey (perturbs nothing measured)
 #   HTTP_BENCH_ECHO_THREADS=N  handler threads of each echo-service (default: the SDK's)
 #   HTTP_BENCH_KEEP=1          keep the temp dir (configs, logs, wrk output) afterwards
