@@ -11,12 +11,13 @@
 # Everything runs on loopback, on free ports, in one private temp dir, and is stopped on exit.
 # Installs wrk and nginx-light (Debian) when missing. Environment knobs:
 #   HTTP_BENCH_SECONDS=10      length of each measured run
-#   HTTP_BENCH_LIMIT=115       the whole script is stopped after this many seconds
+#   HTTP_BENCH_LIMIT=115       the whole script is stopped after this many seconds (155 with
+#                              BENCH_PROFILE=1)
 #   BENCH_PROFILE=1            (or HTTP_BENCH_PROFILE=1) after the figures, two more runs:
 #                              syscalls per request of the workers, the echo services and
-#                              Valkey (perf stat, else or with BENCH_SYSCALLS=strace
-#                              strace -c), then perf record on one
-#                              worker, echo-1 and Valkey (perturbs nothing measured)
+#                              Valkey (perf stat; strace -c when perf cannot count them or
+#                              with BENCH_SYSCALLS=strace), then perf record on one worker,
+#                              echo-1 and Valkey (perturbs nothing measured)
 #   HTTP_BENCH_ECHO_THREADS=N  handler threads of each echo-service (default: the SDK's)
 #   HTTP_BENCH_KEEP=1          keep the temp dir (configs, logs, wrk output) afterwards
 # shellcheck disable=SC2317 # functions called from traps and through wait_until
