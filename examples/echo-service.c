@@ -28,7 +28,9 @@
  * echoed raw instead: the response body is the request body, byte for byte,
  * with Content-Type application/octet-stream (for binary round-trip tests).
  *
- * Usage: echo-service [-c busgate.ini] [-u valkey://host:port] [-n instance] [-w threads]
+ * Usage: echo-service [-c busgate.ini] [-u valkey://host:port] [-n instance] [-w threads] [-p]
+ * The echo and status endpoints run inline (on the SDK's reader thread, see service.h);
+ * -p runs them on the handler pool too (for comparisons).
  * It prints one line on stdout once it has registered with the bus.
  */
 #include <getopt.h>
@@ -450,14 +452,18 @@ static int handle_sse(const busgate_request *req, busgate_response *res, void *a
     return busgate_response_end(res);
 }
 
-static int add_endpoints(busgate_service *s, char *err)
+/* The echo and status handlers answer from memory: they run on the reader's thread
+ * (run_inline) unless -p asked for the pool; the others sleep, stream or fill megabytes. */
+static int add_endpoints(busgate_service *s, int pool_only, char *err)
 {
+    busgate_endpoint_opts quick = {.run_inline = !pool_only};
+
     for (size_t p = 0; p < sizeof(paths) / sizeof(paths[0]); p++)
         for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++)
-            if (busgate_service_add_endpoint(s, methods[m], paths[p], handle_echo, s, NULL, err))
+            if (busgate_service_add_endpoint(s, methods[m], paths[p], handle_echo, s, &quick, err))
                 return BG_ERR;
     if (busgate_service_add_endpoint(s, "GET", "/echo/slow", handle_slow, NULL, NULL, err) ||
-        busgate_service_add_endpoint(s, "GET", "/echo/status/{code}", handle_status, NULL, NULL,
+        busgate_service_add_endpoint(s, "GET", "/echo/status/{code}", handle_status, NULL, &quick,
                                      err) ||
         busgate_service_add_endpoint(s, "GET", "/echo/stream", handle_stream, NULL, NULL, err) ||
         busgate_service_add_endpoint(s, "GET", "/echo/sse", handle_sse, NULL, NULL, err))
@@ -476,17 +482,18 @@ static void on_ready(busgate_service *s, void *arg)
 
 static void usage(FILE *to)
 {
-    fprintf(to,
-            "usage: echo-service [-c busgate.ini] [-u valkey-url] [-n instance] [-w threads]\n");
+    fprintf(
+        to,
+        "usage: echo-service [-c busgate.ini] [-u valkey-url] [-n instance] [-w threads] [-p]\n");
 }
 
 /* Options apply in a fixed order: the ini first, then what the command line overrides. */
-static int configure(busgate_service *s, int argc, char **argv, char *err)
+static int configure(busgate_service *s, int argc, char **argv, int *pool_only, char *err)
 {
     const char *ini = NULL, *url = NULL, *inst = NULL, *threads = NULL;
     int opt;
 
-    while ((opt = getopt(argc, argv, "c:u:n:w:h")) != -1) {
+    while ((opt = getopt(argc, argv, "c:u:n:w:ph")) != -1) {
         switch (opt) {
         case 'c':
             ini = optarg;
@@ -499,6 +506,9 @@ static int configure(busgate_service *s, int argc, char **argv, char *err)
             break;
         case 'w':
             threads = optarg;
+            break;
+        case 'p':
+            *pool_only = 1;
             break;
         case 'h':
             usage(stdout);
@@ -520,10 +530,11 @@ int main(int argc, char **argv)
 {
     char err[BG_ERR_LEN];
     busgate_service *s;
-    int rc;
+    int rc, pool_only = 0;
 
     s = busgate_service_new("echo", "1.0.0", err);
-    if (s == NULL || configure(s, argc, argv, err) != BG_OK || add_endpoints(s, err) != BG_OK) {
+    if (s == NULL || configure(s, argc, argv, &pool_only, err) != BG_OK ||
+        add_endpoints(s, pool_only, err) != BG_OK) {
         fprintf(stderr, "echo-service: %s\n", err);
         busgate_service_free(s);
         return 2;

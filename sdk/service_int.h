@@ -41,6 +41,7 @@ typedef struct bgs_endpoint {
     json_t *request_schema, *response_schema, *openapi; /* owned, NULL = absent */
     busgate_handler_fn *fn;
     void *arg;
+    int run_inline; /* never blocks: the reader calls it (busgate_endpoint_opts.run_inline) */
 } bgs_endpoint;
 
 /* Largest piece one RESPONSE_CHUNK carries: a gateway reads up to a few hundred entries
@@ -90,7 +91,8 @@ typedef struct bgs_job {
     const bgs_endpoint *ep; /* NULL: no handler for (method, endpoint) -> 404 */
     int64_t lease_start_ms; /* monotonic: read, reclaimed or last extended */
     int running;
-    int answered; /* the handler is done: the job waits for the responder */
+    int run_inline; /* handled by the reader itself, not queued for a handler thread */
+    int answered;   /* the handler is done: the job waits for the responder */
     bgs_job_outcome outcome;
     busgate_response res; /* the handler's answer; valid when has_res */
     bg_frame_wire wire;   /* res encoded (borrows from res); valid when outcome is ANSWER */
@@ -132,7 +134,8 @@ typedef struct bgs_pool {
     int ring_next;
     bgs_worker *workers;
     int nworkers;
-    int ready; /* mutex and conds initialised */
+    bgs_worker inline_worker; /* the reader, when it runs inline handlers */
+    int ready;                /* mutex and conds initialised */
 } bgs_pool;
 
 typedef enum { BGS_SUBMIT_OK = 0, BGS_SUBMIT_DUPLICATE, BGS_SUBMIT_CANCELLED } bgs_submit_rc;
@@ -200,6 +203,7 @@ struct busgate_service {
     char file_password[256]; /* from [valkey] password_file: beats a URL password */
     int threads;
     int handle_signals;
+    int inline_all; /* busgate_service_set_inline: every endpoint runs on the reader */
     bgs_endpoint *eps;
     size_t neps, cap;
     json_t *openapi;
@@ -259,8 +263,11 @@ int bgs_pool_free_slots(bgs_pool *p);
 int bgs_pool_wait_slot(bgs_pool *p, int64_t ms);
 /* Waits up to ms for a job to finish; returns the jobs still held. */
 int bgs_pool_wait_idle(bgs_pool *p, int64_t ms);
-/* Queues each job for a handler thread; rcs[i] says what became of jobs[i]. */
+/* Takes each job: queued for a handler thread, or (run_inline) held as running for the
+ * reader to run itself; rcs[i] says what became of jobs[i]. */
 void bgs_pool_submit_many(bgs_pool *p, bgs_job *const *jobs, size_t n, bgs_submit_rc *rcs);
+/* The reader ran these inline jobs: all handed to the responder under one lock. */
+void bgs_pool_answer_many(bgs_pool *p, bgs_job *const *jobs, size_t n);
 /* Sets the cancelled flag of the held request with this id, else remembers the id. */
 int bgs_pool_cancel(bgs_pool *p, const char *request_id);
 /* Copies up to max entry ids held longer than min_age_ms into ids. */

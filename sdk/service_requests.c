@@ -156,6 +156,8 @@ static bgs_job *reader_prepare(bgs_reader *r, const bg_queue_entry *e)
     }
     if (bg_method_parse(job->frame.method, strlen(job->frame.method), &m) == BG_OK)
         job->ep = bgs_registry_find(s, m, job->frame.endpoint.ptr, job->frame.endpoint.len);
+    /* A 404 of our own never blocks either. */
+    job->run_inline = job->ep == NULL || job->ep->run_inline || s->inline_all;
     return job;
 }
 
@@ -173,6 +175,22 @@ static void reader_refused(bgs_reader *r, bgs_job *job, bgs_submit_rc rc)
                  job->entry_id);
     }
     bgs_job_free(job);
+}
+
+/* Inline jobs of the batch, run here one after the other (the pool holds them as running,
+ * so a CANCEL finds them), then handed to the responder together. */
+static void reader_run_inline(bgs_reader *r, bgs_job **jobs, size_t n, const bgs_submit_rc *rcs)
+{
+    bgs_pool *p = &r->svc->pool;
+    size_t ran = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (rcs[i] != BGS_SUBMIT_OK || !jobs[i]->run_inline)
+            continue;
+        bgs_job_run(&p->inline_worker, jobs[i]);
+        jobs[ran++] = jobs[i]; /* the pool owns it now: jobs[] is only our list */
+    }
+    bgs_pool_answer_many(p, jobs, ran);
 }
 
 /* The whole batch goes to the pool under one lock. */
@@ -194,6 +212,7 @@ static void reader_take_batch(bgs_reader *r)
     for (size_t i = 0; i < n; i++)
         if (rcs[i] != BGS_SUBMIT_OK)
             reader_refused(r, jobs[i], rcs[i]);
+    reader_run_inline(r, jobs, n, rcs);
 cleanup:
     free(jobs);
     free(rcs);
