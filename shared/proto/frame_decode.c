@@ -196,6 +196,8 @@ static int decode_meta(slot_table slots, bg_frame *f, char *err)
 
     if (v == NULL || !((spec->required | spec->optional) & BG_BIT(BG_F_META)))
         return BG_OK;
+    if ((f->flat_ = bg_meta_flat_parse(f->type, v->ptr, v->len)) != NULL)
+        return BG_OK; /* the common shape, checked: no json_t needed */
     f->meta = json_loadb(v->len > 0 ? v->ptr : "", v->len, JSON_REJECT_DUPLICATES, &jerr);
     if (f->meta == NULL) {
         bg_set_error(err, "%s: meta: invalid JSON at line %d column %d: %s", spec->name, jerr.line,

@@ -125,6 +125,9 @@ typedef struct bg_frame {
     bg_endpoint_list endpoints;
 
     void *owned_; /* private: storage of decoded variable-length parts */
+    /* private: REQUEST/RESPONSE meta of the common shape, decoded without jansson (meta
+     * then stays NULL; the accessors below read either). */
+    struct bg_meta_flat *flat_;
 } bg_frame;
 
 /* Field/value strings of one frame, ready for redisCommandArgv after a command head
