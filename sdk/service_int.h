@@ -62,7 +62,8 @@ struct bgs_job;
 
 /* The response a handler fills: a RESPONSE frame under construction. */
 struct busgate_response {
-    bg_frame frame; /* status and meta.headers; body set when sending */
+    bg_frame frame;       /* status; meta_json and body set when sending */
+    bg_meta_headers meta; /* the headers, as the meta JSON text itself */
     char *body;
     size_t body_len, body_cap;
     int failed;    /* a setter failed: the handler's response becomes a 500 */

@@ -1087,3 +1087,43 @@ Test(frame, flat_meta_claims_and_rejections_as_before)
     fs_set(&s, "meta", "[]");
     expect_reject(&s, "meta: not a JSON object");
 }
+
+Test(frame, meta_headers_text_reads_like_the_builder)
+{
+    bg_meta_headers m = {0};
+    char err[BG_ERR_LEN] = "";
+    bg_bytes t = bg_meta_headers_text(&m);
+    bg_frame f, g;
+    bg_pair p;
+
+    cr_assert_null(t.ptr);
+    cr_assert_eq(bg_meta_headers_add(&m, "Content-Type", 12, "a \"b\"\t\\ caf\xc3\xa9", 13, err),
+                 BG_OK, "%s", err);
+    for (int i = 0; i < 40; i++) /* grows past its first buffer */
+        cr_assert_eq(bg_meta_headers_add(&m, "X-N", 3, "0123456789", 10, err), BG_OK);
+    cr_assert_eq(bg_meta_headers_add(&m, "A B", 3, "x", 1, err), BG_ERR);
+    cr_assert_str_eq(err, "header name is not an HTTP token");
+    cr_assert_eq(bg_meta_headers_add(&m, "A", 1, "x\r\n", 3, err), BG_ERR);
+    cr_assert(strstr(err, "control byte") != NULL, "%s", err);
+    cr_assert_eq(bg_meta_headers_add(&m, "A", 1, "\xff", 1, err), BG_ERR);
+    cr_assert_str_eq(err, "header value is not valid UTF-8");
+    bg_frame_init(&f, BG_FRAME_RESPONSE);
+    strcpy(f.id, "r-1");
+    strcpy(f.instance, "i-1");
+    f.status = 200;
+    f.meta_json = bg_meta_headers_text(&m);
+    round_trip(&f, &g);
+    cr_assert_eq(bg_frame_header_count(&g), 41);
+    cr_assert_eq(bg_frame_header_at(&g, 0, &p), BG_OK);
+    cr_assert_str_eq(p.name, "Content-Type");
+    cr_assert_str_eq(p.value, "a \"b\"\t\\ caf\xc3\xa9");
+    cr_assert_str_eq(bg_frame_header_get(&g, "x-n", NULL), "0123456789");
+    bg_frame_free(&g);
+    bg_frame_free(&f);
+    bg_meta_headers_free(&m);
+    for (int i = 0; i < BG_FRAME_HEADERS_MAX; i++)
+        cr_assert_eq(bg_meta_headers_add(&m, "X", 1, "", 0, err), BG_OK);
+    cr_assert_eq(bg_meta_headers_add(&m, "X", 1, "", 0, err), BG_ERR);
+    cr_assert(strstr(err, "more than") != NULL, "%s", err);
+    bg_meta_headers_free(&m);
+}
