@@ -182,14 +182,19 @@ typedef struct bgs_responder {
     char (*acks)[BG_QUEUE_ID_LEN]; /* entry ids to ack in the next round: 2 x BGS_ROUND_MAX */
     bgs_job **release;             /* this round's jobs, released at the next take */
     size_t nacks, nrelease;
-    int *write;   /* per batch job: 1 when its RESPONSE is to be written */
-    int *written; /* per batch job: 1 written (or dropped by NOMKSTREAM), 0 failed */
+    int borrowed_bus; /* the reader's own writer: bus is the reader's */
+    int *write;       /* per batch job: 1 when its RESPONSE is to be written */
+    int *written;     /* per batch job: 1 written (or dropped by NOMKSTREAM), 0 failed */
 } bgs_responder;
 
 typedef struct bgs_reader {
     struct busgate_service *svc;
     bg_bus *bus;
     bg_queue *queue;
+    /* Answers of inline handlers, written by the reader itself on its connection (no
+     * hand-over to the responder thread); acks ride with the next round or go before the
+     * next blocking read. */
+    bgs_responder writer;
     bg_queue_batch batch;
     int64_t next_reclaim_ms, next_extend_ms, period_ms;
 } bgs_reader;
@@ -267,8 +272,9 @@ int bgs_pool_wait_idle(bgs_pool *p, int64_t ms);
 /* Takes each job: queued for a handler thread, or (run_inline) held as running for the
  * reader to run itself; rcs[i] says what became of jobs[i]. */
 void bgs_pool_submit_many(bgs_pool *p, bgs_job *const *jobs, size_t n, bgs_submit_rc *rcs);
-/* The reader ran these inline jobs: all handed to the responder under one lock. */
-void bgs_pool_answer_many(bgs_pool *p, bgs_job *const *jobs, size_t n);
+/* The reader wrote (or failed to write) the answers of these inline jobs: slots freed, jobs
+ * freed, under one lock. */
+void bgs_pool_release_many(bgs_pool *p, bgs_job *const *jobs, size_t n);
 /* Sets the cancelled flag of the held request with this id, else remembers the id. */
 int bgs_pool_cancel(bgs_pool *p, const char *request_id);
 /* Copies up to max entry ids held longer than min_age_ms into ids. */
@@ -305,6 +311,11 @@ void bgs_stream_thread_end(bgs_worker *w);
 /* service_responder.c: the thread that writes answers and acks, pipelined. */
 int bgs_responder_init(bgs_responder *r, busgate_service *s, bg_bus *bus, char *err);
 int bgs_responder_start(bgs_responder *r, char *err);
+/* On the reader's thread, for jobs it ran inline: the same rounds (answers, then the acks
+ * of the previous round), then their slots are released. */
+void bgs_responder_write_now(bgs_responder *r, bgs_job *const *jobs, size_t n);
+/* Sends the acks still waiting for a round. */
+void bgs_responder_flush_acks(bgs_responder *r);
 /* Writes everything answered, acks it, and joins the thread. Call after bgs_pool_shutdown. */
 void bgs_responder_finish(bgs_responder *r);
 void bgs_responder_destroy(bgs_responder *r);

@@ -382,7 +382,7 @@ void bgs_pool_submit_many(bgs_pool *p, bgs_job *const *jobs, size_t n, bgs_submi
     pool_wake(p, &w);
 }
 
-void bgs_pool_answer_many(bgs_pool *p, bgs_job *const *jobs, size_t n)
+void bgs_pool_release_many(bgs_pool *p, bgs_job *const *jobs, size_t n)
 {
     pool_wakes w = {0};
 
@@ -390,9 +390,12 @@ void bgs_pool_answer_many(bgs_pool *p, bgs_job *const *jobs, size_t n)
         return;
     pthread_mutex_lock(&p->mu);
     for (size_t i = 0; i < n; i++)
-        pool_hand_over_locked(p, jobs[i], &w);
+        pool_release_locked(p, jobs[i]);
+    pool_wake_reader_locked(p, &w);
     pthread_mutex_unlock(&p->mu);
     pool_wake(p, &w);
+    for (size_t i = 0; i < n; i++)
+        bgs_job_free(jobs[i]);
 }
 
 int bgs_pool_cancel(bgs_pool *p, const char *request_id)

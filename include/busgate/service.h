@@ -71,14 +71,16 @@
  *
  * An endpoint added with busgate_endpoint_opts.run_inline (or every endpoint after
  * busgate_service_set_inline(s, 1)) skips the pool: the reader calls its handler itself,
- * one request after the other, as soon as the batch is read, and hands the answers of the
- * whole batch to the responder at once (the same pipelined RESPONSE then XACK, so
- * delivery stays at least once). Use it for handlers that answer from memory in
- * microseconds: while one runs, the reader neither reads nor extends leases, and no other
- * inline handler runs. Inline handlers run on the thread that called
- * busgate_service_run(), with SIGPIPE blocked; cancellation, deadlines, streamed
- * responses and the 404 of an unknown endpoint behave as on the pool. Requests the
- * service answers 404 (no endpoint) are always handled inline.
+ * one request after the other, as soon as the batch is read, and writes their answers
+ * itself, pipelined on its own connection: no thread hand-over at all. The order stays
+ * RESPONSE first, XACK once Valkey confirmed it (the acks go with the reader's next
+ * round of answers, or alone before it waits for more requests), so delivery stays at
+ * least once. Use it for handlers that answer from memory in microseconds: while one
+ * runs, the reader neither reads nor extends leases, and no other inline handler runs.
+ * Inline handlers run on the thread that called busgate_service_run(), with SIGPIPE
+ * blocked; cancellation, deadlines, streamed responses and the 404 of an unknown
+ * endpoint behave as on the pool. Requests the service answers 404 (no endpoint) are
+ * always handled inline.
  *
  * So handlers run concurrently with each other (up to the pool size) and must
  * protect shared state themselves (a mutex); one request is handled by
@@ -151,8 +153,8 @@ typedef struct busgate_endpoint_opts {
     const char *response_schema; /* JSON Schema of the response body */
     const char *openapi;         /* OpenAPI operation object for this endpoint */
     /* 1: the handler never blocks (no sleep, no I/O that may wait, no long computation):
-     * it runs on the request reader's thread right after the read, saving the hand-over
-     * to a handler thread (two thread wake-ups per batch). See "INLINE HANDLERS". */
+     * it runs on the request reader's thread right after the read, which also writes its
+     * answer: no hand-over to a handler thread and the responder. See "INLINE HANDLERS". */
     int run_inline;
 } busgate_endpoint_opts;
 
