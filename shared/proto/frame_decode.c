@@ -6,11 +6,16 @@
 
 typedef const bg_bytes *slot_table[BG_F_COUNT];
 
+/* Called for every field of every frame: the first byte rules out most names before
+ * their length is taken. */
 static int known_field(const bg_bytes *name)
 {
+    if (name->len == 0)
+        return -1;
     for (int fid = 0; fid < BG_F_COUNT; fid++) {
         const char *n = bg_field_defs[fid].name;
-        if (strlen(n) == name->len && memcmp(n, name->ptr, name->len) == 0)
+        if (n[0] == name->ptr[0] && strlen(n) == name->len &&
+            memcmp(n, name->ptr, name->len) == 0)
             return fid;
     }
     return -1;
