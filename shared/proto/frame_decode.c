@@ -14,8 +14,7 @@ static int known_field(const bg_bytes *name)
         return -1;
     for (int fid = 0; fid < BG_F_COUNT; fid++) {
         const char *n = bg_field_defs[fid].name;
-        if (n[0] == name->ptr[0] && strlen(n) == name->len &&
-            memcmp(n, name->ptr, name->len) == 0)
+        if (n[0] == name->ptr[0] && strlen(n) == name->len && memcmp(n, name->ptr, name->len) == 0)
             return fid;
     }
     return -1;
