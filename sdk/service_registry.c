@@ -122,6 +122,7 @@ static int endpoint_options(bgs_endpoint *e, const busgate_endpoint_opts *o, cha
         return BG_ERR;
     }
     e->timeout_ms = o->timeout_ms;
+    e->run_inline = o->run_inline != 0;
     if (endpoint_claims(e, o, err) != BG_OK ||
         endpoint_json(o->request_schema, "request_schema", 0, &e->request_schema, err) != BG_OK ||
         endpoint_json(o->response_schema, "response_schema", 0, &e->response_schema, err) !=
