@@ -7,7 +7,10 @@
  * which answers N MiB (0..128) of 'x' as application/octet-stream: above the 64 MiB a
  * RESPONSE frame carries, the SDK answers 502 instead (for tests of the limit), and
  * GET /echo/status/{code}, which answers that status (200..599) with {"status":code}
- * (a failing service for tests of the circuit breaker).
+ * (a failing service for tests of the circuit breaker), and GET /echo/limited, which
+ * echoes like /echo but declares a rate limit of its own to the gateway ("2/m burst=2":
+ * two requests a minute per client address; the gateway answers the third with 429
+ * unless an ini [limits] rate_limit rule covers the route, which then decides).
  *
  * Streamed answers (busgate_response_begin/write/end):
  *   GET /echo/stream?n=N&ms=M   N pieces (default 5, at most 1000000) M ms apart (0..60000),
@@ -452,6 +455,8 @@ static int handle_sse(const busgate_request *req, busgate_response *res, void *a
 
 static int add_endpoints(busgate_service *s, char *err)
 {
+    static const busgate_endpoint_opts limited = {.rate_limit = "2/m burst=2"};
+
     for (size_t p = 0; p < sizeof(paths) / sizeof(paths[0]); p++)
         for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++)
             if (busgate_service_add_endpoint(s, methods[m], paths[p], handle_echo, s, NULL, err))
@@ -461,6 +466,8 @@ static int add_endpoints(busgate_service *s, char *err)
                                      err) ||
         busgate_service_add_endpoint(s, "GET", "/echo/stream", handle_stream, NULL, NULL, err) ||
         busgate_service_add_endpoint(s, "GET", "/echo/sse", handle_sse, NULL, NULL, err))
+        return BG_ERR;
+    if (busgate_service_add_endpoint(s, "GET", "/echo/limited", handle_echo, s, &limited, err))
         return BG_ERR;
     return busgate_service_add_endpoint(s, "GET", "/echo/big", handle_big, NULL, NULL, err);
 }

@@ -528,7 +528,7 @@ Test(route_table, readonly_reader_after_fork)
 Test(route_table, republish_sees_changes_made_in_place)
 {
     char tmpl[32] = "/a/{id}", method[8] = "GET", claims[32] = "read", svc[16] = "s1";
-    bg_rt_endpoint_in eps[] = {{method, tmpl, 0, claims}, EP("GET", "/fixed")};
+    bg_rt_endpoint_in eps[] = {{method, tmpl, 0, claims, NULL}, EP("GET", "/fixed")};
     bg_rt_connection_in c = conn("c1", svc, 1, eps, 2);
     bg_rt *rt = table_with(&c, 1);
     char err[BG_ERR_LEN];
@@ -570,7 +570,7 @@ Test(route_table, republish_sees_changes_made_in_place)
  * tell the two segments apart. */
 Test(route_table, trailing_slash_template_is_its_own_route)
 {
-    bg_rt_endpoint_in eps[] = {{"GET", "/x", 0, "r"}, EP("GET", "/x/z"), EP("POST", "/x/")};
+    bg_rt_endpoint_in eps[] = {{"GET", "/x", 0, "r", NULL}, EP("GET", "/x/z"), EP("POST", "/x/")};
     bg_rt_connection_in c = conn("c1", "s", 1, eps, 3);
     bg_rt *rt = table_with(&c, 1);
     bg_rt_match m;
@@ -715,7 +715,7 @@ static void eq_fill(eq_state *st)
         eq_conn *c = &st->c[i];
         for (int e = 0; e < c->nep; e++)
             st->eps[i][e] =
-                (bg_rt_endpoint_in){c->method[e], c->tmpl[e], c->timeout[e], c->claims[e]};
+                (bg_rt_endpoint_in){c->method[e], c->tmpl[e], c->timeout[e], c->claims[e], NULL};
         st->in[i] = (bg_rt_connection_in){c->id, c->svc, c->inst,    c->ver,
                                           c->up, i,      st->eps[i], (size_t)c->nep};
     }
@@ -896,7 +896,7 @@ static void cc_fill(cc_state *st, uint64_t k)
                 snprintf(st->claims[s][c][e], sizeof(st->claims[s][c][e]), "g%llu,s%de%d%s",
                          (unsigned long long)k, s, e, c ? ",c1" : "");
                 st->eps[s][c][n++] = (bg_rt_endpoint_in){"GET", st->tmpl[s][e], cc_timeout(k, s, e),
-                                                         st->claims[s][c][e]};
+                                                         st->claims[s][c][e], NULL};
             }
             st->conns[s * 2 + c] = (bg_rt_connection_in){
                 st->ids[s][c], st->svc[s], "i", "1", cc_up(k, c), (int64_t)k, st->eps[s][c], n};

@@ -137,6 +137,12 @@ typedef struct busgate_endpoint_opts {
     const char *request_schema;  /* JSON Schema of the request body (object or boolean) */
     const char *response_schema; /* JSON Schema of the response body */
     const char *openapi;         /* OpenAPI operation object for this endpoint */
+    /* A rate limit the gateway applies to this route, "<n>/<s|m|h> [burst=<n>]
+     * [key=client|key=header:<Name>]" (e.g. "100/s burst=20", "2/m key=header:X-Api-Key"):
+     * a token bucket per client key, answered 429 with Retry-After. The gateway's own
+     * [limits] rate_limit rules override it; when instances declare different limits the
+     * strictest applies. Checked when the endpoint is added. */
+    const char *rate_limit;
 } busgate_endpoint_opts;
 
 /* ---- lifecycle ---- */
