@@ -421,7 +421,7 @@ Test(gateway_ratelimit, declared_by_the_service)
 }
 
 /* An ini rule on the same route overrides the service's declaration. */
-Test(gateway_ratelimit_declared, ini_rule_overrides_it, .timeout = 90)
+Test(gateway_ratelimit_declared, ini_rule_overrides_it)
 {
     bgt_fix f;
 
@@ -433,7 +433,7 @@ Test(gateway_ratelimit_declared, ini_rule_overrides_it, .timeout = 90)
 }
 
 /* Cluster mode counts a declared limit in Valkey like a rule's. */
-Test(gateway_ratelimit_declared, counted_in_valkey_in_cluster_mode, .timeout = 90)
+Test(gateway_ratelimit_declared, counted_in_valkey_in_cluster_mode)
 {
     bgt_fix f;
     char out[256];
