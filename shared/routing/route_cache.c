@@ -178,10 +178,11 @@ static int rt_compile_tmpl(bg_rt_scratch *s, rt_cconn *cc, rt_cep *ce, const cha
 
 static int rt_compile_ep(bg_rt_scratch *s, rt_cconn *cc, rt_cep *ce, const bg_rt_endpoint_in *e)
 {
-    ce->timeout_ms = e->timeout_ms;
-    ce->method = bg_rt_method_bit(e->method, strlen(e->method));
     const char *rate = bg_rt_or_empty(e->rate_limit);
 
+    ce->timeout_ms = e->timeout_ms;
+    ce->method = bg_rt_method_bit(e->method, strlen(e->method));
+    /* Parsed here, once per changed connection: lookups copy the numbers. */
     ce->rspec = (bg_rate_spec){0};
     if (rate[0] != '\0' && bg_rate_spec_parse(rate, &ce->rspec, NULL) != BG_OK)
         return BG_ERR; /* checked before: not reached */
