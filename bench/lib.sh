@@ -1,8 +1,8 @@
 # shellcheck shell=sh
 # lib.sh: helpers shared by the benchmark scripts in bench/ (http_bench.sh,
-# auth_http_bench.sh, limits_bench.sh, ratelimit_bench.sh, stream_bench.sh). Not run on its
-# own: a script sources it with `. "$(dirname "$0")/lib.sh"`, then calls bench_init. POSIX sh
-# (dash), like the scripts.
+# auth_http_bench.sh, limits_bench.sh, ratelimit_bench.sh, stream_bench.sh,
+# cluster_bench.sh). Not run on its own: a script sources it with
+# `. "$(dirname "$0")/lib.sh"`, then calls bench_init. POSIX sh (dash), like the scripts.
 #
 # The script sets vport (Valkey's port) before start_valkey or gateway_ini.
 # What it keeps in the script's shell: dir (the private temp dir), pids (the process groups

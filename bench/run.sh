@@ -48,4 +48,7 @@ step sh bench/limits_bench.sh "$build"
 # One streamed 100 MiB body: MB/s through busgate, and through nginx when installed.
 step sh bench/stream_bench.sh "$build"
 
+# req/s at 64 connections on one Valkey, then on a 3-primary Valkey Cluster.
+step sh bench/cluster_bench.sh "$build"
+
 exit $failed

@@ -55,18 +55,21 @@ int bgctl_connect(bgctl *x)
     return BG_OK;
 }
 
-redisReply *bgctl_command(bgctl *x, char *err, const char *fmt, ...)
+/* Routed by the bus (to the key's node on a cluster); an error reply becomes NULL + err. */
+static redisReply *bgctl_vcommand(bgctl *x, bg_bus *bus, char *err, const char *fmt, va_list ap)
 {
+    char *cmd = NULL, why[BG_ERR_LEN] = "";
+    int len = redisvFormatCommand(&cmd, fmt, ap);
     redisReply *r;
-    va_list ap;
 
-    va_start(ap, fmt);
-    r = redisvCommand(bg_bus_context(x->bus), fmt, ap);
-    va_end(ap);
+    if (len < 0) {
+        bg_set_error(err, "command: out of memory");
+        return NULL;
+    }
+    r = bg_bus_command_formatted(bus, cmd, (size_t)len, why);
+    redisFreeCommand(cmd);
     if (r == NULL) {
-        bg_set_error(err, "Valkey %s: %s", bg_bus_where(x->bus),
-                     bg_bus_context(x->bus)->errstr[0] ? bg_bus_context(x->bus)->errstr
-                                                       : "connection lost");
+        bg_set_error(err, "Valkey %s: %s", bg_bus_where(x->bus), why);
         return NULL;
     }
     if (r->type == REDIS_REPLY_ERROR) {
@@ -74,6 +77,28 @@ redisReply *bgctl_command(bgctl *x, char *err, const char *fmt, ...)
         freeReplyObject(r);
         return NULL;
     }
+    return r;
+}
+
+redisReply *bgctl_command(bgctl *x, char *err, const char *fmt, ...)
+{
+    redisReply *r;
+    va_list ap;
+
+    va_start(ap, fmt);
+    r = bgctl_vcommand(x, x->bus, err, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+redisReply *bgctl_command_on(bgctl *x, bg_bus *node, char *err, const char *fmt, ...)
+{
+    redisReply *r;
+    va_list ap;
+
+    va_start(ap, fmt);
+    r = bgctl_vcommand(x, node, err, fmt, ap);
+    va_end(ap);
     return r;
 }
 

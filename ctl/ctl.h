@@ -42,6 +42,8 @@ json_t *bgctl_state_load(bgctl *x, char *err);
 json_t *bgctl_gateways_load(bgctl *x, char *err);
 /* One command whose reply must not be an error; NULL with err set. */
 redisReply *bgctl_command(bgctl *x, char *err, const char *fmt, ...);
+/* The same on one node of the bus (bg_bus_node: SCAN runs on every primary of a cluster). */
+redisReply *bgctl_command_on(bgctl *x, bg_bus *node, char *err, const char *fmt, ...);
 
 /* Commands: argv[0] is the command name; they return the exit code. */
 int bgctl_cmd_state(bgctl *x, int argc, char **argv);

@@ -341,7 +341,7 @@ static int replay_build(dead_ctx *d, const redisReply *e, char *maxlen, replay_a
 /* Replays one entry of an XRANGE reply; prints the new id. */
 static int replay_entry(dead_ctx *d, const redisReply *e, char *err)
 {
-    char maxlen[24];
+    char maxlen[24], why[BG_ERR_LEN] = "";
     replay_args *a = malloc(sizeof(*a));
     redisReply *r = NULL;
     int rc = BG_ERR;
@@ -353,10 +353,9 @@ static int replay_entry(dead_ctx *d, const redisReply *e, char *err)
     }
     if (replay_build(d, e, maxlen, a, err) != BG_OK)
         goto cleanup;
-    r = redisCommandArgv(bg_bus_context(d->x->bus), a->argc, a->argv, a->lens);
+    r = bg_bus_command_argv(d->x->bus, a->argc, a->argv, a->lens, why);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        bg_set_error(err, "replaying %s: %s", e->element[0]->str,
-                     r != NULL ? r->str : "connection lost");
+        bg_set_error(err, "replaying %s: %s", e->element[0]->str, r != NULL ? r->str : why);
         goto cleanup;
     }
     if (r->type != REDIS_REPLY_STRING) {

@@ -76,38 +76,53 @@ static json_t *gateways_sorted(json_t *list)
     return out;
 }
 
-json_t *bgctl_gateways_load(bgctl *x, char *err)
+/* The gateway state keys on one node (every primary of a cluster holds some). */
+static int gateways_scan(bgctl *x, bg_bus *node, const char *pattern, json_t *list, char *err)
 {
-    char pattern[BG_KEY_MAX * 2 + 32], cursor[32] = "0";
-    json_t *list = json_array();
+    char cursor[32] = "0";
     redisReply *r;
 
-    if (list == NULL ||
-        bg_key_gateway_state_pattern(&x->names, pattern, sizeof(pattern), err) != BG_OK)
-        goto fail;
     for (int step = 0; step < GATEWAYS_SCAN_STEPS; step++) {
-        r = bgctl_command(x, err, "SCAN %s MATCH %s COUNT " GATEWAYS_SCAN_COUNT, cursor, pattern);
+        r = bgctl_command_on(x, node, err, "SCAN %s MATCH %s COUNT " GATEWAYS_SCAN_COUNT, cursor,
+                             pattern);
         if (r == NULL)
-            goto fail;
+            return BG_ERR;
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
             r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
             bg_set_error(err, "SCAN: unexpected reply");
             freeReplyObject(r);
-            goto fail;
+            return BG_ERR;
         }
         snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
         for (size_t i = 0; i < r->element[1]->elements; i++) {
             const redisReply *k = r->element[1]->element[i];
             if (k->type == REDIS_REPLY_STRING && gateways_add(x, k->str, list, err) != BG_OK) {
                 freeReplyObject(r);
-                goto fail;
+                return BG_ERR;
             }
         }
         freeReplyObject(r);
         if (strcmp(cursor, "0") == 0)
-            return gateways_sorted(list);
+            return BG_OK;
     }
     bg_set_error(err, "SCAN did not finish in %d steps", GATEWAYS_SCAN_STEPS);
+    return BG_ERR;
+}
+
+json_t *bgctl_gateways_load(bgctl *x, char *err)
+{
+    char pattern[BG_KEY_MAX * 2 + 32];
+    json_t *list = json_array();
+
+    if (list == NULL ||
+        bg_key_gateway_state_pattern(&x->names, pattern, sizeof(pattern), err) != BG_OK)
+        goto fail;
+    for (size_t n = 0; n < bg_bus_node_count(x->bus); n++) {
+        bg_bus *node = bg_bus_node(x->bus, n, err);
+        if (node == NULL || gateways_scan(x, node, pattern, list, err) != BG_OK)
+            goto fail;
+    }
+    return gateways_sorted(list);
 fail:
     json_decref(list);
     return NULL;

@@ -44,7 +44,8 @@ static const redisReply *info_field(const redisReply *g, const char *name)
 
 static void row_group(bgctl *x, qrow *row)
 {
-    redisReply *r = redisCommand(bg_bus_context(x->bus), "XINFO GROUPS %s", row->stream);
+    char err[BG_ERR_LEN];
+    redisReply *r = bg_bus_command(x->bus, err, "XINFO GROUPS %s", row->stream);
     const redisReply *name, *pending, *consumers;
 
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) /* no such key: no group either */
@@ -135,11 +136,11 @@ static int service_of_key(bgctl *x, const char *key, size_t plen, size_t slen, c
            strcmp(again, key) == 0;
 }
 
-static int scan_round(bgctl *x, const char *pattern, size_t plen, size_t slen, char *cursor,
-                      names *ns, char *err)
+static int scan_round(bgctl *x, bg_bus *node, const char *pattern, size_t plen, size_t slen,
+                      char *cursor, names *ns, char *err)
 {
     redisReply *r =
-        bgctl_command(x, err, "SCAN %s MATCH %s COUNT 1000 TYPE stream", cursor, pattern);
+        bgctl_command_on(x, node, err, "SCAN %s MATCH %s COUNT 1000 TYPE stream", cursor, pattern);
     char svc[BG_NAME_MAX + 1];
     int rc = BG_OK;
 
@@ -175,11 +176,17 @@ static int scan_services(bgctl *x, names *ns, char *err)
     glob_escape(pattern, sizeof(pattern), tpl, plen);
     strcat(pattern, "*");
     glob_escape(pattern, sizeof(pattern), at + 8, slen);
-    for (int i = 0; i < CTL_SCAN_MAX_ROUNDS; i++) {
-        if (scan_round(x, pattern, plen, slen, cursor, ns, err) != BG_OK)
+    for (size_t n = 0; n < bg_bus_node_count(x->bus); n++) { /* every primary of a cluster */
+        bg_bus *node = bg_bus_node(x->bus, n, err);
+        if (node == NULL)
             return BG_ERR;
-        if (strcmp(cursor, "0") == 0)
-            return BG_OK;
+        strcpy(cursor, "0");
+        for (int i = 0; i < CTL_SCAN_MAX_ROUNDS; i++) {
+            if (scan_round(x, node, pattern, plen, slen, cursor, ns, err) != BG_OK)
+                return BG_ERR;
+            if (strcmp(cursor, "0") == 0)
+                break;
+        }
     }
     return BG_OK;
 }

@@ -15,7 +15,7 @@ static int resync_xadd(bgctl *x, const char *key, const char *maxlen, const char
                        const char *instance, char *id, char *err)
 {
     const char *head[] = {"XADD", key, "MAXLEN", "~", maxlen, "*"};
-    char rnd[33];
+    char rnd[33], why[BG_ERR_LEN] = "";
     const char **argv;
     const size_t *lens;
     bg_frame_wire w;
@@ -34,9 +34,9 @@ static int resync_xadd(bgctl *x, const char *key, const char *maxlen, const char
     if (bg_frame_encode(&f, &w, err) != BG_OK ||
         bg_frame_wire_command(&w, head, NULL, 6, &argc, &argv, &lens) != BG_OK)
         goto cleanup;
-    r = redisCommandArgv(bg_bus_context(x->bus), argc, argv, lens);
+    r = bg_bus_command_argv(x->bus, argc, argv, lens, why);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        bg_set_error(err, "XADD %s: %s", key, r != NULL ? r->str : "connection lost");
+        bg_set_error(err, "XADD %s: %s", key, r != NULL ? r->str : why);
         if (r != NULL)
             freeReplyObject(r);
         goto cleanup;

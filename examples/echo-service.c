@@ -32,6 +32,9 @@
  * with Content-Type application/octet-stream (for binary round-trip tests).
  *
  * Usage: echo-service [-c busgate.ini] [-u valkey://host:port] [-n instance] [-w threads]
+ *                     [-s name]
+ * -s runs it as service `name` with only the echo endpoints, at /name and /name/{id}
+ * (tests that need services in different places: Valkey Cluster slots).
  * It prints one line on stdout once it has registered with the bus.
  */
 #include <getopt.h>
@@ -453,10 +456,26 @@ static int handle_sse(const busgate_request *req, busgate_response *res, void *a
     return busgate_response_end(res);
 }
 
-static int add_endpoints(busgate_service *s, char *err)
+/* -s name: the echo endpoints only, under /name. */
+static int add_named_endpoints(busgate_service *s, const char *name, char *err)
+{
+    char path[2][160];
+
+    snprintf(path[0], sizeof(path[0]), "/%s", name);
+    snprintf(path[1], sizeof(path[1]), "/%s/{id}", name);
+    for (size_t p = 0; p < 2; p++)
+        for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++)
+            if (busgate_service_add_endpoint(s, methods[m], path[p], handle_echo, s, NULL, err))
+                return BG_ERR;
+    return BG_OK;
+}
+
+static int add_endpoints(busgate_service *s, const char *name, char *err)
 {
     static const busgate_endpoint_opts limited = {.rate_limit = "2/m burst=2"};
 
+    if (name != NULL)
+        return add_named_endpoints(s, name, err);
     for (size_t p = 0; p < sizeof(paths) / sizeof(paths[0]); p++)
         for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++)
             if (busgate_service_add_endpoint(s, methods[m], paths[p], handle_echo, s, NULL, err))
@@ -483,8 +502,8 @@ static void on_ready(busgate_service *s, void *arg)
 
 static void usage(FILE *to)
 {
-    fprintf(to,
-            "usage: echo-service [-c busgate.ini] [-u valkey-url] [-n instance] [-w threads]\n");
+    fprintf(to, "usage: echo-service [-c busgate.ini] [-u valkey-url] [-n instance] [-w threads]"
+                " [-s name]\n");
 }
 
 /* Options apply in a fixed order: the ini first, then what the command line overrides. */
@@ -493,8 +512,10 @@ static int configure(busgate_service *s, int argc, char **argv, char *err)
     const char *ini = NULL, *url = NULL, *inst = NULL, *threads = NULL;
     int opt;
 
-    while ((opt = getopt(argc, argv, "c:u:n:w:h")) != -1) {
+    while ((opt = getopt(argc, argv, "c:u:n:w:s:h")) != -1) {
         switch (opt) {
+        case 's':
+            break; /* read by service_name() */
         case 'c':
             ini = optarg;
             break;
@@ -523,14 +544,25 @@ static int configure(busgate_service *s, int argc, char **argv, char *err)
     return BG_OK;
 }
 
+/* -s name, before the service exists (its name is fixed at creation); NULL: "echo". */
+static const char *service_name(int argc, char **argv)
+{
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "-s") == 0)
+            return argv[i + 1];
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     char err[BG_ERR_LEN];
+    const char *name = service_name(argc, argv);
     busgate_service *s;
     int rc;
 
-    s = busgate_service_new("echo", "1.0.0", err);
-    if (s == NULL || configure(s, argc, argv, err) != BG_OK || add_endpoints(s, err) != BG_OK) {
+    s = busgate_service_new(name != NULL ? name : "echo", "1.0.0", err);
+    if (s == NULL || configure(s, argc, argv, err) != BG_OK ||
+        add_endpoints(s, name, err) != BG_OK) {
         fprintf(stderr, "echo-service: %s\n", err);
         busgate_service_free(s);
         return 2;

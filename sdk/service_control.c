@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "busgate/bus/bus_slot.h"
 #include "busgate/core/log.h"
 
 #define CONTROL_READ_COUNT "32"
@@ -218,20 +219,22 @@ static void control_reply(bgs_control *c, const redisReply *r)
     }
 }
 
-static void control_read(bgs_control *c, int64_t block_ms)
+/* One XREAD of the streams in idx[0..n); block_ms < 0: no BLOCK. */
+static void control_read_some(bgs_control *c, const int *idx, int n, int64_t block_ms)
 {
     busgate_service *s = c->svc;
     char blk[24], err[BG_ERR_LEN];
-    const char *argv[6 + 2 * NSTREAMS] = {"XREAD", "COUNT", CONTROL_READ_COUNT,
-                                          "BLOCK", blk,     "STREAMS"};
+    const char *argv[6 + 2 * NSTREAMS] = {"XREAD", "COUNT", CONTROL_READ_COUNT, "BLOCK", blk};
+    int argc = block_ms >= 0 ? 5 : 3;
     redisReply *r;
 
     snprintf(blk, sizeof(blk), "%" PRId64, block_ms);
-    for (int i = 0; i < NSTREAMS; i++) {
-        argv[6 + i] = c->keys[i];
-        argv[6 + NSTREAMS + i] = c->last[i];
-    }
-    r = bg_bus_command_argv(c->bus, (int)BG_ARRAY_LEN(argv), argv, NULL, err);
+    argv[argc++] = "STREAMS";
+    for (int i = 0; i < n; i++)
+        argv[argc + i] = c->keys[idx[i]];
+    for (int i = 0; i < n; i++)
+        argv[argc + n + i] = c->last[idx[i]];
+    r = bg_bus_command_argv(c->bus, argc + 2 * n, argv, NULL, err);
     if (r == NULL) {
         /* The bus has already waited out its reconnect backoff. */
         bg_warn("%s/%s: reading control streams: %s", s->name, s->instance, err);
@@ -245,6 +248,30 @@ static void control_read(bgs_control *c, int64_t block_ms)
     }
     control_reply(c, r);
     freeReplyObject(r);
+}
+
+/* On a cluster one XREAD may only name streams of one slot (docs/protocol.md section 3):
+ * the instance and cancel streams share the service's slot and are read blocking, the
+ * others (router:broadcast) without blocking just before, so they wait at most one block. */
+static void control_read(bgs_control *c, int64_t block_ms)
+{
+    int all[NSTREAMS], same[NSTREAMS], nsame = 0;
+    uint16_t home;
+
+    for (int i = 0; i < NSTREAMS; i++)
+        all[i] = i;
+    if (!bg_bus_is_cluster(c->bus)) {
+        control_read_some(c, all, NSTREAMS, block_ms);
+        return;
+    }
+    home = bg_slot_of(c->keys[STREAM_INSTANCE], strlen(c->keys[STREAM_INSTANCE]));
+    for (int i = 0; i < NSTREAMS; i++) {
+        if (bg_slot_of(c->keys[i], strlen(c->keys[i])) == home)
+            same[nsame++] = i;
+        else
+            control_read_some(c, &all[i], 1, -1);
+    }
+    control_read_some(c, same, nsame, block_ms);
 }
 
 /* HELLO (first or after a reconnect), heartbeat, deferred resyncs; returns ms to the next. */

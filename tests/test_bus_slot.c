@@ -176,3 +176,52 @@ Test(bus_slot, malformed_slot_replies_are_refused)
     top.type = REDIS_REPLY_NIL;
     cr_assert_eq(bg_slot_map_from_slots(&map, &top, "h", err), BG_ERR);
 }
+
+/* The slot of a formatted command, as the cluster clients route it. */
+static int cmd_slot(uint16_t *slot, int argc, const char **argv)
+{
+    char *cmd = NULL;
+    long long len = redisFormatCommandArgv(&cmd, argc, argv, NULL);
+    int rc;
+
+    cr_assert_gt(len, 0);
+    rc = bg_slot_of_command(cmd, (size_t)len, slot);
+    redisFreeCommand(cmd);
+    return rc;
+}
+
+#define CMD_SLOT(slot, ...)                                                                        \
+    cmd_slot((slot), (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),          \
+             (const char *[]){__VA_ARGS__})
+
+Test(bus_slot, key_of_each_command)
+{
+    uint16_t s = 0, want = SLOT("router:requests:{orders}");
+
+    cr_assert_eq(CMD_SLOT(&s, "XADD", "router:requests:{orders}", "*", "a", "1"), 1);
+    cr_assert_eq(s, want);
+    cr_assert_eq(CMD_SLOT(&s, "xack", "router:requests:{orders}", "g", "1-0"), 1);
+    cr_assert_eq(s, want, "command names are case-insensitive");
+    cr_assert_eq(CMD_SLOT(&s, "XREADGROUP", "GROUP", "g", "c", "COUNT", "10", "BLOCK", "100",
+                          "STREAMS", "router:requests:{orders}", ">"),
+                 1);
+    cr_assert_eq(s, want, "the key after STREAMS");
+    cr_assert_eq(CMD_SLOT(&s, "XREAD", "BLOCK", "5", "STREAMS", "router:broadcast", "$"), 1);
+    cr_assert_eq(s, SLOT("router:broadcast"));
+    cr_assert_eq(CMD_SLOT(&s, "XGROUP", "CREATE", "router:control", "g", "$", "MKSTREAM"), 1);
+    cr_assert_eq(s, SLOT("router:control"), "the key after XGROUP's subcommand");
+    cr_assert_eq(CMD_SLOT(&s, "XINFO", "GROUPS", "router:requests:{orders}"), 1);
+    cr_assert_eq(s, want);
+    cr_assert_eq(CMD_SLOT(&s, "EVALSHA", "abc", "2", "router:requests:{orders}", "x"), 1);
+    cr_assert_eq(s, want, "EVAL's first key");
+    cr_assert_eq(CMD_SLOT(&s, "EVAL", "return 1", "0", "arg"), 0, "numkeys 0: no key");
+    cr_assert_eq(CMD_SLOT(&s, "SET", "router:gateway:gw1:state", "{}", "PX", "3000"), 1);
+    cr_assert_eq(s, SLOT("router:gateway:gw1:state"));
+    cr_assert_eq(CMD_SLOT(&s, "PING"), 0);
+    cr_assert_eq(CMD_SLOT(&s, "SCRIPT", "LOAD", "return 1"), 0);
+    cr_assert_eq(CMD_SLOT(&s, "SCAN", "0", "MATCH", "router:*"), 0);
+    cr_assert_eq(CMD_SLOT(&s, "CLUSTER", "SLOTS"), 0);
+    cr_assert_eq(CMD_SLOT(&s, "XREAD", "STREAMS"), 0, "no key after STREAMS");
+    cr_assert_eq(bg_slot_of_command("PING\r\n", 6, &s), -1, "not RESP");
+    cr_assert_eq(bg_slot_of_command("*2\r\n$3\r\nGET\r\n$9\r\nab", 22, &s), -1, "cut short");
+}

@@ -167,3 +167,33 @@ Test(gateway_idempotency, the_record_expires_after_the_ttl)
     freeReplyObject(ttl);
     freeReplyObject(keys);
 }
+
+/* The answer replaces the in-flight record (SET XX): a record that vanished while the
+ * request ran (an operator's DEL, a flush) is not brought back, so the next try with
+ * the key runs again instead of replaying. */
+Test(gateway_idempotency, a_record_deleted_in_flight_is_not_recreated)
+{
+    const char slow[] =
+        "POST /echo/slow?ms=700 HTTP/1.1\r\nHost: t\r\nIdempotency-Key: k-0009\r\n"
+        "Content-Length: 1\r\n\r\nx";
+    redisReply *keys;
+    bgt_conn c;
+    bgt_resp r;
+
+    cr_assert_eq(bgt_conn_open(&c, fix.port), 0);
+    cr_assert_eq(bgt_conn_send(&c, slow, sizeof(slow) - 1), 0);
+    for (int i = 0; i < 500 && requests_for("/echo/slow") == 0; i++)
+        usleep(10 * 1000);
+    cr_assert_eq(requests_for("/echo/slow"), 1, "the request never reached the bus");
+    keys = valkey("KEYS %s", "router:idem:*");
+    cr_assert_eq(keys->elements, 1, "one in-flight record");
+    freeReplyObject(valkey("DEL %s", keys->element[0]->str));
+    cr_assert_eq(bgt_conn_read(&c, &r, 0, 10000), 0);
+    cr_assert(r.status == 200 || r.status == 504, "status %d", r.status);
+    bgt_resp_free(&r);
+    bgt_conn_close(&c);
+    freeReplyObject(keys);
+    keys = valkey("KEYS %s", "router:idem:*");
+    cr_assert_eq(keys->elements, 0, "the answer brought the record back");
+    freeReplyObject(keys);
+}

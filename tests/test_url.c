@@ -268,6 +268,50 @@ Test(url, sentinel_bad_forms)
     parse_bad("valkey+sentinel://s1/m?sentinel_user=u", "sentinel_user needs a sentinel_password");
     parse_bad("valkey+sentinel://s1/m?sentinel_password=%zz", "bad percent-escape");
     parse_bad("valkey+sentinel://s1/m#frag", "fragment");
-    parse_bad("valkey+cluster://s1/m", "unknown scheme");
+    parse_bad("valkey+clustre://s1/m", "unknown scheme");
     parse_bad("valkey+sentinel://1,2,3,4,5,6,7,8,9/m", "more than 8 sentinels");
+}
+
+/* ---- the Cluster form ---- */
+
+Test(url, cluster_seeds)
+{
+    bg_valkey_addr a = parse_ok("valkey+cluster://n1:7000,10.0.0.2,[::1]:7002");
+
+    cr_assert_eq(a.cluster, 1);
+    cr_assert_eq(a.sentinel, 0);
+    cr_assert_eq(a.tls, 0);
+    cr_assert_eq(a.nseeds, 3);
+    cr_assert_str_eq(a.seeds[0].host, "n1");
+    cr_assert_eq(a.seeds[0].port, 7000);
+    cr_assert_str_eq(a.seeds[1].host, "10.0.0.2");
+    cr_assert_eq(a.seeds[1].port, 6379, "default port");
+    cr_assert_str_eq(a.seeds[2].host, "::1");
+    cr_assert_eq(a.seeds[2].port, 7002);
+    cr_assert_str_eq(a.host, "n1", "host names the first seed");
+    cr_assert_eq(a.port, 7000);
+}
+
+Test(url, cluster_tls_auth_and_schemes)
+{
+    bg_valkey_addr a = parse_ok("valkeys+cluster://app:p%40ss@n1:7000,n2:7001/");
+
+    cr_assert_eq(a.tls, 1);
+    cr_assert_str_eq(a.user, "app");
+    cr_assert_str_eq(a.password, "p@ss");
+    cr_assert_eq(a.nseeds, 2);
+    cr_assert_eq(parse_ok("rediss+cluster://n1").tls, 1);
+    cr_assert_eq(parse_ok("REDIS+CLUSTER://n1").cluster, 1);
+    cr_assert_str_eq(parse_ok("valkey+cluster://:secret@n1").password, "secret");
+}
+
+Test(url, cluster_bad_forms)
+{
+    parse_bad("valkey+cluster://", "missing seed node");
+    parse_bad("valkey+cluster://n1,,n2", "empty seed node");
+    parse_bad("valkey+cluster://n1/3", "only database 0");
+    parse_bad("valkey+cluster://n1?db=1", "query or fragment");
+    parse_bad("valkey+cluster://n1:99999", "seed node 1: port");
+    parse_bad("valkey+cluster://n1,n2,n3,n4,n5,n6,n7,n8,n9,n10,n11,n12,n13,n14,n15,n16,n17",
+              "more than 16 seed nodes");
 }

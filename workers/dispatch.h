@@ -14,6 +14,10 @@ bg_dispatch *bg_dispatch_new(bg_wk *wk, const bg_bus_opts *bus, char *err);
 /* Call after every exchange is gone (bg_conn_close_all). */
 void bg_dispatch_free(bg_dispatch *d);
 
+/* Once per process, before the sandbox (OpenSSL may read its configuration on first use):
+ * the digest and the script hashes that Idempotency-Key handling needs. BG_ERR: no SHA-256. */
+int bg_dispatch_idem_setup(char *err);
+
 /* Both connections up and the reply reader positioned: dispatching can succeed. */
 int bg_dispatch_ready(const bg_dispatch *d);
 size_t bg_dispatch_inflight(const bg_dispatch *d);

@@ -93,6 +93,8 @@ static int worker_resolve(const bg_config *cfg, bg_bus_opts *o, char *tls_name, 
 
     if (o->addr.sentinel)
         return bg_bus_sentinel_resolve(&o->addr, err); /* the primary comes as an address */
+    if (o->addr.cluster)
+        return bg_bus_cluster_resolve(&o->addr, err); /* CLUSTER SLOTS gives addresses */
     if (o->addr.is_unix || inet_pton(AF_INET, o->addr.host, probe) == 1 ||
         inet_pton(AF_INET6, o->addr.host, probe) == 1)
         return BG_OK;
@@ -341,6 +343,8 @@ static int worker_setup(worker_state *w, char *err)
         return BG_ERR;
     worker_limits(wk);
     bg_ratelimit_setup();
+    if (bg_dispatch_idem_setup(err) != BG_OK)
+        return BG_ERR;
     if (bg_random_bytes(&wk->id_prefix, sizeof(wk->id_prefix)) != BG_OK) {
         bg_set_error(err, "getrandom failed");
         return BG_ERR;

@@ -14,6 +14,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "bus_async_cluster.h"
 #include "bus_sentinel.h"
 #include "bus_tls.h"
 #include "busgate/core/log.h"
@@ -57,7 +58,8 @@ struct bg_abus {
     char last_error[BG_ERR_LEN];
     int sentinel_first;          /* Sentinel mode: the sentinel to ask first (answered last time) */
     bg_ev_timer *sentinel_check; /* Sentinel mode: "did the primary move?" every second */
-    int retry_now; /* the connection was dropped for a known move: reconnect at once */
+    int retry_now;         /* the connection was dropped for a known move: reconnect at once */
+    abus_cluster *cluster; /* Cluster mode: the nodes' connections; ac stays NULL */
 };
 
 static void abus_schedule_retry(bg_abus *b);
@@ -95,6 +97,9 @@ static int abus_copy_opts(bg_abus *b, const bg_bus_opts *o)
     b->opts.client_name = b->client_name = abus_strdup_opt(o->client_name, &oom);
     if (a->sentinel)
         bg_bus_sentinel_where(a, b->where, sizeof(b->where));
+    else if (a->cluster)
+        snprintf(b->where, sizeof(b->where), "cluster %s:%d%s", a->host, a->port,
+                 a->nseeds > 1 ? ",..." : "");
     else if (a->is_unix)
         snprintf(b->where, sizeof(b->where), "unix:%s", a->unix_path);
     else if (strchr(a->host, ':') != NULL)
@@ -475,6 +480,11 @@ bg_abus *bg_abus_new(bg_ev *loop, const bg_bus_opts *o, char *err)
         bg_set_error(err, "bg_abus_new: out of memory");
         goto fail;
     }
+    if (b->opts.addr.cluster) {
+        if ((b->cluster = bg_abus_cluster_new(b, loop, &b->opts, err)) == NULL)
+            goto fail;
+        return b;
+    }
     if (b->opts.addr.tls && (b->ssl_ctx = bg_bus_tls_ctx_new(&b->opts, err)) == NULL)
         goto fail;
     if (b->opts.addr.sentinel &&
@@ -493,6 +503,10 @@ void bg_abus_free(bg_abus *b)
     if (b == NULL || b->freeing)
         return;
     b->freeing = 1;
+    if (b->cluster != NULL) {
+        bg_abus_cluster_free(b->cluster); /* b goes with it, once its callbacks are done */
+        return;
+    }
     bg_ev_timer_del(b->loop, b->retry);
     b->retry = NULL;
     bg_ev_timer_del(b->loop, b->sentinel_check);
@@ -503,8 +517,15 @@ void bg_abus_free(bg_abus *b)
         abus_destroy(b);
 }
 
+void bg_abus_owner_destroy(bg_abus *owner)
+{
+    abus_destroy(owner);
+}
+
 void bg_abus_set_state_hook(bg_abus *b, bg_abus_state_fn *fn, void *arg)
 {
+    if (b->cluster != NULL)
+        bg_abus_cluster_set_state_hook(b->cluster, fn, arg);
     b->state_fn = fn;
     b->state_arg = arg;
 }
@@ -665,10 +686,24 @@ static int abus_send(bg_abus *b, bg_abus_reply_fn *fn, void *privdata, const cha
     return abus_cmd_sent(b, c, redisAsyncFormattedCommand(b->ac, abus_on_reply, c, cmd, len));
 }
 
+int bg_abus_send_formatted(bg_abus *b, bg_abus_reply_fn *fn, void *privdata, const char *cmd,
+                           size_t len)
+{
+    if (!abus_accepting(b))
+        return BG_ERR;
+    return abus_send(b, fn, privdata, cmd, len);
+}
+
 int bg_abus_command_argv(bg_abus *b, bg_abus_reply_fn *fn, void *privdata, int argc,
                          const char **argv, const size_t *argvlen)
 {
     size_t len;
+
+    if (b->cluster != NULL)
+        return argc < 1 || abus_encode(b, argc, argv, argvlen, &len) != BG_OK ||
+                       abus_is_push_command(b->wire, len)
+                   ? BG_ERR
+                   : bg_abus_cluster_send(b->cluster, fn, privdata, b->wire, len);
 
     if (argc < 1 || !abus_accepting(b) || abus_encode(b, argc, argv, argvlen, &len) != BG_OK)
         return BG_ERR;
@@ -681,45 +716,64 @@ int bg_abus_command(bg_abus *b, bg_abus_reply_fn *fn, void *privdata, const char
     va_list ap;
     int len, rc;
 
-    if (!abus_accepting(b))
+    if (b->cluster == NULL && !abus_accepting(b))
         return BG_ERR;
     va_start(ap, fmt);
     len = redisvFormatCommand(&cmd, fmt, ap);
     va_end(ap);
     if (len < 0)
         return BG_ERR;
-    rc = abus_send(b, fn, privdata, cmd, (size_t)len);
+    if (b->cluster != NULL)
+        rc = abus_is_push_command(cmd, (size_t)len)
+                 ? BG_ERR
+                 : bg_abus_cluster_send(b->cluster, fn, privdata, cmd, (size_t)len);
+    else
+        rc = abus_send(b, fn, privdata, cmd, (size_t)len);
     redisFreeCommand(cmd);
     return rc;
 }
 
 int bg_abus_connected(const bg_abus *b)
 {
+    if (b->cluster != NULL)
+        return bg_abus_cluster_connected(b->cluster);
     return b->state == ABUS_UP && !b->dying;
 }
 
 size_t bg_abus_inflight(const bg_abus *b)
 {
+    if (b->cluster != NULL)
+        return bg_abus_cluster_inflight(b->cluster);
     return b->inflight;
 }
 
 void bg_abus_set_max_inflight(bg_abus *b, size_t cap)
 {
     b->max_inflight = cap ? cap : BG_ABUS_MAX_INFLIGHT;
+    if (b->cluster != NULL)
+        bg_abus_cluster_set_max_inflight(b->cluster, b->max_inflight);
 }
 
 unsigned long bg_abus_reconnects(const bg_abus *b)
 {
+    if (b->cluster != NULL)
+        return bg_abus_cluster_reconnects(b->cluster);
     return b->reconnects;
 }
 
 const char *bg_abus_last_error(const bg_abus *b)
 {
+    if (b->cluster != NULL)
+        return bg_abus_cluster_last_error(b->cluster);
     return b->last_error;
 }
 
 void bg_abus_io_counts(const bg_abus *b, unsigned long *writes, unsigned long *reads)
 {
+    if (b->cluster != NULL) {
+        bg_abus_cluster_io_counts(b->cluster, writes, reads);
+        return;
+    }
     *writes = b->io.writes;
     *reads = b->io.reads;
 }

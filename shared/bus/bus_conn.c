@@ -17,6 +17,7 @@
 
 #include "busgate/core/log.h"
 
+#include "bus_cluster.h"
 #include "bus_sentinel.h"
 #include "bus_tls.h"
 
@@ -40,6 +41,8 @@ struct bg_bus {
     int sentinel_first;       /* Sentinel mode: the sentinel to ask first (answered last time) */
     int64_t sentinel_checked; /* bg_mono_ms() of the last "did the primary move?" */
     int stale; /* Sentinel mode: a pipelined reply said READONLY/UNBLOCKED: drop when drained */
+    bus_cluster *cluster; /* Cluster mode: the nodes' connections; ctx stays NULL */
+    int fail_fast;        /* a cluster node: do not sleep out the backoff, say the node is down */
 };
 
 void bg_bus_opts_init(bg_bus_opts *o)
@@ -108,6 +111,9 @@ static void bus_format_where(bg_bus *bus)
 
     if (a->sentinel)
         bg_bus_sentinel_where(a, bus->where, sizeof(bus->where));
+    else if (a->cluster)
+        snprintf(bus->where, sizeof(bus->where), "cluster %s:%d%s", a->host, a->port,
+                 a->nseeds > 1 ? ",..." : "");
     else if (a->is_unix)
         snprintf(bus->where, sizeof(bus->where), "unix:%s", a->unix_path);
     else if (strchr(a->host, ':') != NULL)
@@ -338,6 +344,12 @@ bg_bus *bg_bus_connect(const bg_bus_opts *o, char *err)
         goto fail;
     }
     bus_format_where(bus);
+    if (bus->opts.addr.cluster) {
+        bus->cluster = bg_bus_cluster_new(&bus->opts, err);
+        if (bus->cluster == NULL)
+            goto fail;
+        return bus;
+    }
     if (bus->opts.addr.tls && (bus->ssl_ctx = bg_bus_tls_ctx_new(&bus->opts, err)) == NULL)
         goto fail;
     if (bus_attempt(bus, err) != BG_OK)
@@ -355,6 +367,7 @@ void bg_bus_free(bg_bus *bus)
         return;
     if (bus->ctx != NULL)
         redisFree(bus->ctx);
+    bg_bus_cluster_free(bus->cluster);
     SSL_CTX_free(bus->ssl_ctx);
     bus_free_strings(bus);
     free(bus);
@@ -369,6 +382,8 @@ void bg_bus_set_reconnect_hook(bg_bus *bus, bg_bus_reconnect_fn *fn, void *arg)
 void bg_bus_set_command_timeout(bg_bus *bus, int64_t ms)
 {
     bus->opts.command_timeout_ms = ms;
+    if (bus->cluster != NULL)
+        bg_bus_cluster_set_command_timeout(bus->cluster, ms);
     if (bus->ctx != NULL)
         redisSetTimeout(bus->ctx, bus_timeval(ms > 0 ? ms : 0)); /* 0: wait forever */
 }
@@ -387,6 +402,11 @@ static int bus_wait_backoff(bg_bus *bus, char *err)
 
     if (bg_mono_ms() >= due)
         return BG_OK;
+    if (bus->fail_fast) {
+        bg_set_error(err, "%s is down (next connection attempt in %lld ms)", bus->where,
+                     (long long)(due - bg_mono_ms()));
+        return BG_ERR;
+    }
     if (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0) {
         bg_set_error(err, "reconnect to %s: backoff wait interrupted by a signal", bus->where);
         return BG_ERR;
@@ -394,11 +414,28 @@ static int bus_wait_backoff(bg_bus *bus, char *err)
     return BG_OK;
 }
 
+static void bus_run_hook(bg_bus *bus)
+{
+    bus->reconnects++;
+    if (bus->hook != NULL) {
+        bus->in_hook = 1;
+        bus->hook(bus, bus->hook_arg);
+        bus->in_hook = 0;
+    }
+}
+
 int bg_bus_reconnect(bg_bus *bus, char *err)
 {
     if (bus->in_hook) {
         bg_set_error(err, "reconnect to %s: not allowed inside the reconnect hook", bus->where);
         return BG_ERR;
+    }
+    if (bus->cluster != NULL) {
+        if (bg_bus_cluster_reconnect(bus->cluster, err) != BG_OK)
+            return BG_ERR;
+        (void)bg_bus_cluster_take_reconnected(bus->cluster);
+        bus_run_hook(bus);
+        return BG_OK;
     }
     if (bus->ctx != NULL) {
         redisFree(bus->ctx); /* a reconnect is a new context (hiredis rule) */
@@ -408,12 +445,7 @@ int bg_bus_reconnect(bg_bus *bus, char *err)
     }
     if (bus_wait_backoff(bus, err) != BG_OK || bus_attempt(bus, err) != BG_OK)
         return BG_ERR;
-    bus->reconnects++;
-    if (bus->hook != NULL) {
-        bus->in_hook = 1;
-        bus->hook(bus, bus->hook_arg);
-        bus->in_hook = 0;
-    }
+    bus_run_hook(bus);
     return BG_OK;
 }
 
@@ -430,6 +462,8 @@ static int bus_reply_wants_reconnect(const redisReply *r)
             return 1;
     return 0;
 }
+
+static redisReply *bus_run(bg_bus *bus, const char *cmd, long long len, char *err);
 
 /* Send one formatted command and read its reply; NULL means the context died. */
 static redisReply *bus_roundtrip(bg_bus *bus, const char *cmd, long long len, char *err)
@@ -474,6 +508,35 @@ static void bus_sentinel_check(bg_bus *bus)
     bg_notice("valkey: %s: reconnecting", why);
     bus_drop(bus);
     bus->next_attempt = 0; /* the new primary is known: no reason to wait */
+}
+
+void bg_bus_set_fail_fast(bg_bus *bus)
+{
+    bus->fail_fast = 1;
+}
+
+redisReply *bg_bus_run_formatted(bg_bus *bus, const char *cmd, size_t len, char *err)
+{
+    return bus_run(bus, cmd, (long long)len, err);
+}
+
+/* Cluster mode: the command goes to its slot's node; when a node's connection had to be
+ * made again on the way, the owner's hook runs (on this bus: its commands are routed). */
+static redisReply *bus_dispatch(bg_bus *bus, const char *cmd, long long len, char *err)
+{
+    redisReply *r;
+
+    if (bus->cluster == NULL)
+        return bus_run(bus, cmd, len, err);
+    if (bg_bus_cluster_queued(bus->cluster) > 0) {
+        bg_set_error(err, "command on %s: %zu pipelined replies not read yet", bus->where,
+                     bg_bus_cluster_queued(bus->cluster));
+        return NULL;
+    }
+    r = bg_bus_cluster_run(bus->cluster, cmd, (size_t)len, err);
+    if (bg_bus_cluster_take_reconnected(bus->cluster) && !bus->in_hook)
+        bus_run_hook(bus);
+    return r;
 }
 
 static redisReply *bus_run(bg_bus *bus, const char *cmd, long long len, char *err)
@@ -522,7 +585,7 @@ redisReply *bg_bus_command(bg_bus *bus, char *err, const char *fmt, ...)
         bg_set_error(err, "command: bad format string or out of memory");
         return NULL;
     }
-    r = bus_run(bus, cmd, len, err);
+    r = bus_dispatch(bus, cmd, len, err);
     redisFreeCommand(cmd);
     return r;
 }
@@ -538,13 +601,20 @@ redisReply *bg_bus_command_argv(bg_bus *bus, int argc, const char **argv, const 
         bg_set_error(err, "command: out of memory");
         return NULL;
     }
-    r = bus_run(bus, cmd, len, err);
+    r = bus_dispatch(bus, cmd, len, err);
     redisFreeCommand(cmd);
     return r;
 }
 
+redisReply *bg_bus_command_formatted(bg_bus *bus, const char *cmd, size_t len, char *err)
+{
+    return bus_dispatch(bus, cmd, (long long)len, err);
+}
+
 int bg_bus_append_argv(bg_bus *bus, int argc, const char **argv, const size_t *argvlen, char *err)
 {
+    if (bus->cluster != NULL)
+        return bg_bus_cluster_append(bus->cluster, argc, argv, argvlen, err);
     if (bus->inflight >= BG_BUS_MAX_INFLIGHT) {
         bg_set_error(err, "pipeline on %s: %d replies in flight, read some first", bus->where,
                      BG_BUS_MAX_INFLIGHT);
@@ -571,6 +641,8 @@ int bg_bus_get_reply(bg_bus *bus, redisReply **reply, char *err)
     void *r = NULL;
 
     *reply = NULL;
+    if (bus->cluster != NULL)
+        return bg_bus_cluster_get_reply(bus->cluster, reply, err);
     if (bus->inflight == 0) {
         bg_set_error(err, "pipeline on %s: no reply pending", bus->where);
         return BG_ERR;
@@ -615,6 +687,8 @@ int64_t bg_bus_next_attempt_in_ms(const bg_bus *bus)
 
 int bg_bus_is_broken(const bg_bus *bus)
 {
+    if (bus->cluster != NULL)
+        return bg_bus_cluster_broken(bus->cluster);
     return bus->ctx == NULL || bus->ctx->err != 0;
 }
 
@@ -630,11 +704,40 @@ int bg_bus_tls_pending(bg_bus *bus)
 
 redisContext *bg_bus_context(bg_bus *bus)
 {
-    return bus->ctx;
+    char ignored[BG_ERR_LEN];
+    bg_bus *first;
+
+    if (bus->cluster == NULL)
+        return bus->ctx;
+    first = bg_bus_cluster_node(bus->cluster, 0, ignored);
+    return first != NULL ? bg_bus_context(first) : NULL;
+}
+
+size_t bg_bus_node_count(bg_bus *bus)
+{
+    return bus->cluster != NULL ? bg_bus_cluster_node_count(bus->cluster) : 1;
+}
+
+bg_bus *bg_bus_node(bg_bus *bus, size_t i, char *err)
+{
+    if (bus->cluster != NULL)
+        return bg_bus_cluster_node(bus->cluster, i, err);
+    if (i != 0) {
+        bg_set_error(err, "%s: no node %zu", bus->where, i);
+        return NULL;
+    }
+    return bus;
+}
+
+int bg_bus_is_cluster(const bg_bus *bus)
+{
+    return bus->cluster != NULL;
 }
 
 void bg_bus_close_on_exec(bg_bus *bus)
 {
+    if (bus->cluster != NULL)
+        bg_bus_cluster_close_on_exec(bus->cluster);
     if (bus->ctx != NULL)
         bus_cloexec(bus->ctx->fd);
 }

@@ -311,3 +311,11 @@ int bg_bus_sentinel_resolve(bg_valkey_addr *a, char *err)
             return BG_ERR;
     return BG_OK;
 }
+
+int bg_bus_cluster_resolve(bg_valkey_addr *a, char *err)
+{
+    for (int i = 0; i < a->nseeds; i++)
+        if (sentinel_resolve_node(&a->seeds[i], err) != BG_OK)
+            return BG_ERR;
+    return BG_OK;
+}

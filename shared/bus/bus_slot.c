@@ -166,3 +166,16 @@ int bg_slot_redirect_parse(const char *err_reply, size_t len, bg_slot_redirect *
     out->to.port = (int)port;
     return BG_OK;
 }
+
+int bg_slot_map_set(bg_slot_map *m, uint16_t slot, const char *host, int port)
+{
+    int idx;
+
+    if (slot >= BG_SLOTS || strlen(host) > BG_SLOT_HOST_MAX)
+        return BG_ERR;
+    idx = slot_node_index(m, host, strlen(host), port);
+    if (idx < 0)
+        return BG_ERR;
+    m->owner[slot] = (uint16_t)idx;
+    return BG_OK;
+}

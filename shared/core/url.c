@@ -15,18 +15,23 @@ typedef struct url_scheme {
     int tls;
     int is_unix;
     int sentinel;
+    int cluster;
 } url_scheme;
 
 static const url_scheme schemes[] = {
-    {"valkey", 0, 0, 0},
-    {"redis", 0, 0, 0},
-    {"valkeys", 1, 0, 0},
-    {"rediss", 1, 0, 0},
-    {"unix", 0, 1, 0},
-    {"valkey+sentinel", 0, 0, 1},
-    {"redis+sentinel", 0, 0, 1},
-    {"valkeys+sentinel", 1, 0, 1},
-    {"rediss+sentinel", 1, 0, 1},
+    {"valkey", 0, 0, 0, 0},
+    {"redis", 0, 0, 0, 0},
+    {"valkeys", 1, 0, 0, 0},
+    {"rediss", 1, 0, 0, 0},
+    {"unix", 0, 1, 0, 0},
+    {"valkey+sentinel", 0, 0, 1, 0},
+    {"redis+sentinel", 0, 0, 1, 0},
+    {"valkeys+sentinel", 1, 0, 1, 0},
+    {"rediss+sentinel", 1, 0, 1, 0},
+    {"valkey+cluster", 0, 0, 0, 1},
+    {"redis+cluster", 0, 0, 0, 1},
+    {"valkeys+cluster", 1, 0, 0, 1},
+    {"rediss+cluster", 1, 0, 0, 1},
 };
 
 static int url_scheme_parse(const char *url, bg_valkey_addr *out, const char **rest, char *err)
@@ -44,13 +49,14 @@ static int url_scheme_parse(const char *url, bg_valkey_addr *out, const char **r
             out->tls = schemes[i].tls;
             out->is_unix = schemes[i].is_unix;
             out->sentinel = schemes[i].sentinel;
+            out->cluster = schemes[i].cluster;
             *rest = sep + 3;
             return BG_OK;
         }
     }
     bg_set_error(err,
                  "unknown scheme '%.*s' (use valkey, valkeys, redis, rediss, unix or one of them"
-                 " with +sentinel)",
+                 " with +sentinel or +cluster)",
                  (int)(len > 32 ? 32 : len), url);
     return BG_ERR;
 }
@@ -280,5 +286,7 @@ int bg_valkey_url_parse(const char *url, bg_valkey_addr *out, char *err)
         return url_parse_unix(rest, out, err);
     if (out->sentinel)
         return bg_url_parse_sentinel(rest, out, err);
+    if (out->cluster)
+        return bg_url_parse_cluster(rest, out, err);
     return url_parse_tcp(rest, out, err);
 }

@@ -1,4 +1,4 @@
-/* url_int.h: the URL parsing pieces shared by url.c and url_sentinel.c. */
+/* url_int.h: the URL parsing pieces shared by url.c, url_sentinel.c and url_cluster.c. */
 #ifndef BUSGATE_URL_INT_H
 #define BUSGATE_URL_INT_H
 
@@ -16,5 +16,7 @@ int bg_url_host_port(const char *s, size_t len, bg_valkey_addr *out, char *err);
 int bg_url_db(const char *s, int *db, char *err);
 /* What follows "valkey+sentinel://": sentinels, master name, parameters. */
 int bg_url_parse_sentinel(const char *rest, bg_valkey_addr *out, char *err);
+/* What follows "valkey+cluster://": seed nodes. */
+int bg_url_parse_cluster(const char *rest, bg_valkey_addr *out, char *err);
 
 #endif

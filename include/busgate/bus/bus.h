@@ -35,6 +35,10 @@ int bg_bus_opts_from_url(bg_bus_opts *o, const char *url, char *err);
  * an IP unless they announce host names. BG_ERR with the host in err. */
 int bg_bus_sentinel_resolve(bg_valkey_addr *a, char *err);
 
+/* Cluster mode (addr.cluster): the same for the seed nodes. The other nodes come from
+ * CLUSTER SLOTS as addresses unless the cluster announces host names. */
+int bg_bus_cluster_resolve(bg_valkey_addr *a, char *err);
+
 typedef struct bg_bus bg_bus; /* one blocking connection */
 /* Runs after every successful re-connect (not after the first connect). */
 typedef void bg_bus_reconnect_fn(bg_bus *bus, void *arg);
@@ -56,6 +60,8 @@ int64_t bg_bus_command_timeout(const bg_bus *bus); /* 0 = none */
 redisReply *bg_bus_command(bg_bus *bus, char *err, const char *fmt, ...);
 redisReply *bg_bus_command_argv(bg_bus *bus, int argc, const char **argv, const size_t *argvlen,
                                 char *err);
+/* A command already RESP-encoded (redisFormatCommand), same rules. */
+redisReply *bg_bus_command_formatted(bg_bus *bus, const char *cmd, size_t len, char *err);
 
 /* Pipelining: append many, then read as many replies. Neither retries: after an
  * I/O error the caller reconnects (bg_bus_reconnect) and resends what it needs. */
@@ -80,6 +86,14 @@ const char *bg_bus_where(const bg_bus *bus);
 int bg_bus_tls_pending(bg_bus *bus);
 /* The current context; changes on every reconnect, so do not keep it. */
 redisContext *bg_bus_context(bg_bus *bus);
+/* Cluster mode (valkey+cluster://): a bg_bus holds one connection per primary and routes
+ * each command by its key's slot (keyless ones go to the first primary); pipelined commands
+ * run one by one as they are appended. For what must run on every primary (SCAN): the
+ * primaries' own connections, plain bg_bus owned by bus (NULL with err when one cannot be
+ * reached). Otherwise one node: bus itself. bg_bus_context is then the first primary's. */
+size_t bg_bus_node_count(bg_bus *bus);
+bg_bus *bg_bus_node(bg_bus *bus, size_t i, char *err);
+int bg_bus_is_cluster(const bg_bus *bus);
 /* hiredis sockets are not FD_CLOEXEC; done on every (re)connect already, this
  * is for callers that want to be explicit before fork+exec. */
 void bg_bus_close_on_exec(bg_bus *bus);

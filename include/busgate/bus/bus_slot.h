@@ -37,6 +37,8 @@ int bg_slot_map_from_slots(bg_slot_map *m, const redisReply *r, const char *seed
 void bg_slot_map_free(bg_slot_map *m);
 /* The node serving slot, or NULL when none does (a cluster with uncovered slots). */
 const bg_slot_node *bg_slot_map_node(const bg_slot_map *m, uint16_t slot);
+/* Records that host:port serves slot now (after a MOVED), adding the node when new. */
+int bg_slot_map_set(bg_slot_map *m, uint16_t slot, const char *host, int port);
 /* Slots with no node: 0 for a cluster whose whole key space is served. */
 size_t bg_slot_map_uncovered(const bg_slot_map *m);
 
@@ -49,5 +51,14 @@ typedef struct bg_slot_redirect {
     bg_slot_node to;
 } bg_slot_redirect;
 int bg_slot_redirect_parse(const char *err_reply, size_t len, bg_slot_redirect *out);
+
+/* The slot of a RESP-encoded command's key (what a cluster client routes by): the first key
+ * of XREAD/XREADGROUP ... STREAMS, the key after the subcommand of XGROUP/XINFO, the first
+ * key of EVAL/EVALSHA/FCALL (numkeys > 0), else the first argument. 1 with *slot set; 0 for
+ * a command without a key (PING, SCRIPT, CLUSTER, SCAN, INFO, CLIENT, EVAL with numkeys 0,
+ * ...): any node answers it; -1 when cmd is not a RESP array of bulk strings. Multi-key
+ * commands are routed by their first key: the server refuses them (CROSSSLOT) when the
+ * others lie in other slots. */
+int bg_slot_of_command(const char *cmd, size_t len, uint16_t *slot);
 
 #endif

@@ -1,5 +1,6 @@
 /* url.h: parse a Valkey connection URL (valkey://, valkeys://, redis://, rediss://, unix://,
- * and the Sentinel forms valkey+sentinel://, valkeys+sentinel://). */
+ * the Sentinel forms valkey+sentinel://, valkeys+sentinel:// and the Cluster forms
+ * valkey+cluster://, valkeys+cluster://). */
 #ifndef BUSGATE_URL_H
 #define BUSGATE_URL_H
 
@@ -8,8 +9,9 @@
 #define BG_VALKEY_DEFAULT_PORT 6379
 #define BG_SENTINEL_DEFAULT_PORT 26379
 #define BG_SENTINEL_MAX 8
+#define BG_CLUSTER_SEEDS_MAX 16
 
-/* One sentinel of a valkey+sentinel:// URL. */
+/* One sentinel of a valkey+sentinel:// URL, or one seed node of a valkey+cluster:// URL. */
 typedef struct bg_valkey_node {
     char host[256];
     int port; /* default 26379 */
@@ -19,6 +21,7 @@ typedef struct bg_valkey_addr {
     int tls;        /* valkeys:// or rediss:// (or their +sentinel forms: TLS everywhere) */
     int is_unix;    /* unix:///path */
     int sentinel;   /* +sentinel: host/port are found by asking the sentinels below */
+    int cluster;    /* +cluster: a Valkey Cluster reached through the seeds below */
     char host[256]; /* sentinel: "" until discovery fills in the primary's address */
     int port;       /* default port 6379; sentinel: 0 until discovered */
     char unix_path[108];
@@ -30,6 +33,9 @@ typedef struct bg_valkey_addr {
     int nsentinels;
     bg_valkey_node sentinels[BG_SENTINEL_MAX];
     char sentinel_user[128], sentinel_password[256]; /* ?sentinel_user=&sentinel_password= */
+    /* Cluster form only (host/port also name the first seed): */
+    int nseeds;
+    bg_valkey_node seeds[BG_CLUSTER_SEEDS_MAX];
 } bg_valkey_addr;
 
 /* Accepted forms:
@@ -41,6 +47,11 @@ typedef struct bg_valkey_addr {
  *     params, '&'-separated: db=N, sentinel_user=NAME, sentinel_password=SECRET.
  *     The userinfo is the data nodes' credentials, as in the other forms; the sentinels'
  *     own come from the parameters. Sentinel port default 26379, at most BG_SENTINEL_MAX.
+ *   valkey+cluster://[user[:password]@]host[:port][,host[:port]...][/]
+ *   valkeys+cluster://... (TLS to every node; also redis+cluster, rediss+cluster)
+ *     Seed nodes (port default 6379, at most BG_CLUSTER_SEEDS_MAX): any of them answers
+ *     CLUSTER SLOTS; the primaries it names are the ones used. The userinfo is every
+ *     node's credentials. No database (a cluster has only 0), no parameters.
  * host may be a bracketed IPv6 literal ("[::1]"). A userinfo without ':' is a
  * password alone (legacy "redis://:secret@host" and "redis://secret@host" both
  * mean password auth as the default user). Percent-escapes are decoded in user,
