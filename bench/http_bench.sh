@@ -2,17 +2,22 @@
 # http_bench.sh BUILD: the headline benchmark. wrk against busgated (2 workers, seccomp on) in
 # front of two echo-service instances, and in the same run against nginx proxying (keep-alive)
 # to an nginx upstream that returns a body of the same size; 1 and 64 connections each.
-# Prints requests/s, p50 and p99 per target, the ratio busgate/nginx at 64 connections and
-# the CPU each process used (and what the rest of the machine used: the figures are only
-# worth a side-by-side ratio when "other" is near 0); never judges the figures. Exits 1 when
-# a target could not run.
+# Prints requests/s, p50 and p99 per target, the ratio busgate/nginx at 64 connections, and
+# for each target at 64 connections its cost per request (bench/cost.sh): CPU microseconds per
+# request of each process class and of the rest of the machine ("other": the figures are only
+# worth a side-by-side ratio when it is near 0), worker RSS, and for busgate Valkey's commands
+# per request; never judges the figures. Exits 1 when a target could not run.
 #
 # Everything runs on loopback, on free ports, in one private temp dir, and is stopped on exit.
 # Installs wrk and nginx-light (Debian) when missing. Environment knobs:
 #   HTTP_BENCH_SECONDS=10      length of each measured run
-#   HTTP_BENCH_LIMIT=115       the whole script is stopped after this many seconds
-#   HTTP_BENCH_PROFILE=1       after the figures, one more run: perf record on one worker,
-#                              strace -c on the other (perturbs nothing measured)
+#   HTTP_BENCH_LIMIT=115       the whole script is stopped after this many seconds (155 with
+#                              BENCH_PROFILE=1)
+#   BENCH_PROFILE=1            (or HTTP_BENCH_PROFILE=1) after the figures, two more runs:
+#                              syscalls per request of the workers, the echo services and
+#                              Valkey (perf stat; strace -c when perf cannot count them or
+#                              with BENCH_SYSCALLS=strace), then perf record on one worker,
+#                              echo-1 and Valkey (perturbs nothing measured)
 #   HTTP_BENCH_ECHO_THREADS=N  handler threads of each echo-service (default: the SDK's)
 #   HTTP_BENCH_KEEP=1          keep the temp dir (configs, logs, wrk output) afterwards
 # shellcheck disable=SC2317 # functions called from traps and through wait_until
@@ -24,22 +29,24 @@ echo_opts=${HTTP_BENCH_ECHO_THREADS:+-w $HTTP_BENCH_ECHO_THREADS}
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=cost.sh
+. "$(dirname "$0")/cost.sh"
 bench_init http httpbench "${HTTP_BENCH_KEEP:-0}"
 failed=0
 
 # ---------------------------------------------------------------- stop everything, always
-# stop_all (lib.sh) stops the groups in pids newest first; before them, the watchdog and a
-# wrk still running.
+# stop_all (lib.sh) stops the groups in pids newest first; before them, the watchdog, a wrk
+# still running and the syscall counters of the profile mode (cost.sh).
 on_stop() {
     [ -n "${watchdog:-}" ] && kill -KILL "-$watchdog" 2>/dev/null && wait "$watchdog" 2>/dev/null
-    [ -n "${wpid:-}" ] && kill -TERM "$wpid" 2>/dev/null # timeout(1) passes it on to wrk
-    return 0
+    cost_on_stop
 }
 
 # The whole script stays under two minutes (at 10 s per run) even if something hangs. Its own
 # process group, so stopping it also stops its sleep (never to outlive us and signal a reused
 # pid).
-limit=${HTTP_BENCH_LIMIT:-$((secs * 5 + 65))}
+profile=${BENCH_PROFILE:-${HTTP_BENCH_PROFILE:-0}}
+limit=${HTTP_BENCH_LIMIT:-$((secs * 5 + 65 + profile * 40))}
 setsid sh -c "sleep $limit; echo 'http: watchdog: over $limit s, stopping' >&2; kill -TERM $$" &
 watchdog=$!
 
@@ -80,100 +87,25 @@ gport=$(free_port)
 pport=$(free_port)
 uport=$(free_port)
 
-# ---------------------------------------------------------------- CPU accounting
-# (ticks PID and hz: lib.sh)
-children_of() {
-    for f in /proc/[0-9]*/stat; do
-        { read -r line <"$f"; } 2>/dev/null || continue
-        # shellcheck disable=SC2086
-        set -- "$1" ${line##*) } # fields after "(comm) ": state, ppid, ...
-        [ "$3" = "$1" ] && { f=${f#/proc/}; echo "${f%/stat}"; }
-    done
-}
-
-sum_ticks() {
-    t=0
-    for p in "$@"; do t=$((t + $(ticks "$p"))); done
-    echo $t
-}
-
-# Busy ticks of the whole machine, all CPUs (same unit: 100% = one core).
-machine_ticks() {
-    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
-}
-
-# "name=pid,pid" groups -> their ticks now, as "name=ticks ...", and the machine's
-sample() {
-    out="machine=$(machine_ticks)"
-    for g in "$@"; do
-        name=${g%%=*}
-        list=$(echo "${g#*=}" | tr ',' ' ')
-        # shellcheck disable=SC2086
-        out="$out $name=$(sum_ticks $list)"
-    done
-    echo "$out"
-}
-
-pct() { # ticks, milliseconds
-    awk -v d="$1" -v ms="$2" -v hz="$hz" 'BEGIN { printf "%.0f%%", d * 100000 / hz / ms }'
-}
-
-cpu_line() { # label, milliseconds between the samples, "before", "after"
-    line="" ours=0 all=0
-    for a in $4; do
-        name=${a%%=*}
-        t0=0
-        for b in $3; do [ "${b%%=*}" = "$name" ] && t0=${b#*=}; done
-        d=$((${a#*=} - t0))
-        if [ "$name" = machine ]; then
-            all=$d
-        elif [ "$d" -lt 0 ]; then
-            # A process of the group was gone at the second sample (its ticks read as 0):
-            # its share is unknown, not negative.
-            line="$line $name=n/a(exited)"
-        else
-            ours=$((ours + d))
-            line="$line $name=$(pct $d "$2")"
-        fi
-    done
-    say "cpu $1:$line other=$(pct $((all - ours)) "$2") (100% = one core)"
-    # Other load on a 2-core machine skews one target's run against the other's.
-    [ $(((all - ours) * 100000 / hz / $2)) -gt 25 ] &&
-        say "WARNING: $1: other processes used $(pct $((all - ours)) "$2") of the CPU;" \
-            "compare figures from a quiet machine only"
-    return 0
-}
-
 # ---------------------------------------------------------------- wrk
-to_ms() { # wrk's "505.00us" / "3.25ms" / "1.02s" -> milliseconds
-    echo "$1" | awk '/us$/ { printf "%.3f", $0 / 1000; next }
-                     /ms$/ { printf "%.3f", $0 + 0; next }
-                     /s$/  { printf "%.3f", $0 * 1000; next } { printf "?" }'
-}
-
-# run_wrk label url threads conns seconds [cpu groups...]: one measured run; sets rps.
+# run_wrk label url threads conns seconds [groups]: one measured run; sets rps. With GROUPS
+# (blank-separated "name=pid,pid"), the run's cost table (bench/cost.sh), the workers' RSS
+# halfway through (the first group's pids) and, for busgate, Valkey's commands per request.
 run_wrk() {
-    label=$1 url=$2 wt=$3 c=$4 ws=$5
-    shift 5
+    label=$1 url=$2 wt=$3 c=$4 ws=$5 groups=${6:-}
     out="$dir/wrk-$label-c$c.txt"
-    timeout $((ws + 20)) wrk -t"$wt" -c"$c" -d"${ws}s" --timeout 5s --latency "$url" >"$out" 2>&1 &
-    wpid=$!
-    before="" after=""
-    if [ $# -gt 0 ] && [ "$ws" -gt 4 ]; then
-        # Sample inside the run, away from its ramp-up and end: a sample walks /proc and
-        # can take a while on a busy machine, so the window ends 2 s before wrk does
-        # (a wrk already gone at the second sample read as 0 ticks: "wrk=-10%").
-        sleep 1
-        set -- "$@" "wrk=$(children_of "$wpid" | head -n 1)" # wrk runs under timeout(1)
-        t_before=$(date +%s%N)
-        before=$(sample "$@")
-        sleep $((ws - 4))
-        after=$(sample "$@")
-        t_after=$(date +%s%N)
-        win=$(((t_after - t_before) / 1000000))
+    cmds=0
+    [ "$label" = busgate ] && [ -n "$groups" ] && cmds=1
+    [ $cmds = 1 ] && cost_cmdstats "$vport" >"$dir/cmd-before.txt"
+    if [ -n "$groups" ]; then
+        first=${groups%% *}
+        cost_rss_pids=$(echo "${first#*=}" | tr ',' ' ')
+        cost_measure "$out" "$ws" "$groups" -t"$wt" -c"$c" --timeout 5s "$url"
+    else
+        cost_wrk "$out" "$ws" -t"$wt" -c"$c" --timeout 5s "$url"
     fi
-    wait $wpid
     rc=$?
+    [ $cmds = 1 ] && cost_cmdstats "$vport" >"$dir/cmd-after.txt"
     wrk_figures "$out"
     if [ $rc -ne 0 ] || [ -z "$rps" ]; then
         say "$label c=$c: wrk failed (exit $rc):"
@@ -184,17 +116,20 @@ run_wrk() {
     say "$label c=$c rps=$rps p50=$(to_ms "$p50")ms p99=$(to_ms "$p99")ms" \
         "non2xx=${non2xx:-0} socket_errors=${errs:-none}"
     [ -n "$non2xx" ] && say "WARNING: $label c=$c: $non2xx answers were not 2xx/3xx (see $out)"
-    [ -n "$after" ] && cpu_line "$label c=$c" "$win" "$before" "$after"
+    [ -n "$groups" ] || return 0
+    cost_table "$label c=$c" "$reqs"
+    note=""
+    [ "$label" = busgate ] && note=" (target < 16 MiB)"
+    [ -n "$cost_mid_rss" ] && echo "$cost_mid_rss" | cost_rss_line "$label worker RSS at c=$c$note"
+    [ $cmds = 1 ] && cost_commands "$dir/cmd-before.txt" "$dir/cmd-after.txt" "$reqs"
     return 0
 }
 
 # Both sizes of run for one target; sets rps1 and rps64.
-bench_target() { # label url [cpu groups...]
-    label=$1 url=$2
-    shift 2
-    wrk_warmup "$url"
-    run_wrk "$label" "$url" 1 1 "$secs" && rps1=$rps || rps1=""
-    run_wrk "$label" "$url" 2 64 "$secs" "$@" && rps64=$rps || rps64=""
+bench_target() { # label url [groups]
+    wrk_warmup "$2"
+    run_wrk "$1" "$2" 1 1 "$secs" && rps1=$rps || rps1=""
+    run_wrk "$1" "$2" 2 64 "$secs" "${3:-}" && rps64=$rps || rps64=""
 }
 
 # ---------------------------------------------------------------- busgate
@@ -270,39 +205,22 @@ start_nginx() { # body size
 }
 
 # ---------------------------------------------------------------- profile (optional)
-# Valkey's own count of commands during the profile run, per HTTP request answered.
-commandstats() { # requests
-    valkey-cli -p "$vport" info commandstats | tr -d '\r' |
-        awk -F'[:=,]' -v n="$1" '/^cmdstat_/ && $3 > 0 {
-            printf "    %-22s %8.2f calls/request %8.2f us/call\n", substr($1, 9), $3 / n, $7 }'
-}
-
 profile_busgate() {
-    say "profile: wrk -t2 -c64 -d8s; perf (4 s) on worker $w1, echo-1 and valkey; strace -c" \
-        "(3 s) on worker $w2; Valkey command counts"
-    valkey-cli -p "$vport" config resetstat >/dev/null
-    timeout 20 wrk -t2 -c64 -d8s "http://127.0.0.1:$gport/echo/1" >"$dir/wrk-profile.txt" 2>&1 &
-    wpid=$!
+    url="http://127.0.0.1:$gport/echo/1"
+    cost_syscalls "$dir/wrk-syscalls.txt" 5 \
+        "workers=$workers service=$echo1_pid,$echo2_pid valkey=$valkey_pid" -t2 -c64 "$url"
+    command -v perf >/dev/null 2>&1 || { say "perf record: skipped (perf is not installed)"; return 0; }
+    say "profile: wrk -t2 -c64 -d8s; perf record (4 s) on worker $w1, echo-1 and valkey"
+    cost_wrk_start "$dir/wrk-profile.txt" 8 -t2 -c64 "$url"
     sleep 1
-    perf_pid=""
-    if command -v perf >/dev/null 2>&1; then
-        timeout 15 perf record -q -o "$dir/perf.data" -p "$w1,$echo1_pid,$valkey_pid" -- sleep 4 \
-            >/dev/null 2>&1 &
-        perf_pid=$!
-    fi
-    command -v strace >/dev/null 2>&1 &&
-        timeout 3 strace -c -f -p "$w2" -o "$dir/strace.txt" >/dev/null 2>&1
-    wait $wpid
-    [ -n "$perf_pid" ] && wait "$perf_pid"
-    n=$(awk '/requests in/ { print $1 }' "$dir/wrk-profile.txt")
-    echo "--- valkey commands per HTTP request (${n:-?} requests)"
-    [ -n "$n" ] && commandstats "$n"
+    timeout 15 perf record -q -o "$dir/perf.data" -p "$w1,$echo1_pid,$valkey_pid" -- sleep 4 \
+        >/dev/null 2>&1
+    cost_wrk_wait "$dir/wrk-profile.txt"
     if [ -s "$dir/perf.data" ]; then
         echo "--- perf: top symbols by process (self time, all three together)"
         perf report -i "$dir/perf.data" --stdio --sort comm,dso,sym 2>/dev/null |
             grep -E '^ +[0-9.]+%' | head -n 30
     fi
-    [ -s "$dir/strace.txt" ] && { echo "--- strace -c of worker $w2"; head -n 20 "$dir/strace.txt"; }
 }
 
 # ---------------------------------------------------------------- main
@@ -321,15 +239,14 @@ start_nginx "$size" || failed=1
 bg64="" ng64=""
 if [ $bg_ok = 1 ]; then
     w1=$(echo "$workers" | cut -d, -f1)
-    w2=$(echo "$workers" | cut -d, -f2)
-    bench_target busgate "http://127.0.0.1:$gport/echo/1" "workers=$workers" \
-        "master=$master_pid" "valkey=$valkey_pid" "echo=$echo1_pid,$echo2_pid"
+    groups="workers=$workers master=$master_pid valkey=$valkey_pid service=$echo1_pid,$echo2_pid"
+    bench_target busgate "http://127.0.0.1:$gport/echo/1" "$groups"
     bg64=$rps64
     [ -n "$rps1" ] && [ -n "$rps64" ] || failed=1
 fi
 if [ -n "${nginx_pid:-}" ] && kill -0 "$nginx_pid" 2>/dev/null; then
     nginx_workers=$(children_of "$nginx_pid" | tr '\n' ',' | sed 's/,$//')
-    bench_target nginx "http://127.0.0.1:$pport/echo/1" "workers=$nginx_workers"
+    bench_target nginx "http://127.0.0.1:$pport/echo/1" "workers=$nginx_workers master=$nginx_pid"
     ng64=$rps64
     [ -n "$rps1" ] && [ -n "$rps64" ] || failed=1
 fi
@@ -338,5 +255,5 @@ if [ -n "$bg64" ] && [ -n "$ng64" ]; then
 else
     say "ratio busgate/nginx c=64 = n/a (a target did not run)"
 fi
-[ $bg_ok = 1 ] && [ "${HTTP_BENCH_PROFILE:-0}" = 1 ] && profile_busgate
+[ $bg_ok = 1 ] && [ "$profile" = 1 ] && profile_busgate
 exit $failed

@@ -88,6 +88,16 @@ wait_until() {
     done
 }
 
+# children_of pid: the pids of its children, one per line (walks /proc: no ps needed).
+children_of() {
+    for f in /proc/[0-9]*/stat; do
+        { read -r line <"$f"; } 2>/dev/null || continue
+        # shellcheck disable=SC2086
+        set -- "$1" ${line##*) } # fields after "(comm) ": state, ppid, ...
+        [ "$3" = "$1" ] && { f=${f#/proc/}; echo "${f%/stat}"; }
+    done
+}
+
 # ticks pid: utime + stime of a process (all its threads), in clock ticks; 0 when it is gone.
 ticks() {
     awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
@@ -142,15 +152,15 @@ start_valkey() {
     wait_until 50 valkey-cli -p "$vport" ping
 }
 
-# gateway_ini instance_id port stem: prints the sections every bench config starts with:
-# [gateway] (2 workers, no access log, DIR/STEM.pid and DIR/STEM.log), [valkey] on $vport,
-# [messaging]. The script appends its own sections.
+# gateway_ini instance_id port stem [workers]: prints the sections every bench config starts
+# with: [gateway] (WORKERS workers, 2 by default, no access log, DIR/STEM.pid and DIR/STEM.log),
+# [valkey] on $vport, [messaging]. The script appends its own sections.
 gateway_ini() {
     cat <<INI
 [gateway]
 instance_id = $1
 listen = 127.0.0.1:$2
-workers = 2
+workers = ${4:-2}
 pid_file = $dir/$3.pid
 error_log = $dir/$3.log
 access_log = off
@@ -184,6 +194,13 @@ wrk_run() {
     out=$1 ws=$2
     shift 2
     timeout $((ws + 20)) wrk -d"${ws}s" --latency "$@" >"$out" 2>&1
+}
+
+# to_ms wrk-latency: wrk's "505.00us" / "3.25ms" / "1.02s" in milliseconds, "?" otherwise.
+to_ms() {
+    echo "$1" | awk '/us$/ { printf "%.3f", $0 / 1000; next }
+                     /ms$/ { printf "%.3f", $0 + 0; next }
+                     /s$/  { printf "%.3f", $0 * 1000; next } { printf "?" }'
 }
 
 # wrk_figures out: from wrk's output file, sets rps, reqs (requests in the run), p50, p99

@@ -7,12 +7,16 @@ set -u
 build=${1:-build}
 failed=0
 
+# Each step's wall time is printed after it (the whole run should stay near 15 minutes on 2
+# cores).
 step() {
     echo "== $*"
+    t0=$(date +%s)
     if ! "$@"; then
         echo "== step failed: $*"
         failed=1
     fi
+    echo "== took $(($(date +%s) - t0)) s"
     echo
 }
 
@@ -34,8 +38,13 @@ step "$build/bench/bench_auth"
 # The same gateway with and without [auth] (RS256, require = all) under wrk -c64.
 step sh bench/auth_http_bench.sh "$build"
 
-# The headline: wrk against busgate (2 workers, 2 echo instances) and nginx proxying.
+# The headline: wrk against busgate (2 workers, 2 echo instances) and nginx proxying, with the
+# cost per request (CPU per process class, Valkey commands; BENCH_PROFILE=1: syscalls).
 step sh bench/http_bench.sh "$build"
+
+# The cost curves: routes in the table, body size (beside nginx), connections (and 10k idle
+# ones), workers. One alone: sh bench/curves.sh build body
+step sh bench/curves.sh "$build"
 
 # Rate limits at 64 connections: none, local (shared memory), cluster (Valkey script).
 step sh bench/ratelimit_bench.sh "$build"

@@ -32,9 +32,11 @@
  * with Content-Type application/octet-stream (for binary round-trip tests).
  *
  * Usage: echo-service [-c busgate.ini] [-u valkey://host:port] [-n instance] [-w threads]
- *                     [-s name]
+ *                     [-s name] [-p]
  * -s runs it as service `name` with only the echo endpoints, at /name and /name/{id}
  * (tests that need services in different places: Valkey Cluster slots).
+ * The echo and status endpoints run inline (on the SDK's reader thread, see service.h);
+ * -p runs them on the handler pool too (for comparisons).
  * It prints one line on stdout once it has registered with the bus.
  */
 #include <getopt.h>
@@ -457,7 +459,8 @@ static int handle_sse(const busgate_request *req, busgate_response *res, void *a
 }
 
 /* -s name: the echo endpoints only, under /name. */
-static int add_named_endpoints(busgate_service *s, const char *name, char *err)
+static int add_named_endpoints(busgate_service *s, const char *name,
+                               const busgate_endpoint_opts *quick, char *err)
 {
     char path[2][160];
 
@@ -465,23 +468,26 @@ static int add_named_endpoints(busgate_service *s, const char *name, char *err)
     snprintf(path[1], sizeof(path[1]), "/%s/{id}", name);
     for (size_t p = 0; p < 2; p++)
         for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++)
-            if (busgate_service_add_endpoint(s, methods[m], path[p], handle_echo, s, NULL, err))
+            if (busgate_service_add_endpoint(s, methods[m], path[p], handle_echo, s, quick, err))
                 return BG_ERR;
     return BG_OK;
 }
 
-static int add_endpoints(busgate_service *s, const char *name, char *err)
+/* The echo and status handlers answer from memory: they run on the reader's thread
+ * (run_inline) unless -p asked for the pool; the others sleep, stream or fill megabytes. */
+static int add_endpoints(busgate_service *s, const char *name, int pool_only, char *err)
 {
-    static const busgate_endpoint_opts limited = {.rate_limit = "2/m burst=2"};
+    busgate_endpoint_opts limited = {.run_inline = !pool_only, .rate_limit = "2/m burst=2"};
+    busgate_endpoint_opts quick = {.run_inline = !pool_only};
 
     if (name != NULL)
-        return add_named_endpoints(s, name, err);
+        return add_named_endpoints(s, name, &quick, err);
     for (size_t p = 0; p < sizeof(paths) / sizeof(paths[0]); p++)
         for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++)
-            if (busgate_service_add_endpoint(s, methods[m], paths[p], handle_echo, s, NULL, err))
+            if (busgate_service_add_endpoint(s, methods[m], paths[p], handle_echo, s, &quick, err))
                 return BG_ERR;
     if (busgate_service_add_endpoint(s, "GET", "/echo/slow", handle_slow, NULL, NULL, err) ||
-        busgate_service_add_endpoint(s, "GET", "/echo/status/{code}", handle_status, NULL, NULL,
+        busgate_service_add_endpoint(s, "GET", "/echo/status/{code}", handle_status, NULL, &quick,
                                      err) ||
         busgate_service_add_endpoint(s, "GET", "/echo/stream", handle_stream, NULL, NULL, err) ||
         busgate_service_add_endpoint(s, "GET", "/echo/sse", handle_sse, NULL, NULL, err))
@@ -503,16 +509,16 @@ static void on_ready(busgate_service *s, void *arg)
 static void usage(FILE *to)
 {
     fprintf(to, "usage: echo-service [-c busgate.ini] [-u valkey-url] [-n instance] [-w threads]"
-                " [-s name]\n");
+                " [-s name] [-p]\n");
 }
 
 /* Options apply in a fixed order: the ini first, then what the command line overrides. */
-static int configure(busgate_service *s, int argc, char **argv, char *err)
+static int configure(busgate_service *s, int argc, char **argv, int *pool_only, char *err)
 {
     const char *ini = NULL, *url = NULL, *inst = NULL, *threads = NULL;
     int opt;
 
-    while ((opt = getopt(argc, argv, "c:u:n:w:s:h")) != -1) {
+    while ((opt = getopt(argc, argv, "c:u:n:w:s:ph")) != -1) {
         switch (opt) {
         case 's':
             break; /* read by service_name() */
@@ -527,6 +533,9 @@ static int configure(busgate_service *s, int argc, char **argv, char *err)
             break;
         case 'w':
             threads = optarg;
+            break;
+        case 'p':
+            *pool_only = 1;
             break;
         case 'h':
             usage(stdout);
@@ -558,11 +567,11 @@ int main(int argc, char **argv)
     char err[BG_ERR_LEN];
     const char *name = service_name(argc, argv);
     busgate_service *s;
-    int rc;
+    int rc, pool_only = 0;
 
     s = busgate_service_new(name != NULL ? name : "echo", "1.0.0", err);
-    if (s == NULL || configure(s, argc, argv, err) != BG_OK ||
-        add_endpoints(s, name, err) != BG_OK) {
+    if (s == NULL || configure(s, argc, argv, &pool_only, err) != BG_OK ||
+        add_endpoints(s, name, pool_only, err) != BG_OK) {
         fprintf(stderr, "echo-service: %s\n", err);
         busgate_service_free(s);
         return 2;

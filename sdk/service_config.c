@@ -145,6 +145,11 @@ int busgate_service_set_timeouts(busgate_service *s, int64_t connect_ms, int64_t
     return BG_OK;
 }
 
+void busgate_service_set_inline(busgate_service *s, int on)
+{
+    s->inline_all = on != 0;
+}
+
 void busgate_service_handle_signals(busgate_service *s, int on)
 {
     s->handle_signals = on != 0;

@@ -42,6 +42,7 @@ typedef struct bgs_endpoint {
     json_t *request_schema, *response_schema, *openapi; /* owned, NULL = absent */
     busgate_handler_fn *fn;
     void *arg;
+    int run_inline; /* never blocks: the reader calls it (busgate_endpoint_opts.run_inline) */
 } bgs_endpoint;
 
 /* Largest piece one RESPONSE_CHUNK carries: a gateway reads up to a few hundred entries
@@ -62,7 +63,8 @@ struct bgs_job;
 
 /* The response a handler fills: a RESPONSE frame under construction. */
 struct busgate_response {
-    bg_frame frame; /* status and meta.headers; body set when sending */
+    bg_frame frame;       /* status; meta_json and body set when sending */
+    bg_meta_headers meta; /* the headers, as the meta JSON text itself */
     char *body;
     size_t body_len, body_cap;
     int failed;    /* a setter failed: the handler's response becomes a 500 */
@@ -91,7 +93,8 @@ typedef struct bgs_job {
     const bgs_endpoint *ep; /* NULL: no handler for (method, endpoint) -> 404 */
     int64_t lease_start_ms; /* monotonic: read, reclaimed or last extended */
     int running;
-    int answered; /* the handler is done: the job waits for the responder */
+    int run_inline; /* handled by the reader itself, not queued for a handler thread */
+    int answered;   /* the handler is done: the job waits for the responder */
     bgs_job_outcome outcome;
     busgate_response res; /* the handler's answer; valid when has_res */
     bg_frame_wire wire;   /* res encoded (borrows from res); valid when outcome is ANSWER */
@@ -133,7 +136,8 @@ typedef struct bgs_pool {
     int ring_next;
     bgs_worker *workers;
     int nworkers;
-    int ready; /* mutex and conds initialised */
+    bgs_worker inline_worker; /* the reader, when it runs inline handlers */
+    int ready;                /* mutex and conds initialised */
 } bgs_pool;
 
 typedef enum { BGS_SUBMIT_OK = 0, BGS_SUBMIT_DUPLICATE, BGS_SUBMIT_CANCELLED } bgs_submit_rc;
@@ -179,14 +183,19 @@ typedef struct bgs_responder {
     char (*acks)[BG_QUEUE_ID_LEN]; /* entry ids to ack in the next round: 2 x BGS_ROUND_MAX */
     bgs_job **release;             /* this round's jobs, released at the next take */
     size_t nacks, nrelease;
-    int *write;   /* per batch job: 1 when its RESPONSE is to be written */
-    int *written; /* per batch job: 1 written (or dropped by NOMKSTREAM), 0 failed */
+    int borrowed_bus; /* the reader's own writer: bus is the reader's */
+    int *write;       /* per batch job: 1 when its RESPONSE is to be written */
+    int *written;     /* per batch job: 1 written (or dropped by NOMKSTREAM), 0 failed */
 } bgs_responder;
 
 typedef struct bgs_reader {
     struct busgate_service *svc;
     bg_bus *bus;
     bg_queue *queue;
+    /* Answers of inline handlers, written by the reader itself on its connection (no
+     * hand-over to the responder thread); acks ride with the next round or go before the
+     * next blocking read. */
+    bgs_responder writer;
     bg_queue_batch batch;
     int64_t next_reclaim_ms, next_extend_ms, period_ms;
 } bgs_reader;
@@ -201,6 +210,7 @@ struct busgate_service {
     char file_password[256]; /* from [valkey] password_file: beats a URL password */
     int threads;
     int handle_signals;
+    int inline_all; /* busgate_service_set_inline: every endpoint runs on the reader */
     bgs_endpoint *eps;
     size_t neps, cap;
     json_t *openapi;
@@ -260,8 +270,12 @@ int bgs_pool_free_slots(bgs_pool *p);
 int bgs_pool_wait_slot(bgs_pool *p, int64_t ms);
 /* Waits up to ms for a job to finish; returns the jobs still held. */
 int bgs_pool_wait_idle(bgs_pool *p, int64_t ms);
-/* Queues each job for a handler thread; rcs[i] says what became of jobs[i]. */
+/* Takes each job: queued for a handler thread, or (run_inline) held as running for the
+ * reader to run itself; rcs[i] says what became of jobs[i]. */
 void bgs_pool_submit_many(bgs_pool *p, bgs_job *const *jobs, size_t n, bgs_submit_rc *rcs);
+/* The reader wrote (or failed to write) the answers of these inline jobs: slots freed, jobs
+ * freed, under one lock. */
+void bgs_pool_release_many(bgs_pool *p, bgs_job *const *jobs, size_t n);
 /* Sets the cancelled flag of the held request with this id, else remembers the id. */
 int bgs_pool_cancel(bgs_pool *p, const char *request_id);
 /* Copies up to max entry ids held longer than min_age_ms into ids. */
@@ -298,6 +312,11 @@ void bgs_stream_thread_end(bgs_worker *w);
 /* service_responder.c: the thread that writes answers and acks, pipelined. */
 int bgs_responder_init(bgs_responder *r, busgate_service *s, bg_bus *bus, char *err);
 int bgs_responder_start(bgs_responder *r, char *err);
+/* On the reader's thread, for jobs it ran inline: the same rounds (answers, then the acks
+ * of the previous round), then their slots are released. */
+void bgs_responder_write_now(bgs_responder *r, bgs_job *const *jobs, size_t n);
+/* Sends the acks still waiting for a round. */
+void bgs_responder_flush_acks(bgs_responder *r);
 /* Writes everything answered, acks it, and joins the thread. Call after bgs_pool_shutdown. */
 void bgs_responder_finish(bgs_responder *r);
 void bgs_responder_destroy(bgs_responder *r);

@@ -135,7 +135,7 @@ int busgate_response_add_header(busgate_response *res, const char *name, const c
     char why[BG_ERR_LEN];
 
     if (name == NULL || value == NULL ||
-        bg_frame_add_header(&res->frame, name, strlen(name), value, strlen(value), why) != BG_OK) {
+        bg_meta_headers_add(&res->meta, name, strlen(name), value, strlen(value), why) != BG_OK) {
         res->failed = 1;
         bg_set_error(res->why, "header %s: %s", name != NULL ? name : "(null)",
                      name == NULL || value == NULL ? "NULL name or value" : why);

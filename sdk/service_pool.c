@@ -45,6 +45,8 @@ int bgs_pool_init(bgs_pool *p, busgate_service *s, char *err)
         p->workers[i].svc = s;
         p->workers[i].index = i;
     }
+    p->inline_worker.svc = s;
+    p->inline_worker.index = p->nworkers;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->idle, NULL);
@@ -334,6 +336,10 @@ static void pool_enqueue(bgs_pool *p, bgs_job *job, pool_wakes *w)
     }
     p->used++;
     job->next = NULL;
+    if (job->run_inline) {
+        job->running = 1; /* the reader runs it right after this call */
+        return;
+    }
     /* Waking a thread costs more than a short handler: wake one when the queue stops
      * being empty, and let each thread that takes a job wake the next while work is left.
      * A thread only sleeps on an empty queue, so no job waits for a wake-up that was lost;
@@ -374,6 +380,22 @@ void bgs_pool_submit_many(bgs_pool *p, bgs_job *const *jobs, size_t n, bgs_submi
     }
     pthread_mutex_unlock(&p->mu);
     pool_wake(p, &w);
+}
+
+void bgs_pool_release_many(bgs_pool *p, bgs_job *const *jobs, size_t n)
+{
+    pool_wakes w = {0};
+
+    if (n == 0)
+        return;
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < n; i++)
+        pool_release_locked(p, jobs[i]);
+    pool_wake_reader_locked(p, &w);
+    pthread_mutex_unlock(&p->mu);
+    pool_wake(p, &w);
+    for (size_t i = 0; i < n; i++)
+        bgs_job_free(jobs[i]);
 }
 
 int bgs_pool_cancel(bgs_pool *p, const char *request_id)
@@ -432,6 +454,7 @@ void bgs_pool_shutdown(bgs_pool *p)
             pthread_join(p->workers[i].thread, NULL);
         p->workers[i].started = 0;
     }
+    bgs_stream_thread_end(&p->inline_worker); /* the reader is done with it by now */
 }
 
 void bgs_pool_destroy(bgs_pool *p)
@@ -453,6 +476,7 @@ void bgs_pool_destroy(bgs_pool *p)
         pthread_cond_destroy(&p->idle);
         pthread_cond_destroy(&p->answers);
     }
+    bgs_stream_thread_end(&p->inline_worker);
     free(p->slots);
     free(p->workers);
     memset(p, 0, sizeof(*p));

@@ -123,6 +123,7 @@ static int endpoint_options(bgs_endpoint *e, const busgate_endpoint_opts *o, cha
         return BG_ERR;
     }
     e->timeout_ms = o->timeout_ms;
+    e->run_inline = o->run_inline != 0;
     if (o->rate_limit != NULL && (e->rate_limit = strdup(o->rate_limit)) == NULL) {
         bg_set_error(err, "rate_limit: out of memory");
         return BG_ERR;

@@ -19,6 +19,9 @@ int bgs_reader_init(bgs_reader *r, busgate_service *s, bg_bus *bus, char *err)
     if ((r->queue = bg_queue_new(bus, &o, err)) == NULL)
         return BG_ERR;
     bg_bus_set_reconnect_hook(bus, bg_queue_reconnect_hook, r->queue);
+    if (bgs_responder_init(&r->writer, s, bus, err) != BG_OK)
+        return BG_ERR;
+    r->writer.borrowed_bus = 1;
     /* Reclaim and check leases every quarter lease, so a lease is extended well
      * before it runs out and a dead instance's requests wait at most ~1.25 leases. */
     r->period_ms = c->messaging.lease_duration_ms / 4;
@@ -38,6 +41,8 @@ int bgs_reader_init(bgs_reader *r, busgate_service *s, bg_bus *bus, char *err)
 
 void bgs_reader_destroy(bgs_reader *r)
 {
+    r->writer.borrowed_bus = 1; /* also when init failed half-way */
+    bgs_responder_destroy(&r->writer);
     bg_queue_batch_free(&r->batch);
     bg_queue_free(r->queue);
     bg_bus_free(r->bus);
@@ -156,6 +161,8 @@ static bgs_job *reader_prepare(bgs_reader *r, const bg_queue_entry *e)
     }
     if (bg_method_parse(job->frame.method, strlen(job->frame.method), &m) == BG_OK)
         job->ep = bgs_registry_find(s, m, job->frame.endpoint.ptr, job->frame.endpoint.len);
+    /* A 404 of our own never blocks either. */
+    job->run_inline = job->ep == NULL || job->ep->run_inline || s->inline_all;
     return job;
 }
 
@@ -173,6 +180,25 @@ static void reader_refused(bgs_reader *r, bgs_job *job, bgs_submit_rc rc)
                  job->entry_id);
     }
     bgs_job_free(job);
+}
+
+/* Inline jobs of the batch, run here one after the other (the pool holds them as running,
+ * so a CANCEL finds them), then their answers written from here as one pipelined round. */
+static void reader_run_inline(bgs_reader *r, bgs_job **jobs, size_t n, const bgs_submit_rc *rcs)
+{
+    bgs_pool *p = &r->svc->pool;
+    size_t ran = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (rcs[i] != BGS_SUBMIT_OK || !jobs[i]->run_inline)
+            continue;
+        bgs_job_run(&p->inline_worker, jobs[i]);
+        jobs[ran++] = jobs[i]; /* the pool owns it now: jobs[] is only our list */
+    }
+    if (ran > 0)
+        bgs_responder_write_now(&r->writer, jobs, ran);
+    else
+        bgs_responder_flush_acks(&r->writer); /* no round to ride with */
 }
 
 /* The whole batch goes to the pool under one lock. */
@@ -194,6 +220,7 @@ static void reader_take_batch(bgs_reader *r)
     for (size_t i = 0; i < n; i++)
         if (rcs[i] != BGS_SUBMIT_OK)
             reader_refused(r, jobs[i], rcs[i]);
+    reader_run_inline(r, jobs, n, rcs);
 cleanup:
     free(jobs);
     free(rcs);
@@ -292,13 +319,17 @@ void bgs_reader_loop(bgs_reader *r)
             continue;
         }
         count = free_slots < s->cfg.messaging.batch_size ? free_slots : s->cfg.messaging.batch_size;
-        if (bg_queue_read(r->queue, count, wait, &r->batch, err) != BG_OK) {
+        /* Acks waiting for a round: look without blocking, and send them alone when
+         * nothing came (an ack must not wait for the next request). */
+        if (bg_queue_read(r->queue, count, r->writer.nacks > 0 ? 0 : wait, &r->batch, err) !=
+            BG_OK) {
             bg_warn("%s/%s: reading %s: %s", s->name, s->instance, s->k_requests, err);
             bgs_sleep_ms(s, BGS_ERROR_PAUSE_MS);
             continue;
         }
         reader_take_batch(r);
     }
+    bgs_responder_flush_acks(&r->writer);
 }
 
 void bgs_reader_drain(bgs_reader *r)

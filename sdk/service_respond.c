@@ -17,6 +17,7 @@ static void response_init(busgate_response *res)
 static void response_clear(busgate_response *res)
 {
     bg_frame_free(&res->frame);
+    bg_meta_headers_free(&res->meta);
     free(res->body);
     res->body = NULL;
     res->body_len = res->body_cap = 0;
@@ -64,6 +65,7 @@ static int respond_encode(bgs_worker *w, bgs_job *job, char *why)
     snprintf(f->id, sizeof(f->id), "%s", job->req.id);
     snprintf(f->instance, sizeof(f->instance), "%s", w->svc->instance);
     f->ts = bg_wall_ms();
+    f->meta_json = bg_meta_headers_text(&res->meta);
     f->body.ptr = res->body_len > 0 ? res->body : NULL;
     f->body.len = res->body_len;
     return bg_frame_encode(f, &job->wire, why);

@@ -198,6 +198,29 @@ static void responder_round(bgs_responder *r, size_t n)
     r->nrelease = n;
 }
 
+/* ---- the reader as its own responder (inline handlers) ---- */
+
+void bgs_responder_write_now(bgs_responder *r, bgs_job *const *jobs, size_t n)
+{
+    bgs_pool *p = &r->svc->pool;
+
+    for (size_t at = 0; at < n; at += BGS_ROUND_MAX) {
+        size_t k = n - at < BGS_ROUND_MAX ? n - at : BGS_ROUND_MAX;
+        memcpy(r->batch, jobs + at, k * sizeof(*jobs));
+        responder_round(r, k);
+        bgs_pool_release_many(p, r->release, r->nrelease);
+        r->nrelease = 0;
+    }
+}
+
+void bgs_responder_flush_acks(bgs_responder *r)
+{
+    if (r->nacks == 0)
+        return;
+    responder_send(r, 0);
+    r->nacks = 0; /* acked, or left to redelivery when the ack failed */
+}
+
 static void *responder_main(void *arg)
 {
     bgs_responder *r = arg;
@@ -241,7 +264,8 @@ void bgs_responder_finish(bgs_responder *r)
 void bgs_responder_destroy(bgs_responder *r)
 {
     bg_queue_free(r->queue);
-    bg_bus_free(r->bus);
+    if (!r->borrowed_bus)
+        bg_bus_free(r->bus);
     free(r->batch);
     free(r->acks);
     free(r->release);

@@ -110,6 +110,7 @@ static int stream_head(busgate_response *res)
     snprintf(f->instance, sizeof(f->instance), "%s", res->worker->svc->instance);
     f->ts = bg_wall_ms();
     f->stream = 1;
+    f->meta_json = bg_meta_headers_text(&res->meta);
     f->body = (bg_bytes){res->body_len > 0 ? res->body : NULL, res->body_len};
     if (stream_xadd(res, f, why) != BG_OK) {
         stream_broken(res, why);

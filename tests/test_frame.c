@@ -1029,3 +1029,171 @@ Test(frame, endpoint_rate_limit_built_and_checked)
     cr_assert_eq(bg_endpoints_to_meta(&ep, 1, NULL, &meta, err), BG_ERR);
     cr_assert_not_null(strstr(err, "rate_limit: '3/fortnight' is not a rate"), "%s", err);
 }
+
+/* ---- meta decoded flat (frame_meta_flat.c) against jansson's reading ---- */
+
+static void expect_pairs_like_json(size_t n, int (*at)(const bg_frame *, size_t, bg_pair *),
+                                   const bg_frame *f, json_t *ref, int object)
+{
+    const char *k;
+    json_t *v;
+    bg_pair p;
+    size_t i = 0;
+
+    cr_assert_eq(n, object ? json_object_size(ref) : json_array_size(ref));
+    if (!object) {
+        json_array_foreach(ref, i, v)
+        {
+            cr_assert_eq(at(f, i, &p), BG_OK);
+            cr_assert_str_eq(p.name, json_string_value(json_array_get(v, 0)));
+            cr_assert_str_eq(p.value, json_string_value(json_array_get(v, 1)));
+            cr_assert_eq(p.value_len, json_string_length(json_array_get(v, 1)));
+        }
+    } else {
+        json_object_foreach(ref, k, v)
+        {
+            cr_assert_eq(at(f, i++, &p), BG_OK);
+            cr_assert_str_eq(p.name, k);
+            cr_assert_str_eq(p.value, json_string_value(v));
+            cr_assert_str_eq(bg_frame_param_get(f, k, NULL), json_string_value(v));
+        }
+    }
+    cr_assert_eq(at(f, n, &p), BG_ERR);
+}
+
+/* Decodes a REQUEST with this meta and checks every accessor against jansson's parse;
+ * flat: the decoder must have taken the jansson-free path (meta left NULL). */
+static void expect_meta_like_jansson(const char *meta, int flat)
+{
+    json_t *ref = json_loads(meta, JSON_REJECT_DUPLICATES, NULL), *fe, *h, *empty_a, *empty_o;
+    bg_frame f, g;
+    fieldset s;
+    size_t i, n;
+
+    cr_assert_not_null(ref, "test meta is not JSON: %s", meta);
+    base_request(&s);
+    fs_set(&s, "meta", meta);
+    expect_accept(&s, &f);
+    cr_assert_eq(f.meta == NULL, flat, "%s: flat %d expected", meta, flat);
+    empty_a = json_array();
+    empty_o = json_object();
+    n = bg_frame_header_count(&f);
+    h = json_object_get(ref, "headers");
+    expect_pairs_like_json(n, bg_frame_header_at, &f, h != NULL ? h : empty_a, 0);
+    n = bg_frame_param_count(&f);
+    h = json_object_get(ref, "params");
+    expect_pairs_like_json(n, bg_frame_param_at, &f, h != NULL ? h : empty_o, 1);
+    json_decref(empty_a);
+    json_decref(empty_o);
+    cr_assert_null(bg_frame_param_get(&f, "absent", NULL));
+    if (json_object_get(ref, "client") != NULL)
+        cr_assert_str_eq(bg_frame_client(&f), json_string_value(json_object_get(ref, "client")));
+    else
+        cr_assert_null(bg_frame_client(&f));
+    json_array_foreach(json_object_get(ref, "features"), i, fe)
+        cr_assert(bg_frame_has_feature(&f, json_string_value(fe)));
+    cr_assert_not(bg_frame_has_feature(&f, "absent"));
+    /* Sent on (a dead letter re-encodes it): the same meta. */
+    round_trip(&f, &g);
+    cr_assert_eq(bg_frame_header_count(&g), bg_frame_header_count(&f));
+    cr_assert_eq(bg_frame_param_count(&g), bg_frame_param_count(&f));
+    bg_frame_free(&g);
+    /* A builder on the decoded frame keeps what it had. */
+    n = bg_frame_header_count(&f);
+    cr_assert_eq(bg_frame_add_header(&f, "X-Added", 7, "1", 1, NULL), BG_OK);
+    cr_assert_eq(bg_frame_header_count(&f), n + 1);
+    cr_assert_eq(bg_frame_param_count(&f), json_object_size(json_object_get(ref, "params")));
+    cr_assert_str_eq(bg_frame_header_get(&f, "x-added", NULL), "1");
+    bg_frame_free(&f);
+    json_decref(ref);
+}
+
+Test(frame, flat_meta_reads_like_jansson)
+{
+    expect_meta_like_jansson("{}", 1);
+    expect_meta_like_jansson("{\"headers\":[],\"params\":{},\"features\":[]}", 1);
+    expect_meta_like_jansson(
+        " {\r\n \"headers\" : [ [\"A\" , \"b\\\"c\\\\d\\/e\\tf\"] ,[\"A\",\"\"]],"
+        "\"params\":{\"id\":\"4 2\",\"x_1\":\"\"}, \"client\":\"10.0.0.1\","
+        "\"features\":[\"stream\",\"other\"] }\n",
+        1);
+    /* What the flat parser leaves to jansson: still read the same. */
+    expect_meta_like_jansson("{\"headers\":[[\"X\",\"caf\xc3\xa9\"]]}", 0);
+    expect_meta_like_jansson("{\"headers\":[[\"X\",\"\\u00e9\\ud83d\\ude00\"]]}", 0);
+    expect_meta_like_jansson("{\"future\":[1,{\"a\":null}],\"params\":{\"id\":\"1\"}}", 0);
+    expect_meta_like_jansson("{\"claims\":{\"sub\":\"u1\"},\"headers\":[[\"A\",\"b\"]]}", 0);
+}
+
+Test(frame, flat_meta_claims_and_rejections_as_before)
+{
+    fieldset s;
+    bg_frame f;
+
+    base_request(&s);
+    fs_set(&s, "meta", "{\"claims\":{\"sub\":\"u1\",\"n\":2}}");
+    expect_accept(&s, &f);
+    cr_assert_str_eq(bg_frame_claim_get(&f, "sub"), "u1");
+    cr_assert_null(bg_frame_claim_get(&f, "n"));
+    bg_frame_free(&f);
+    /* Refused with the same reasons whichever parser saw them first. */
+    fs_set(&s, "meta", "{\"headers\":[[\"A\",\"x\\ny\"]]}");
+    expect_reject(&s, "REQUEST: meta: headers[0] value contains a control byte");
+    fs_set(&s, "meta", "{\"headers\":[[\"A B\",\"x\"]]}");
+    expect_reject(&s, "meta: headers[0] name is not an HTTP token");
+    fs_set(&s, "meta", "{\"headers\":[[\"A\",\"x\",\"y\"]]}");
+    expect_reject(&s, "meta: headers[0] is not a [name, value] pair of strings");
+    fs_set(&s, "meta", "{\"params\":{\"1x\":\"v\"}}");
+    expect_reject(&s, "meta: params has an invalid name");
+    fs_set(&s, "meta", "{\"params\":{\"a\":\"v\",\"a\":\"w\"}}");
+    expect_reject(&s, "meta: invalid JSON");
+    fs_set(&s, "meta", "{\"headers\":[],\"headers\":[]}");
+    expect_reject(&s, "meta: invalid JSON");
+    fs_set(&s, "meta", "{}x");
+    expect_reject(&s, "meta: invalid JSON");
+    fs_set(&s, "meta", "{\"client\":\"a\x01\"}");
+    expect_reject(&s, "meta: invalid JSON");
+    fs_set(&s, "meta", "{\"features\":[\"a\",1]}");
+    expect_reject(&s, "meta: features[1] is not a string");
+    fs_set(&s, "meta", "[]");
+    expect_reject(&s, "meta: not a JSON object");
+}
+
+Test(frame, meta_headers_text_reads_like_the_builder)
+{
+    bg_meta_headers m = {0};
+    char err[BG_ERR_LEN] = "";
+    bg_bytes t = bg_meta_headers_text(&m);
+    bg_frame f, g;
+    bg_pair p;
+
+    cr_assert_null(t.ptr);
+    cr_assert_eq(bg_meta_headers_add(&m, "Content-Type", 12, "a \"b\"\t\\ caf\xc3\xa9", 13, err),
+                 BG_OK, "%s", err);
+    for (int i = 0; i < 40; i++) /* grows past its first buffer */
+        cr_assert_eq(bg_meta_headers_add(&m, "X-N", 3, "0123456789", 10, err), BG_OK);
+    cr_assert_eq(bg_meta_headers_add(&m, "A B", 3, "x", 1, err), BG_ERR);
+    cr_assert_str_eq(err, "header name is not an HTTP token");
+    cr_assert_eq(bg_meta_headers_add(&m, "A", 1, "x\r\n", 3, err), BG_ERR);
+    cr_assert(strstr(err, "control byte") != NULL, "%s", err);
+    cr_assert_eq(bg_meta_headers_add(&m, "A", 1, "\xff", 1, err), BG_ERR);
+    cr_assert_str_eq(err, "header value is not valid UTF-8");
+    bg_frame_init(&f, BG_FRAME_RESPONSE);
+    strcpy(f.id, "r-1");
+    strcpy(f.instance, "i-1");
+    f.status = 200;
+    f.meta_json = bg_meta_headers_text(&m);
+    round_trip(&f, &g);
+    cr_assert_eq(bg_frame_header_count(&g), 41);
+    cr_assert_eq(bg_frame_header_at(&g, 0, &p), BG_OK);
+    cr_assert_str_eq(p.name, "Content-Type");
+    cr_assert_str_eq(p.value, "a \"b\"\t\\ caf\xc3\xa9");
+    cr_assert_str_eq(bg_frame_header_get(&g, "x-n", NULL), "0123456789");
+    bg_frame_free(&g);
+    bg_frame_free(&f);
+    bg_meta_headers_free(&m);
+    for (int i = 0; i < BG_FRAME_HEADERS_MAX; i++)
+        cr_assert_eq(bg_meta_headers_add(&m, "X", 1, "", 0, err), BG_OK);
+    cr_assert_eq(bg_meta_headers_add(&m, "X", 1, "", 0, err), BG_ERR);
+    cr_assert(strstr(err, "more than") != NULL, "%s", err);
+    bg_meta_headers_free(&m);
+}

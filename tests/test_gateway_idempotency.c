@@ -68,7 +68,7 @@ static int post(const char *path, const char *key, const char *body, bgt_resp *r
 
 Test(gateway_idempotency, a_finished_request_is_replayed_not_run_again)
 {
-    char replayed[16] = "", rid1[64] = "", rid2[64] = "";
+    char replayed[16] = "", rid1[64] = "", rid2[64] = "", ct1[64] = "", ct2[64] = "";
     bgt_resp first, again;
 
     cr_assert_eq(post("/echo/pay-1", "\"k-0001\"", "amount=5", &first), 200);
@@ -78,6 +78,11 @@ Test(gateway_idempotency, a_finished_request_is_replayed_not_run_again)
                  "bare or quoted: one key: %s", again.body);
     cr_assert_eq(bgt_resp_header(&again, "Idempotent-Replayed", replayed, sizeof(replayed)), 0);
     cr_assert_str_eq(replayed, "true");
+    /* the service's headers too, not only its body */
+    cr_assert_eq(bgt_resp_header(&first, "Content-Type", ct1, sizeof(ct1)), 0);
+    cr_assert_eq(bgt_resp_header(&again, "Content-Type", ct2, sizeof(ct2)), 0,
+                 "the replay lost the service's Content-Type");
+    cr_assert_str_eq(ct2, ct1);
     /* the same answer, down to the first request's id the service echoed */
     cr_assert_eq(again.body_len, first.body_len);
     cr_assert_eq(memcmp(again.body, first.body, first.body_len), 0);
@@ -173,9 +178,8 @@ Test(gateway_idempotency, the_record_expires_after_the_ttl)
  * the key runs again instead of replaying. */
 Test(gateway_idempotency, a_record_deleted_in_flight_is_not_recreated)
 {
-    const char slow[] =
-        "POST /echo/slow?ms=700 HTTP/1.1\r\nHost: t\r\nIdempotency-Key: k-0009\r\n"
-        "Content-Length: 1\r\n\r\nx";
+    const char slow[] = "POST /echo/slow?ms=700 HTTP/1.1\r\nHost: t\r\nIdempotency-Key: k-0009\r\n"
+                        "Content-Length: 1\r\n\r\nx";
     redisReply *keys;
     bgt_conn c;
     bgt_resp r;

@@ -145,6 +145,18 @@ static int h_sleep(const busgate_request *req, busgate_response *res, void *arg)
     return send_json(res, 200, json_pack("{s:I}", "deliveries", (json_int_t)req->deliveries));
 }
 
+/* Remembers the thread it ran on (inline handlers run on the reader: run()'s thread). */
+static pthread_t where_thread;
+static atomic_int where_calls;
+
+static int h_where(const busgate_request *req, busgate_response *res, void *arg)
+{
+    (void)arg;
+    where_thread = pthread_self();
+    atomic_fetch_add(&where_calls, 1);
+    return send_json(res, 200, json_pack("{s:I}", "deliveries", (json_int_t)req->deliveries));
+}
+
 static int h_poison(const busgate_request *req, busgate_response *res, void *arg)
 {
     (void)req;
@@ -160,7 +172,22 @@ typedef struct svc_opts {
     int threads;
     int64_t lease_ms, heartbeat_ms;
     int max_deliveries;
+    /* 1: adds GET /where (run_inline) and GET /where/pool (on the pool); 2: the same two,
+     * and busgate_service_set_inline(s, 1) runs every endpoint inline. */
+    int inline_mode;
 } svc_opts;
+
+static int svc_add_where(busgate_service *s, const svc_opts *o, char *why)
+{
+    busgate_endpoint_opts quick = {.run_inline = 1};
+
+    if (o->inline_mode == 0)
+        return BG_OK;
+    busgate_service_set_inline(s, o->inline_mode == 2);
+    if (busgate_service_add_endpoint(s, "GET", "/where", h_where, NULL, &quick, why) != BG_OK)
+        return BG_ERR;
+    return busgate_service_add_endpoint(s, "GET", "/where/pool", h_where, NULL, NULL, why);
+}
 
 static busgate_service *svc_make(const svc_opts *o, char *why)
 {
@@ -186,7 +213,8 @@ static busgate_service *svc_make(const svc_opts *o, char *why)
         busgate_service_add_endpoint(s, "POST", "/echo/files/{path*}", h_echo, NULL, NULL, why) ||
         busgate_service_add_endpoint(s, "GET", "/slow", h_slow, NULL, NULL, why) ||
         busgate_service_add_endpoint(s, "GET", "/sleep", h_sleep, NULL, NULL, why) ||
-        busgate_service_add_endpoint(s, "GET", "/poison", h_poison, NULL, NULL, why)) {
+        busgate_service_add_endpoint(s, "GET", "/poison", h_poison, NULL, NULL, why) ||
+        svc_add_where(s, o, why)) {
         busgate_service_free(s);
         return NULL;
     }
@@ -300,7 +328,8 @@ static void bytes_set(bg_bytes *b, const char *s)
 }
 
 typedef struct req_spec {
-    const char *service; /* NULL = echo */
+    const char *service;  /* NULL = echo */
+    const char *reply_to; /* NULL = REPLY */
     const char *id, *method, *path, *endpoint, *query;
     int64_t deadline_ms; /* 0 = now + 10 s */
     const char *param_name, *param_value;
@@ -319,7 +348,7 @@ static void send_request(const req_spec *q)
     snprintf(f.service, sizeof(f.service), "%s", q->service ? q->service : SVC);
     snprintf(stream, sizeof(stream), "router:requests:{%s}", f.service);
     snprintf(f.method, sizeof(f.method), "%s", q->method ? q->method : "GET");
-    snprintf(f.reply_to, sizeof(f.reply_to), REPLY);
+    snprintf(f.reply_to, sizeof(f.reply_to), "%s", q->reply_to ? q->reply_to : REPLY);
     snprintf(f.gateway, sizeof(f.gateway), "gw1");
     bytes_set(&f.path, q->path);
     bytes_set(&f.endpoint, q->endpoint ? q->endpoint : q->path);
@@ -1257,4 +1286,114 @@ Test(sdk, orders_service_example_status_codes)
     cr_assert_eq(f.status, 404);
     bg_frame_free(&f);
     example_stop(pid);
+}
+
+/* ---- inline handlers ---- */
+
+Test(sdk, inline_handlers_run_on_the_reader_thread_and_are_answered_and_acked)
+{
+    svc_opts o = {.instance = "in1", .inline_mode = 1};
+    char id[32];
+    svc_thread t;
+    bg_frame f;
+    int ok;
+
+    make_reply_stream();
+    svc_start(&t, &o);
+    send_request(&(req_spec){.id = "w1", .path = "/where"});
+    expect_response("w1", &f);
+    cr_assert_eq(f.status, 200);
+    bg_frame_free(&f);
+    cr_assert(pthread_equal(where_thread, t.thread), "the inline handler ran on another thread");
+    send_request(&(req_spec){.id = "w2", .path = "/where/pool"});
+    expect_response("w2", &f);
+    bg_frame_free(&f);
+    cr_assert(!pthread_equal(where_thread, t.thread), "a pool handler ran on the reader");
+    /* A burst: read in batches, answered and acked together. */
+    for (int i = 0; i < 50; i++) {
+        snprintf(id, sizeof(id), "burst-%d", i);
+        send_request(&(req_spec){.id = id, .path = "/where"});
+    }
+    WAIT_FOR(ok, atomic_load(&where_calls) == 52, 10000);
+    cr_assert(ok, "%d of 52 handler calls", atomic_load(&where_calls));
+    for (int i = 0; i < 50; i++) {
+        snprintf(id, sizeof(id), "burst-%d", i);
+        expect_response(id, &f);
+        bg_frame_free(&f);
+        cr_assert_eq(count_responses(id), 1, "%s answered more than once", id);
+    }
+    /* Unknown endpoints are answered 404 (inline too). */
+    send_request(&(req_spec){.id = "nope", .path = "/nope"});
+    expect_response("nope", &f);
+    cr_assert_eq(f.status, 404);
+    bg_frame_free(&f);
+    expect_all_acked();
+    svc_stop(&t);
+}
+
+/* Respond first, ack second holds inline: a RESPONSE Valkey refused leaves its request
+ * pending, and it is delivered (and answered) again once the reply stream works. */
+Test(sdk, inline_answer_not_written_is_not_acked_and_is_delivered_again)
+{
+    svc_opts o = {.instance = "in2", .inline_mode = 2, .max_deliveries = 1000};
+    long long deliveries = 0, idle;
+    char consumer[65];
+    svc_thread t;
+    bg_frame f;
+    json_t *j;
+    int ok;
+
+    cmd_ok("SET %s %s", "router:responses:gw1:broken", "not-a-stream");
+    svc_start(&t, &o);
+    send_request(&(req_spec){.id = "lost",
+                             .path = "/echo/1",
+                             .endpoint = "/echo/{id}",
+                             .reply_to = "router:responses:gw1:broken"});
+    /* The XADD fails (WRONGTYPE): no ack, so our own reclaim delivers it again. */
+    WAIT_FOR(ok, pending_entry(consumer, &deliveries, &idle) && deliveries >= 2, 10000);
+    cr_assert(ok, "the unanswered request was not delivered again (deliveries %lld)", deliveries);
+    cr_assert_eq(xlen(DEAD), 0);
+    cmd_ok("DEL %s%s", "router:responses:gw1:broken", "");
+    cmd_ok("XADD %s MAXLEN 0 * v %s", "router:responses:gw1:broken", "1");
+    cr_assert(wait_frame("router:responses:gw1:broken", is_response_for, "lost", &f, NULL, 10000),
+              "no RESPONSE after the reply stream was repaired");
+    j = body_json(&f);
+    cr_assert_geq(json_integer_value(json_object_get(j, "deliveries")), 2);
+    json_decref(j);
+    bg_frame_free(&f);
+    expect_all_acked();
+    svc_stop(&t);
+}
+
+/* An instance killed while an inline handler runs: its request is served by another. */
+Test(sdk, killed_inline_instance_requests_are_served_by_another_after_the_lease)
+{
+    svc_opts a = {.instance = "inl-a", .lease_ms = 300, .inline_mode = 2};
+    svc_opts b = {.instance = "inl-b", .lease_ms = 300, .inline_mode = 2};
+    long long deliveries, idle;
+    char consumer[65] = "";
+    svc_thread t;
+    pid_t pid;
+    bg_frame f;
+    json_t *j;
+    int ok;
+
+    make_reply_stream();
+    pid = svc_fork(&a);
+    send_request(&(req_spec){.id = "orphan", .path = "/slow"});
+    WAIT_FOR(ok, pending_entry(consumer, &deliveries, &idle) && strcmp(consumer, "inl-a") == 0,
+             10000);
+    cr_assert(ok, "instance a never took the request");
+    kill(pid, SIGKILL);
+    cr_assert_neq(child_wait(pid, 10000), -1, "instance a did not die");
+    svc_start(&t, &b);
+    expect_response("orphan", &f);
+    cr_assert_str_eq(f.instance, "inl-b");
+    j = body_json(&f);
+    cr_assert_geq(json_integer_value(json_object_get(j, "deliveries")), 2);
+    json_decref(j);
+    bg_frame_free(&f);
+    expect_all_acked();
+    cr_assert_eq(count_responses("orphan"), 1);
+    svc_stop(&t);
 }

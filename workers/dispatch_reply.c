@@ -163,6 +163,11 @@ static void reply_answer(bg_dispatch *d, bg_xchg *x, const bg_field *fields, siz
     }
     snprintf(x->instance, sizeof(x->instance), "%s", f.instance);
     x->out.len = 0;
+    if (!replayed) { /* the decoder keeps meta parsed: the record needs its text */
+        const bg_field *meta = reply_field(fields, n, "meta");
+        if (meta != NULL)
+            f.meta_json = (bg_bytes){meta->value.ptr, meta->value.len};
+    }
     if (f.stream && !replayed) {
         if (reply_head(x, &f, 0, 0, why, sizeof(why)) != BG_OK ||
             bg_dispatch_stream_begin(d, x, &f, why, sizeof(why)) != BG_OK)

@@ -67,6 +67,21 @@
  *   loses an answer (at worst the request is delivered, and answered, again).
  *   Up to one more batch of answered requests may wait for it.
  *
+ * INLINE HANDLERS
+ *
+ * An endpoint added with busgate_endpoint_opts.run_inline (or every endpoint after
+ * busgate_service_set_inline(s, 1)) skips the pool: the reader calls its handler itself,
+ * one request after the other, as soon as the batch is read, and writes their answers
+ * itself, pipelined on its own connection: no thread hand-over at all. The order stays
+ * RESPONSE first, XACK once Valkey confirmed it (the acks go with the reader's next
+ * round of answers, or alone before it waits for more requests), so delivery stays at
+ * least once. Use it for handlers that answer from memory in microseconds: while one
+ * runs, the reader neither reads nor extends leases, and no other inline handler runs.
+ * Inline handlers run on the thread that called busgate_service_run(), with SIGPIPE
+ * blocked; cancellation, deadlines, streamed responses and the 404 of an unknown
+ * endpoint behave as on the pool. Requests the service answers 404 (no endpoint) are
+ * always handled inline.
+ *
  * So handlers run concurrently with each other (up to the pool size) and must
  * protect shared state themselves (a mutex); one request is handled by
  * exactly one thread, and the request and response objects belong to that
@@ -137,6 +152,10 @@ typedef struct busgate_endpoint_opts {
     const char *request_schema;  /* JSON Schema of the request body (object or boolean) */
     const char *response_schema; /* JSON Schema of the response body */
     const char *openapi;         /* OpenAPI operation object for this endpoint */
+    /* 1: the handler never blocks (no sleep, no I/O that may wait, no long computation):
+     * it runs on the request reader's thread right after the read, which also writes its
+     * answer: no hand-over to a handler thread and the responder. See "INLINE HANDLERS". */
+    int run_inline;
     /* A rate limit the gateway applies to this route, "<n>/<s|m|h> [burst=<n>]
      * [key=client|key=header:<Name>]" (e.g. "100/s burst=20", "2/m key=header:X-Api-Key"):
      * a token bucket per client key, answered 429 with Retry-After. The gateway's own
@@ -193,6 +212,9 @@ int busgate_service_set_batch_size(busgate_service *s, int n, char *err);
 /* Connect and command timeouts of every connection. */
 int busgate_service_set_timeouts(busgate_service *s, int64_t connect_ms, int64_t command_ms,
                                  char *err);
+/* 1: every endpoint runs inline, as if each had busgate_endpoint_opts.run_inline set
+ * (for services whose handlers never block); 0 (default): per endpoint. */
+void busgate_service_set_inline(busgate_service *s, int on);
 /* 1 (default): run() installs SIGTERM/SIGINT handlers that stop it, and
  * restores the previous ones on return. 0: the application handles signals. */
 void busgate_service_handle_signals(busgate_service *s, int on);

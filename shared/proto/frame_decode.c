@@ -6,11 +6,15 @@
 
 typedef const bg_bytes *slot_table[BG_F_COUNT];
 
+/* Called for every field of every frame: the first byte rules out most names before
+ * their length is taken. */
 static int known_field(const bg_bytes *name)
 {
+    if (name->len == 0)
+        return -1;
     for (int fid = 0; fid < BG_F_COUNT; fid++) {
         const char *n = bg_field_defs[fid].name;
-        if (strlen(n) == name->len && memcmp(n, name->ptr, name->len) == 0)
+        if (n[0] == name->ptr[0] && strlen(n) == name->len && memcmp(n, name->ptr, name->len) == 0)
             return fid;
     }
     return -1;
@@ -196,6 +200,8 @@ static int decode_meta(slot_table slots, bg_frame *f, char *err)
 
     if (v == NULL || !((spec->required | spec->optional) & BG_BIT(BG_F_META)))
         return BG_OK;
+    if ((f->flat_ = bg_meta_flat_parse(f->type, v->ptr, v->len)) != NULL)
+        return BG_OK; /* the common shape, checked: no json_t needed */
     f->meta = json_loadb(v->len > 0 ? v->ptr : "", v->len, JSON_REJECT_DUPLICATES, &jerr);
     if (f->meta == NULL) {
         bg_set_error(err, "%s: meta: invalid JSON at line %d column %d: %s", spec->name, jerr.line,

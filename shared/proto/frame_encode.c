@@ -54,7 +54,7 @@ static void field_value(const bg_frame *f, bg_field_id fid, bg_frame_wire *w, co
         *p = num;
         w->nnum_++;
     } else if (d->kind == BG_K_META) {
-        *present = f->meta != NULL || f->meta_json.ptr != NULL;
+        *present = f->meta != NULL || f->meta_json.ptr != NULL || f->flat_ != NULL;
     } else if (d->kind == BG_K_PATH || d->kind == BG_K_QUERY || d->kind == BG_K_TEMPLATE ||
                d->kind == BG_K_BODY) {
         const bg_bytes *b = (const bg_bytes *)base;
@@ -72,6 +72,11 @@ static int encode_meta(const bg_frame *f, bg_frame_wire *w, const char **p, size
 {
     const bg_field_def *d = &bg_field_defs[BG_F_META];
 
+    if (f->meta == NULL && f->meta_json.ptr == NULL && f->flat_ != NULL) {
+        *p = f->flat_->raw.ptr; /* a decoded frame sent on: the text it came with */
+        *len = f->flat_->raw.len;
+        return BG_OK;
+    }
     if (f->meta == NULL) {
         *p = f->meta_json.ptr;
         *len = f->meta_json.len;

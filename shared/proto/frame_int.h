@@ -80,6 +80,21 @@ int bg_parse_i64(const char *p, size_t len, int64_t *out);
 int64_t bg_frame_int_get(const bg_frame *f, bg_field_id fid, int *present);
 void bg_frame_int_set(bg_frame *f, bg_field_id fid, int64_t v);
 
+/* REQUEST/RESPONSE meta decoded flat (frame_meta_flat.c): one allocation holding the
+ * struct, the pair arrays, the unescaped strings and the raw text. */
+typedef struct bg_meta_flat {
+    bg_pair *headers, *params; /* NULL when the member is absent */
+    size_t nheaders, nparams;
+    const char **features;
+    size_t nfeatures;
+    const char *client; /* NULL when absent */
+    bg_bytes raw;       /* the meta text as decoded, for a re-encode */
+} bg_meta_flat;
+
+/* The meta text parsed flat when it has the common shape and passes bg_meta_check; NULL
+ * otherwise (the caller then parses it with jansson, which decides and says why). Free. */
+bg_meta_flat *bg_meta_flat_parse(bg_frame_type t, const char *text, size_t len);
+
 /* Per-type checks of a parsed meta object; fills f->endpoints for ENDPOINTS_UPDATE
  * when f is not NULL. why gets "meta: ...". */
 int bg_meta_check(bg_frame_type t, json_t *meta, bg_frame *f, char *why);

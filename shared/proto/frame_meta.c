@@ -1,6 +1,7 @@
 /* frame_meta.c: the JSON meta field: per-type validation, header/param accessors, builders. */
 #include "frame_int.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -185,15 +186,29 @@ static json_t *meta_member(const bg_frame *f, const char *key)
     return f->meta != NULL ? json_object_get(f->meta, key) : NULL;
 }
 
+/* The flat decoding, when the frame has one and no json_t meta replaced it. */
+static const bg_meta_flat *flat(const bg_frame *f)
+{
+    return f->meta == NULL ? f->flat_ : NULL;
+}
+
 size_t bg_frame_header_count(const bg_frame *f)
 {
     json_t *h = meta_member(f, "headers");
 
+    if (flat(f) != NULL)
+        return flat(f)->nheaders;
     return json_is_array(h) ? json_array_size(h) : 0;
 }
 
 int bg_frame_header_at(const bg_frame *f, size_t i, bg_pair *out)
 {
+    if (flat(f) != NULL) {
+        if (i >= flat(f)->nheaders)
+            return BG_ERR;
+        *out = flat(f)->headers[i];
+        return BG_OK;
+    }
     json_t *pair = json_array_get(meta_member(f, "headers"), i);
     json_t *name = json_array_get(pair, 0), *value = json_array_get(pair, 1);
 
@@ -227,6 +242,8 @@ size_t bg_frame_param_count(const bg_frame *f)
 {
     json_t *p = meta_member(f, "params");
 
+    if (flat(f) != NULL)
+        return flat(f)->nparams;
     return json_is_object(p) ? json_object_size(p) : 0;
 }
 
@@ -236,6 +253,12 @@ int bg_frame_param_at(const bg_frame *f, size_t i, bg_pair *out)
     const char *k;
     size_t at = 0;
 
+    if (flat(f) != NULL) {
+        if (i >= flat(f)->nparams)
+            return BG_ERR;
+        *out = flat(f)->params[i];
+        return BG_OK;
+    }
     if (!json_is_object(params))
         return BG_ERR;
     json_object_foreach(params, k, v)
@@ -257,6 +280,13 @@ const char *bg_frame_param_get(const bg_frame *f, const char *name, size_t *len)
 {
     json_t *v = json_object_get(meta_member(f, "params"), name);
 
+    for (size_t i = 0; flat(f) != NULL && i < flat(f)->nparams; i++) {
+        if (strcmp(flat(f)->params[i].name, name) != 0)
+            continue;
+        if (len != NULL)
+            *len = flat(f)->params[i].value_len;
+        return flat(f)->params[i].value;
+    }
     if (!json_is_string(v))
         return NULL;
     if (len != NULL)
@@ -266,6 +296,8 @@ const char *bg_frame_param_get(const bg_frame *f, const char *name, size_t *len)
 
 const char *bg_frame_client(const bg_frame *f)
 {
+    if (flat(f) != NULL)
+        return flat(f)->client;
     return json_string_value(meta_member(f, "client"));
 }
 
@@ -278,6 +310,9 @@ int bg_frame_has_feature(const bg_frame *f, const char *feature)
 {
     json_t *a = meta_member(f, "features");
 
+    for (size_t i = 0; flat(f) != NULL && i < flat(f)->nfeatures; i++)
+        if (strcmp(flat(f)->features[i], feature) == 0)
+            return 1;
     for (size_t i = 0; json_is_array(a) && i < json_array_size(a); i++) {
         const char *s = json_string_value(json_array_get(a, i));
         if (s != NULL && strcmp(s, feature) == 0)
@@ -288,11 +323,30 @@ int bg_frame_has_feature(const bg_frame *f, const char *feature)
 
 /* ---- builders ---- */
 
+/* A builder on a decoded frame: its flat meta becomes a json_t first, so nothing is lost. */
+static int meta_unflatten(bg_frame *f, char *err)
+{
+    bg_meta_flat *m = f->flat_;
+
+    if (m == NULL || f->meta != NULL)
+        return BG_OK;
+    f->meta = json_loadb(m->raw.ptr, m->raw.len, JSON_REJECT_DUPLICATES, NULL);
+    if (f->meta == NULL) {
+        bg_set_error(err, "meta: out of memory");
+        return BG_ERR;
+    }
+    f->flat_ = NULL;
+    free(m);
+    return BG_OK;
+}
+
 /* meta.key, created (as an array or an object) when missing. */
 static json_t *meta_ensure(bg_frame *f, const char *key, int array, char *err)
 {
     json_t *v;
 
+    if (meta_unflatten(f, err) != BG_OK)
+        return NULL;
     if (f->meta == NULL && (f->meta = json_object()) == NULL)
         goto oom;
     v = json_object_get(f->meta, key);
@@ -375,6 +429,10 @@ int bg_frame_set_client(bg_frame *f, const char *client, char *err)
 
     if (v == NULL) {
         bg_set_error(err, "client is not UTF-8");
+        return BG_ERR;
+    }
+    if (meta_unflatten(f, err) != BG_OK) {
+        json_decref(v);
         return BG_ERR;
     }
     if (f->meta == NULL && (f->meta = json_object()) == NULL) {

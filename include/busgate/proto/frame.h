@@ -128,6 +128,9 @@ typedef struct bg_frame {
     bg_endpoint_list endpoints;
 
     void *owned_; /* private: storage of decoded variable-length parts */
+    /* private: REQUEST/RESPONSE meta of the common shape, decoded without jansson (meta
+     * then stays NULL; the accessors below read either). */
+    struct bg_meta_flat *flat_;
 } bg_frame;
 
 /* Field/value strings of one frame, ready for redisCommandArgv after a command head
@@ -210,6 +213,20 @@ int bg_frame_add_header(bg_frame *f, const char *name, size_t name_len, const ch
 int bg_frame_set_param(bg_frame *f, const char *name, const char *value, size_t value_len,
                        char *err);
 int bg_frame_set_client(bg_frame *f, const char *client, char *err);
+
+/* meta {"headers":[[name, value], ...]} written as JSON text directly (no json_t), for a
+ * sender on a hot path: set the frame's meta_json to bg_meta_headers_text. Zero it first. */
+typedef struct bg_meta_headers {
+    char *p; /* private */
+    size_t len, cap;
+    size_t count; /* pairs added */
+} bg_meta_headers;
+/* Checks the pair like bg_frame_add_header (same reasons) and appends it. */
+int bg_meta_headers_add(bg_meta_headers *m, const char *name, size_t name_len, const char *value,
+                        size_t value_len, char *err);
+/* The meta text, valid until the next add or free; ptr NULL when no pair was added. */
+bg_bytes bg_meta_headers_text(bg_meta_headers *m);
+void bg_meta_headers_free(bg_meta_headers *m);
 
 /* Writes s as a JSON string literal (quotes included) into dst; returns the length it
  * needs (write happens only when it fits in cap), or (size_t)-1 when s is not UTF-8 or
