@@ -73,7 +73,7 @@ static void make_state(void)
         snprintf(tmpl_alt[s], sizeof(tmpl_alt[s]), "/svc%d/items-v2", s);
         for (int e = 0; e < NEP; e++) {
             snprintf(tmpl[s][e], sizeof(tmpl[s][e]), shapes[e].tmpl, s);
-            eps[s][e] = (bg_rt_endpoint_in){shapes[e].method, tmpl[s][e], 30000, "read"};
+            eps[s][e] = (bg_rt_endpoint_in){shapes[e].method, tmpl[s][e], 30000, "read", NULL};
         }
         conns[s] = (bg_rt_connection_in){ids[s], names[s], ids[s], "1.0", 1, 0, eps[s], NEP};
     }

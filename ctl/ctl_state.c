@@ -30,10 +30,11 @@ static int same_route(const json_t *a, const json_t *b)
 {
     return strcmp(bgctl_jstr(a, "path"), bgctl_jstr(b, "path")) == 0 &&
            jint(a, "timeout_ms") == jint(b, "timeout_ms") &&
-           strcmp(bgctl_jstr(a, "claims"), bgctl_jstr(b, "claims")) == 0;
+           strcmp(bgctl_jstr(a, "claims"), bgctl_jstr(b, "claims")) == 0 &&
+           strcmp(bgctl_jstr(a, "rate_limit"), bgctl_jstr(b, "rate_limit")) == 0;
 }
 
-/* One line per path: "GET, HEAD, POST  /echo/{id}  timeout 5000ms  claims a,b". */
+/* One line per path: "GET, HEAD, POST  /echo/{id}  timeout 5000ms  claims a,b  rate 2/m". */
 static void print_endpoints(const json_t *eps)
 {
     size_t n = json_array_size(eps);
@@ -55,6 +56,8 @@ static void print_endpoints(const json_t *eps)
             printf("  timeout %" PRId64 "ms", jint(e, "timeout_ms"));
         if (bgctl_jstr(e, "claims")[0] != '\0')
             printf("  claims %s", bgctl_jstr(e, "claims"));
+        if (bgctl_jstr(e, "rate_limit")[0] != '\0')
+            printf("  rate %s", bgctl_jstr(e, "rate_limit"));
         putchar('\n');
     }
     free(done);
@@ -131,7 +134,8 @@ static void print_service(const json_t *doc, const json_t *svc)
     putchar('\n');
     /* What the gateway enforces: per route, the union of every instance's claims. */
     if (json_array_size(json_object_get(svc, "endpoints")) > 0) {
-        printf("  routes (effective claims: the union over its instances)\n");
+        printf("  routes (effective claims: the union over its instances; rate: the strictest "
+               "declared, unless an ini rule covers the route)\n");
         print_endpoints(json_object_get(svc, "endpoints"));
     }
     print_traffic(doc, name);

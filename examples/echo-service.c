@@ -7,7 +7,10 @@
  * which answers N MiB (0..128) of 'x' as application/octet-stream: above the 64 MiB a
  * RESPONSE frame carries, the SDK answers 502 instead (for tests of the limit), and
  * GET /echo/status/{code}, which answers that status (200..599) with {"status":code}
- * (a failing service for tests of the circuit breaker).
+ * (a failing service for tests of the circuit breaker), and GET /echo/limited, which
+ * echoes like /echo but declares a rate limit of its own to the gateway ("2/m burst=2":
+ * two requests a minute per client address; the gateway answers the third with 429
+ * unless an ini [limits] rate_limit rule covers the route, which then decides).
  *
  * Streamed answers (busgate_response_begin/write/end):
  *   GET /echo/stream?n=N&ms=M   N pieces (default 5, at most 1000000) M ms apart (0..60000),
@@ -474,6 +477,7 @@ static int add_named_endpoints(busgate_service *s, const char *name,
  * (run_inline) unless -p asked for the pool; the others sleep, stream or fill megabytes. */
 static int add_endpoints(busgate_service *s, const char *name, int pool_only, char *err)
 {
+    busgate_endpoint_opts limited = {.run_inline = !pool_only, .rate_limit = "2/m burst=2"};
     busgate_endpoint_opts quick = {.run_inline = !pool_only};
 
     if (name != NULL)
@@ -487,6 +491,8 @@ static int add_endpoints(busgate_service *s, const char *name, int pool_only, ch
                                      err) ||
         busgate_service_add_endpoint(s, "GET", "/echo/stream", handle_stream, NULL, NULL, err) ||
         busgate_service_add_endpoint(s, "GET", "/echo/sse", handle_sse, NULL, NULL, err))
+        return BG_ERR;
+    if (busgate_service_add_endpoint(s, "GET", "/echo/limited", handle_echo, s, &limited, err))
         return BG_ERR;
     return busgate_service_add_endpoint(s, "GET", "/echo/big", handle_big, NULL, NULL, err);
 }

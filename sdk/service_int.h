@@ -38,6 +38,7 @@ typedef struct bgs_endpoint {
     int64_t timeout_ms;
     char **claims;
     size_t nclaims;
+    char *rate_limit;                                   /* declared rate limit text, NULL = none */
     json_t *request_schema, *response_schema, *openapi; /* owned, NULL = absent */
     busgate_handler_fn *fn;
     void *arg;

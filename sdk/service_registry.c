@@ -48,6 +48,7 @@ static void endpoint_clear(bgs_endpoint *e)
     for (size_t i = 0; i < e->nclaims; i++)
         free(e->claims[i]);
     free(e->claims);
+    free(e->rate_limit);
     json_decref(e->request_schema);
     json_decref(e->response_schema);
     json_decref(e->openapi);
@@ -123,6 +124,10 @@ static int endpoint_options(bgs_endpoint *e, const busgate_endpoint_opts *o, cha
     }
     e->timeout_ms = o->timeout_ms;
     e->run_inline = o->run_inline != 0;
+    if (o->rate_limit != NULL && (e->rate_limit = strdup(o->rate_limit)) == NULL) {
+        bg_set_error(err, "rate_limit: out of memory");
+        return BG_ERR;
+    }
     if (endpoint_claims(e, o, err) != BG_OK ||
         endpoint_json(o->request_schema, "request_schema", 0, &e->request_schema, err) != BG_OK ||
         endpoint_json(o->response_schema, "response_schema", 0, &e->response_schema, err) !=
@@ -141,6 +146,7 @@ static void endpoint_plain(const bgs_endpoint *e, bg_endpoint *out)
     out->timeout_ms = e->timeout_ms;
     out->claims = e->claims;
     out->nclaims = e->nclaims;
+    out->rate_limit = e->rate_limit;
     out->request_schema = e->request_schema;
     out->response_schema = e->response_schema;
     out->openapi = e->openapi;

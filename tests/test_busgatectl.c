@@ -292,6 +292,10 @@ Test(busgatectl, registration_within_one_heartbeat_interval)
     cr_assert_eq(o.rc, 0, "%s", o.err);
     cr_assert(strstr(o.out, "gateway gw-ctl") != NULL, "%s", o.out);
     cr_assert(strstr(o.out, "echo/e1") != NULL && strstr(o.out, "/echo/{id}") != NULL, "%s", o.out);
+    /* echo-service declares "2/m burst=2" on GET /echo/limited: the route's canonical
+     * limit, then the instance's text */
+    cr_assert(strstr(o.out, "/echo/limited  rate 2/m\n") != NULL, "%s", o.out);
+    cr_assert(strstr(o.out, "/echo/limited  rate 2/m burst=2\n") != NULL, "%s", o.out);
 }
 
 Test(busgatectl, kill9_marks_down_then_removes)

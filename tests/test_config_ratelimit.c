@@ -84,23 +84,23 @@ Test(config_ratelimit, rules_and_keys_parsed)
     r = &cfg.ratelimit.rules[0];
     cr_assert_str_eq(r->method, "*");
     cr_assert_str_eq(r->prefix, "/");
-    cr_assert_eq(r->interval_us, 10000);
-    cr_assert_eq(r->burst, 100, "burst defaults to the count");
-    cr_assert_eq(r->key, BG_RATE_KEY_CLIENT);
+    cr_assert_eq(r->spec.interval_us, 10000);
+    cr_assert_eq(r->spec.burst, 100, "burst defaults to the count");
+    cr_assert_eq(r->spec.key, BG_RATE_KEY_CLIENT);
     cr_assert_eq(r->line, 5);
     r = &cfg.ratelimit.rules[1];
     cr_assert_str_eq(r->method, "GET");
     cr_assert_str_eq(r->prefix, "/orders", "a trailing slash is dropped");
-    cr_assert_eq(r->count, 10);
-    cr_assert_eq(r->per_ms, 60000);
-    cr_assert_eq(r->interval_us, 6000000);
-    cr_assert_eq(r->burst, 3);
-    cr_assert_eq(r->key, BG_RATE_KEY_HEADER);
-    cr_assert_str_eq(r->key_name, "X-Api-Key");
+    cr_assert_eq(r->spec.count, 10);
+    cr_assert_eq(r->spec.per_ms, 60000);
+    cr_assert_eq(r->spec.interval_us, 6000000);
+    cr_assert_eq(r->spec.burst, 3);
+    cr_assert_eq(r->spec.key, BG_RATE_KEY_HEADER);
+    cr_assert_str_eq(r->spec.key_name, "X-Api-Key");
     r = &cfg.ratelimit.rules[2];
     cr_assert_str_eq(r->prefix, "/orders/{id}");
-    cr_assert_eq(r->interval_us, 720000000);
-    cr_assert_eq(r->key, BG_RATE_KEY_CLIENT);
+    cr_assert_eq(r->spec.interval_us, 720000000);
+    cr_assert_eq(r->spec.key, BG_RATE_KEY_CLIENT);
 }
 
 Test(config_ratelimit, bad_rules_name_file_line_and_key)

@@ -960,6 +960,76 @@ Test(frame, json_quote_matches_jansson)
     }
 }
 
+/* An endpoint's declared rate_limit: the ini grammar after method and prefix. */
+#define RL_META(v) "{\"endpoints\":[{\"method\":\"GET\",\"path\":\"/a\",\"rate_limit\":" v "}]}"
+
+Test(frame, endpoint_rate_limit_accepted)
+{
+    fieldset s;
+    bg_frame g;
+
+    base_endpoints(&s, RL_META("\"100/s burst=20 key=client\""));
+    expect_accept(&s, &g);
+    cr_assert_str_eq(g.endpoints.items[0].rate_limit, "100/s burst=20 key=client");
+    bg_frame_free(&g);
+    base_endpoints(&s, RL_META("\" 2/m  key=header:X-Api-Key \""));
+    expect_accept(&s, &g);
+    cr_assert_str_eq(g.endpoints.items[0].rate_limit, " 2/m  key=header:X-Api-Key ");
+    bg_frame_free(&g);
+    base_endpoints(&s, "{\"endpoints\":[{\"method\":\"GET\",\"path\":\"/a\"}]}");
+    expect_accept(&s, &g);
+    cr_assert_null(g.endpoints.items[0].rate_limit, "absent: no limit");
+    bg_frame_free(&g);
+}
+
+Test(frame, endpoint_rate_limit_refused_with_reason)
+{
+    fieldset s;
+    char long_text[200 + 1];
+
+    base_endpoints(&s, RL_META("100"));
+    expect_reject(&s, "endpoints[0]: rate_limit is not a string of 1..128 bytes");
+    base_endpoints(&s, RL_META("\"\""));
+    expect_reject(&s, "endpoints[0]: rate_limit is not a string of 1..128 bytes");
+    base_endpoints(&s, RL_META("\"10/d\""));
+    expect_reject(&s, "endpoints[0]: rate_limit: '10/d' is not a rate like 10/s, 100/m or 1000/h");
+    base_endpoints(&s, RL_META("\"0/s\""));
+    expect_reject(&s, "endpoints[0]: rate_limit: rate '0/s': the count must be 1..1000000");
+    base_endpoints(&s, RL_META("\"5/s burst=0\""));
+    expect_reject(&s, "endpoints[0]: rate_limit: burst=0: burst must be 1..1000000");
+    base_endpoints(&s, RL_META("\"5/s brust=3\""));
+    expect_reject(&s, "endpoints[0]: rate_limit: unknown option 'brust=3'");
+    base_endpoints(&s, RL_META("\"5/s key=cookie\""));
+    expect_reject(&s, "endpoints[0]: rate_limit: key=cookie is not client or header:<Name>");
+    base_endpoints(&s, RL_META("\"GET / 5/s\""));
+    expect_reject(&s, "endpoints[0]: rate_limit: 'GET' is not a rate like");
+    memset(long_text, 'x', sizeof(long_text) - 1);
+    long_text[sizeof(long_text) - 1] = '\0';
+    memcpy(long_text, "5/s key=header:", 15);
+    {
+        char meta[512];
+        snprintf(meta, sizeof(meta), RL_META("\"%s\""), long_text);
+        base_endpoints(&s, meta);
+        expect_reject(&s, "endpoints[0]: rate_limit is not a string of 1..128 bytes");
+    }
+}
+
+Test(frame, endpoint_rate_limit_built_and_checked)
+{
+    bg_endpoint ep = {.method = BG_METHOD_GET, .path = "/a", .rate_limit = "3/h burst=9"};
+    char err[BG_ERR_LEN] = "";
+    json_t *meta = NULL;
+
+    cr_assert_eq(bg_endpoints_to_meta(&ep, 1, NULL, &meta, err), BG_OK, "%s", err);
+    cr_assert_str_eq(json_string_value(json_object_get(
+                         json_array_get(json_object_get(meta, "endpoints"), 0), "rate_limit")),
+                     "3/h burst=9");
+    json_decref(meta);
+    ep.rate_limit = "3/fortnight";
+    cr_assert_eq(bg_endpoints_to_meta(&ep, 1, NULL, &meta, err), BG_ERR);
+    cr_assert_not_null(strstr(err, "rate_limit: '3/fortnight' is not a rate"), "%s", err);
+}
+
 /* ---- meta decoded flat (frame_meta_flat.c) against jansson's reading ---- */
 
 static void expect_pairs_like_json(size_t n, int (*at)(const bg_frame *, size_t, bg_pair *),

@@ -371,3 +371,77 @@ Test(gateway_ratelimit_cluster, two_gateways_share_one_limit, .timeout = 120)
     bgt_gw_stop(&g2);
     bgt_fix_stop(&f);
 }
+
+/* ---- limits declared by the service (echo-service: GET /echo/limited, "2/m burst=2") ---- */
+
+#define LIMITED "GET /echo/limited HTTP/1.1\r\nHost: t\r\n\r\n"
+#define STATE_REQ                                                                                  \
+    "GET /api/v1/gateway/administration/router/state HTTP/1.1\r\nHost: t\r\n"                      \
+    "Authorization: Bearer " BGT_FIX_TOKEN "\r\n\r\n"
+
+/* n requests to GET /echo/limited on one connection to port: the number allowed before
+ * the first 429 (which is checked: problem+json, Retry-After 1..max_retry); -1 when the
+ * n-th is still allowed. limit: the expected RateLimit-Limit. */
+static int limited_until_429(int port, int n, long limit, long max_retry)
+{
+    bgt_conn c;
+    bgt_resp r;
+    int allowed = -1;
+
+    cr_assert_eq(bgt_conn_open(&c, port), 0);
+    for (int i = 0; i < n && allowed < 0; i++) {
+        int st = send_read(&c, LIMITED, &r);
+        cr_assert(st == 200 || st == 429, "request %d: %d\n%s", i, st, r.head);
+        cr_assert_eq(header_num(&r, "RateLimit-Limit"), limit);
+        if (st == 429) {
+            allowed = i;
+            cr_assert_geq(header_num(&r, "Retry-After"), 1);
+            cr_assert_leq(header_num(&r, "Retry-After"), max_retry, "%s", r.head);
+            cr_assert_not_null(strstr(r.body, "rate limit exceeded"), "%s", r.body);
+        }
+        bgt_resp_free(&r);
+    }
+    bgt_conn_close(&c);
+    return allowed;
+}
+
+/* The fixture's rules cover /echo/{id} but not the literal /echo/limited: the service's
+ * own declaration applies, and the state dump shows it. */
+Test(gateway_ratelimit, declared_by_the_service)
+{
+    bgt_resp r;
+
+    cr_assert_eq(limited_until_429(fix.port, 4, 2, 30), 2, "2/m burst=2: the third is refused");
+    cr_assert_eq(bgt_fix_request(&fix, STATE_REQ, strlen(STATE_REQ), &r, 5000), 200, "%s", r.head);
+    cr_assert_not_null(strstr(r.body, "\"rate_limit\":\"2/m burst=2\""), "declared: %s", r.body);
+    cr_assert_not_null(strstr(r.body, "\"path\":\"/echo/limited\",\"timeout_ms\":0,\"claims\":\"\","
+                                      "\"rate_limit\":\"2/m\""),
+                       "the route's limit, canonical: %s", r.body);
+    bgt_resp_free(&r);
+}
+
+/* An ini rule on the same route overrides the service's declaration. */
+Test(gateway_ratelimit_declared, ini_rule_overrides_it)
+{
+    bgt_fix f;
+
+    cr_assert_eq(
+        bgt_fix_start_ex(&f, NULL, "[limits]\nrate_limit = GET /echo/limited 1/h burst=5\n", 1), 0,
+        "fixture did not start");
+    cr_assert_eq(limited_until_429(f.port, 7, 5, 3600), 5, "the rule's burst of 5, not 2");
+    bgt_fix_stop(&f);
+}
+
+/* Cluster mode counts a declared limit in Valkey like a rule's. */
+Test(gateway_ratelimit_declared, counted_in_valkey_in_cluster_mode)
+{
+    bgt_fix f;
+    char out[256];
+
+    cr_assert_eq(bgt_fix_start_ex(&f, NULL, "[limits]\nrate_mode = cluster\n", 1), 0,
+                 "fixture did not start");
+    cr_assert_eq(limited_until_429(f.port, 4, 2, 30), 2);
+    cr_assert_eq(bgt_valkey_cmd(&f.v, out, sizeof(out), "KEYS router:ratelimit:*"), 0);
+    cr_assert_str_eq(out, "*1", "one bucket key in Valkey: %s", out);
+    bgt_fix_stop(&f);
+}

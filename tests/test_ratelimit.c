@@ -1,6 +1,6 @@
 /* test_ratelimit.c: the token bucket arithmetic (GCRA) and the shared-memory bucket table
  * from raw inputs: burst, refill, header values, eviction, and counts shared across fork;
- * and which [limits] rule counts a route. */
+ * which [limits] rule counts a route; the rate grammar rules and declarations share. */
 #include <criterion/criterion.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "busgate/core/rate_spec.h"
 #include "busgate/routing/rate_bucket.h"
 #include "busgate/routing/rate_table.h"
 #include "ratelimit.h"
@@ -233,4 +234,81 @@ Test(rl_match, first_line_wins_a_tie)
     add_rule(&cfg, "*", "/a");
     cr_assert_eq(matched_line(&cfg, "GET", "/a/{b}"), 1);
     cr_assert_eq(matched_line(&cfg, "PUT", "/a/{b}"), 2);
+}
+
+/* ---- the rate grammar (core/rate_spec.c) ---- */
+
+static bg_rate_spec spec(const char *text)
+{
+    char why[BG_ERR_LEN] = "";
+    bg_rate_spec s;
+
+    cr_assert_eq(bg_rate_spec_parse(text, &s, why), BG_OK, "'%s': %s", text, why);
+    return s;
+}
+
+Test(rate_spec, parse_format_round_trip)
+{
+    static const char *const canonical[] = {"10/s",
+                                            "2/m",
+                                            "5/h burst=1",
+                                            "100/s burst=200",
+                                            "3/m key=header:X-Api-Key",
+                                            "1/s burst=4 key=header:X-Api-Key"};
+    char out[BG_RATE_SPEC_TEXT_MAX + 1];
+    bg_rate_spec s = spec("  2/m   burst=2 key=client ");
+
+    cr_assert_eq(s.count, 2);
+    cr_assert_eq(s.per_ms, 60000);
+    cr_assert_eq(s.interval_us, 30000000);
+    cr_assert_eq(s.burst, 2);
+    cr_assert_eq(s.key, BG_RATE_KEY_CLIENT);
+    bg_rate_spec_format(&s, out, sizeof(out));
+    cr_assert_str_eq(out, "2/m", "defaults are not written");
+    for (size_t i = 0; i < sizeof(canonical) / sizeof(canonical[0]); i++) {
+        s = spec(canonical[i]);
+        bg_rate_spec_format(&s, out, sizeof(out));
+        cr_assert_str_eq(out, canonical[i]);
+    }
+    s.count = 0;
+    bg_rate_spec_format(&s, out, sizeof(out));
+    cr_assert_str_eq(out, "", "no limit");
+}
+
+Test(rate_spec, refused_with_reason)
+{
+    static const char *const bad[][2] = {
+        {"", "'' is not a rate like 10/s"},
+        {"+5/s", "the count must be 1..1000000"},
+        {"1000001/s", "the count must be 1..1000000"},
+        {"5/s burst=", "burst must be 1..1000000"},
+        {"5/s burst=-1", "burst must be 1..1000000"},
+        {"5/s key=header:Bad Name", "unknown option 'Name'"},
+        {"5/s key=claim:sub", "claims need verified JWT auth"},
+    };
+    char why[BG_ERR_LEN];
+    bg_rate_spec s;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        why[0] = '\0';
+        cr_assert_eq(bg_rate_spec_parse(bad[i][0], &s, why), BG_ERR, "'%s' accepted", bad[i][0]);
+        cr_assert_not_null(strstr(why, bad[i][1]), "'%s': '%s'", bad[i][0], why);
+    }
+}
+
+/* Stricter: any limit over none, then the lower rate, then the smaller burst; a total
+ * order, so that merging instances never depends on their order. */
+Test(rate_spec, stricter_order)
+{
+    bg_rate_spec none = {0}, a = spec("60/m"), b = spec("1/s burst=10"), c = spec("59/m"),
+                 d = spec("1/s key=header:X-K");
+
+    cr_assert_lt(bg_rate_spec_cmp(&a, &none), 0);
+    cr_assert_gt(bg_rate_spec_cmp(&none, &a), 0);
+    cr_assert_eq(bg_rate_spec_cmp(&none, &none), 0);
+    cr_assert_lt(bg_rate_spec_cmp(&c, &a), 0, "59/m is slower than 60/m");
+    cr_assert_gt(bg_rate_spec_cmp(&a, &b), 0, "60/m is 1/s: the burst of 10 is stricter than 60");
+    cr_assert_neq(bg_rate_spec_cmp(&a, &d), 0, "different keys are different limits");
+    cr_assert_eq(bg_rate_spec_cmp(&a, &a), 0);
+    cr_assert_eq(bg_rate_spec_cmp(&a, &d) < 0, bg_rate_spec_cmp(&d, &a) > 0, "antisymmetric");
 }

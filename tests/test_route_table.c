@@ -361,6 +361,65 @@ Test(route_table, instances_merge_claims_and_timeouts)
     bg_rt_destroy(rt);
 }
 
+/* Declared rate limits: parsed once by the writer, the strictest over the connections
+ * whatever their order, a change of declaration seen on republish, shown in state. */
+static bg_rate_spec rate_of(const char *a, const char *b, const char *c)
+{
+    bg_rt_endpoint_in e[3] = {{.method = "GET", .path_template = "/r", .rate_limit = a},
+                              {.method = "GET", .path_template = "/r", .rate_limit = b},
+                              {.method = "GET", .path_template = "/r", .rate_limit = c}};
+    bg_rt_connection_in cs[] = {conn("c1", "r", 1, &e[0], 1), conn("c2", "r", 1, &e[1], 1),
+                                conn("c3", "r", 1, &e[2], 1)};
+    bg_rt *rt = table_with(cs, 3);
+    bg_rt_match m = look(rt, "GET", "/r");
+
+    cr_assert_eq(m.status, BG_RT_FOUND);
+    bg_rt_destroy(rt);
+    return m.rate;
+}
+
+Test(route_table, declared_rate_limit_is_the_strictest)
+{
+    bg_rate_spec r = rate_of("10/s", NULL, "2/m burst=5 key=header:X-Key");
+
+    cr_expect_eq(r.count, 2);
+    cr_expect_eq(r.per_ms, 60000);
+    cr_expect_eq(r.burst, 5);
+    cr_expect_eq(r.interval_us, 30000000, "derived by the reader");
+    cr_expect_eq(r.key, BG_RATE_KEY_HEADER);
+    cr_expect_str_eq(r.key_name, "X-Key");
+    r = rate_of("2/m burst=5 key=header:X-Key", "10/s", NULL);
+    cr_expect_eq(r.count, 2, "the same whatever the order");
+    cr_expect_str_eq(r.key_name, "X-Key");
+    r = rate_of("60/m", "1/s burst=3", "1/s burst=90");
+    cr_expect_eq(r.burst, 3, "same rate: the smaller burst");
+    cr_expect_eq(r.per_ms, 1000);
+    r = rate_of(NULL, "", NULL);
+    cr_expect_eq(r.count, 0, "none declared: no limit");
+}
+
+Test(route_table, declared_rate_limit_republished_and_in_state)
+{
+    char rate[32] = "5/s", *json = NULL, err[BG_ERR_LEN] = "";
+    bg_rt_endpoint_in e[] = {{.method = "GET", .path_template = "/r", .rate_limit = rate}};
+    bg_rt_connection_in cs[] = {conn("c1", "r", 1, e, 1)};
+    bg_rt *rt = table_with(cs, 1);
+
+    cr_expect_eq(look(rt, "GET", "/r").rate.count, 5);
+    snprintf(rate, sizeof(rate), "7/h  burst=7"); /* changed in place: the cache must see it */
+    cr_assert_eq(bg_rt_publish(rt, cs, 1, err), BG_OK, "%s", err);
+    cr_expect_eq(look(rt, "GET", "/r").rate.count, 7);
+    cr_expect_eq(look(rt, "GET", "/r").rate.per_ms, 3600000);
+    cr_assert_eq(bg_rt_snapshot_json(rt, &json, err), BG_OK, "%s", err);
+    cr_expect_not_null(strstr(json, "\"rate_limit\":\"7/h  burst=7\""), "declared text: %s", json);
+    cr_expect_not_null(strstr(json, "\"rate_limit\":\"7/h\""), "canonical route limit: %s", json);
+    free(json);
+    snprintf(rate, sizeof(rate), "7/week");
+    cr_expect_eq(bg_rt_publish(rt, cs, 1, err), BG_ERR, "a bad declaration is refused");
+    cr_expect_not_null(strstr(err, "rate_limit of GET /r: '7/week' is not a rate"), "%s", err);
+    bg_rt_destroy(rt);
+}
+
 /* ---- Capacity and bad input ---- */
 
 Test(route_table, capacity_exhaustion_keeps_old_state)
@@ -528,7 +587,7 @@ Test(route_table, readonly_reader_after_fork)
 Test(route_table, republish_sees_changes_made_in_place)
 {
     char tmpl[32] = "/a/{id}", method[8] = "GET", claims[32] = "read", svc[16] = "s1";
-    bg_rt_endpoint_in eps[] = {{method, tmpl, 0, claims}, EP("GET", "/fixed")};
+    bg_rt_endpoint_in eps[] = {{method, tmpl, 0, claims, NULL}, EP("GET", "/fixed")};
     bg_rt_connection_in c = conn("c1", svc, 1, eps, 2);
     bg_rt *rt = table_with(&c, 1);
     char err[BG_ERR_LEN];
@@ -570,7 +629,7 @@ Test(route_table, republish_sees_changes_made_in_place)
  * tell the two segments apart. */
 Test(route_table, trailing_slash_template_is_its_own_route)
 {
-    bg_rt_endpoint_in eps[] = {{"GET", "/x", 0, "r"}, EP("GET", "/x/z"), EP("POST", "/x/")};
+    bg_rt_endpoint_in eps[] = {{"GET", "/x", 0, "r", NULL}, EP("GET", "/x/z"), EP("POST", "/x/")};
     bg_rt_connection_in c = conn("c1", "s", 1, eps, 3);
     bg_rt *rt = table_with(&c, 1);
     bg_rt_match m;
@@ -715,7 +774,7 @@ static void eq_fill(eq_state *st)
         eq_conn *c = &st->c[i];
         for (int e = 0; e < c->nep; e++)
             st->eps[i][e] =
-                (bg_rt_endpoint_in){c->method[e], c->tmpl[e], c->timeout[e], c->claims[e]};
+                (bg_rt_endpoint_in){c->method[e], c->tmpl[e], c->timeout[e], c->claims[e], NULL};
         st->in[i] = (bg_rt_connection_in){c->id, c->svc, c->inst,    c->ver,
                                           c->up, i,      st->eps[i], (size_t)c->nep};
     }
@@ -896,7 +955,7 @@ static void cc_fill(cc_state *st, uint64_t k)
                 snprintf(st->claims[s][c][e], sizeof(st->claims[s][c][e]), "g%llu,s%de%d%s",
                          (unsigned long long)k, s, e, c ? ",c1" : "");
                 st->eps[s][c][n++] = (bg_rt_endpoint_in){"GET", st->tmpl[s][e], cc_timeout(k, s, e),
-                                                         st->claims[s][c][e]};
+                                                         st->claims[s][c][e], NULL};
             }
             st->conns[s * 2 + c] = (bg_rt_connection_in){
                 st->ids[s][c], st->svc[s], "i", "1", cc_up(k, c), (int64_t)k, st->eps[s][c], n};

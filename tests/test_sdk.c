@@ -196,7 +196,8 @@ static busgate_service *svc_make(const svc_opts *o, char *why)
                                   .claims = claims,
                                   .nclaims = 1,
                                   .request_schema = "{\"type\":\"object\"}",
-                                  .openapi = "{\"summary\":\"echo one\"}"};
+                                  .openapi = "{\"summary\":\"echo one\"}",
+                                  .rate_limit = "50/s burst=80"};
     busgate_service *s = busgate_service_new(SVC, "1.2.3", why);
 
     if (s == NULL)
@@ -590,6 +591,7 @@ Test(sdk, rejects_bad_configuration_and_endpoints)
     busgate_endpoint_opts bad_timeout = {.timeout_ms = -1};
     const char *empty_claim[] = {""};
     busgate_endpoint_opts bad_claim = {.claims = empty_claim, .nclaims = 1};
+    busgate_endpoint_opts bad_rate = {.rate_limit = "50/fortnight"};
     char why[BG_ERR_LEN], suffix[32];
     busgate_service *s;
 
@@ -617,6 +619,9 @@ Test(sdk, rejects_bad_configuration_and_endpoints)
                   BG_OK);
     cr_assert_neq(busgate_service_add_endpoint(s, "GET", "/b", h_echo, NULL, &bad_claim, why),
                   BG_OK);
+    cr_assert_neq(busgate_service_add_endpoint(s, "GET", "/b", h_echo, NULL, &bad_rate, why),
+                  BG_OK);
+    cr_assert(strstr(why, "rate_limit: '50/fortnight' is not a rate") != NULL, "%s", why);
     cr_assert_eq(busgate_service_endpoint_count(s), 2);
     cr_assert_neq(busgate_service_set_threads(s, 0, why), BG_OK);
     cr_assert_neq(busgate_service_set_lease(s, 5, why), BG_OK);
@@ -1022,6 +1027,7 @@ static void check_endpoints(const bg_frame *f)
     cr_assert_eq(ep->timeout_ms, 5000);
     cr_assert_eq(ep->nclaims, 1);
     cr_assert_str_eq(ep->claims[0], "echo:read");
+    cr_assert_str_eq(ep->rate_limit, "50/s burst=80");
     cr_assert_not_null(ep->request_schema);
     cr_assert_not_null(ep->openapi);
     cr_assert_not_null(json_object_get(f->endpoints.openapi, "info"));

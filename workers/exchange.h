@@ -75,9 +75,10 @@ struct bg_xchg {
     int64_t t_reply_us;      /* RESPONSE received */
 
     /* rate limit (ratelimit.c), chosen by the plan, checked before dispatch */
-    const bg_rate_rule *rl_rule; /* NULL: no rate_limit line covers this request */
-    uint64_t rl_key;             /* the bucket: rule, route and client key hashed */
-    char rl_headers[192];        /* RateLimit-* lines for the service's response, or "" */
+    /* NULL: no limit. An ini rule's spec, or x->match.rate (the route's declared one). */
+    const bg_rate_spec *rl_spec;
+    uint64_t rl_key;      /* the bucket: limit, route and client key hashed */
+    char rl_headers[192]; /* RateLimit-* lines for the service's response, or "" */
 
     /* error answer (BG_XK_ERROR) */
     int err_status;

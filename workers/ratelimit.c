@@ -1,5 +1,6 @@
-/* ratelimit.c: rate limits before dispatch: rule choice, bucket keys, the local check in the
- * shared table, and the answers (429 problem+json, RateLimit headers). */
+/* ratelimit.c: rate limits before dispatch: the limit (an ini rule, else the route's declared
+ * one), bucket keys, the local check in the shared table, and the answers (429 problem+json,
+ * RateLimit headers). */
 #include "ratelimit.h"
 
 #include <stdio.h>
@@ -64,17 +65,26 @@ static uint64_t rl_hash_str(uint64_t h, const char *s)
     return rl_hash(h, s, strlen(s) + 1); /* the NUL separates fields */
 }
 
-/* The rule as written, so that a reload keeps the counts of an unchanged rule (its
- * position may move) and starts a changed one afresh. */
-static uint64_t rl_hash_rule(const bg_rate_rule *r)
+static uint64_t rl_hash_spec(uint64_t h, const bg_rate_spec *s)
 {
-    int64_t nums[4] = {r->count, r->per_ms, r->burst, (int64_t)r->key};
+    int64_t nums[4] = {s->count, s->per_ms, s->burst, (int64_t)s->key};
+
+    h = rl_hash(h, nums, sizeof(nums));
+    return rl_hash_str(h, s->key_name);
+}
+
+/* The limit as written, so that a reload keeps the counts of an unchanged rule (its
+ * position may move) and starts a changed one afresh; a route's declared limit is
+ * counted apart from any rule ("svc"), and afresh when its service changes it. */
+static uint64_t rl_hash_limit(const bg_rate_rule *r, const bg_rate_spec *declared)
+{
     uint64_t h = 14695981039346656037ULL;
 
+    if (r == NULL)
+        return rl_hash_spec(rl_hash_str(h, "svc"), declared);
     h = rl_hash_str(h, r->method);
     h = rl_hash_str(h, r->prefix);
-    h = rl_hash(h, nums, sizeof(nums));
-    return rl_hash_str(h, r->key_name);
+    return rl_hash_spec(h, &r->spec);
 }
 
 /* Spreads FNV's low bits, which pick the table slot (splitmix64's finaliser). */
@@ -89,41 +99,44 @@ void bg_ratelimit_plan(bg_wk *wk, bg_xchg *x, const bg_http_request *req)
 {
     const char *method = strcmp(x->method, "HEAD") == 0 ? "GET" : x->method;
     const bg_rate_rule *r = bg_ratelimit_match(wk->cfg, x->method, x->match.endpoint);
+    const bg_rate_spec *s = r != NULL ? &r->spec : &x->match.rate;
     const bg_http_header *h = NULL;
     uint64_t k;
 
-    if (r == NULL)
+    /* The operator's rule overrides what the service declared (parsed by the master when
+     * the route table was built: nothing is parsed here). */
+    if (s->count <= 0)
         return;
-    k = rl_hash_rule(r);
+    k = rl_hash_limit(r, s);
     k = rl_hash_str(k, method); /* per route: method and template */
     k = rl_hash_str(k, x->match.endpoint);
-    if (r->key == BG_RATE_KEY_HEADER)
-        h = bg_http_header_find(req, r->key_name);
+    if (s->key == BG_RATE_KEY_HEADER)
+        h = bg_http_header_find(req, s->key_name);
     /* Without the header the client is counted by its address, in a space of its own,
      * so that requests without a key do not share one bucket. */
     if (h != NULL)
         k = rl_hash(rl_hash_str(k, "h"), h->value.ptr, h->value.len);
     else
         k = rl_hash_str(rl_hash_str(k, "a"), x->client);
-    x->rl_rule = r;
+    x->rl_spec = s;
     x->rl_key = rl_mix(k);
 }
 
-void bg_ratelimit_policy(const bg_rate_rule *rule, bg_rl_policy *p)
+void bg_ratelimit_policy(const bg_rate_spec *lim, bg_rl_policy *p)
 {
-    p->interval_us = rule->interval_us;
-    p->burst = rule->burst;
+    p->interval_us = lim->interval_us;
+    p->burst = lim->burst;
 }
 
 /* RateLimit-* as draft-ietf-httpapi-ratelimit-headers: limit = the burst, reset = seconds
  * until the bucket is full again, the policy's window = how long a full bucket takes. */
-static void rl_render(const bg_rate_rule *rule, const bg_rl_result *r, char *out, size_t len)
+static void rl_render(const bg_rate_spec *lim, const bg_rl_result *r, char *out, size_t len)
 {
     snprintf(out, len,
              "RateLimit-Limit: %lld\r\nRateLimit-Remaining: %lld\r\nRateLimit-Reset: %lld\r\n"
              "RateLimit-Policy: %lld;w=%lld\r\n",
              (long long)r->limit, (long long)r->remaining, (long long)bg_rl_seconds(r->reset_us),
-             (long long)rule->burst, (long long)bg_rl_seconds(rule->interval_us * rule->burst));
+             (long long)lim->burst, (long long)bg_rl_seconds(lim->interval_us * lim->burst));
 }
 
 static void rl_count(bg_wk *wk, bg_metric_counter c)
@@ -134,20 +147,20 @@ static void rl_count(bg_wk *wk, bg_metric_counter c)
 
 static void rl_deny(bg_wk *wk, bg_xchg *x, const bg_rl_result *r)
 {
-    const bg_rate_rule *rule = x->rl_rule;
+    const bg_rate_spec *lim = x->rl_spec;
     static const char *const unit[] = {"second", "minute", "hour"};
-    int u = rule->per_ms == 1000 ? 0 : rule->per_ms == 60000 ? 1 : 2;
+    int u = lim->per_ms == 1000 ? 0 : lim->per_ms == 60000 ? 1 : 2;
     int64_t retry = bg_rl_seconds(r->retry_after_us);
     char extra[256], detail[160];
     int n;
 
     rl_count(wk, BG_METRIC_RATELIMIT_DENIED);
     n = snprintf(extra, sizeof(extra), "Retry-After: %lld\r\n", (long long)(retry > 0 ? retry : 1));
-    rl_render(rule, r, extra + n, sizeof(extra) - (size_t)n);
+    rl_render(lim, r, extra + n, sizeof(extra) - (size_t)n);
     snprintf(detail, sizeof(detail),
              "rate limit exceeded: %lld requests per %s (burst %lld) per %s; retry after %lld s",
-             (long long)rule->count, unit[u], (long long)rule->burst,
-             rule->key == BG_RATE_KEY_HEADER ? rule->key_name : "client address",
+             (long long)lim->count, unit[u], (long long)lim->burst,
+             lim->key == BG_RATE_KEY_HEADER ? lim->key_name : "client address",
              (long long)(retry > 0 ? retry : 1));
     bg_xchg_problem(x, 429, detail, extra);
 }
@@ -159,7 +172,7 @@ void bg_ratelimit_decided(bg_wk *wk, bg_xchg *x, const bg_rl_result *r)
         return;
     }
     if (wk->cfg->ratelimit.headers)
-        rl_render(x->rl_rule, r, x->rl_headers, sizeof(x->rl_headers));
+        rl_render(x->rl_spec, r, x->rl_headers, sizeof(x->rl_headers));
     bg_dispatch_send(wk->dispatch, x);
 }
 
@@ -181,7 +194,7 @@ static void rl_local(bg_wk *wk, bg_xchg *x)
     bg_rl_policy p;
     bg_rl_result r;
 
-    bg_ratelimit_policy(x->rl_rule, &p);
+    bg_ratelimit_policy(x->rl_spec, &p);
     if (bg_rtab_take(wk->ctx->ratetable, x->rl_key, &p, bg_mono_us(), &r) & BG_RTAB_EVICTED_LIVE)
         rl_count(wk, BG_METRIC_RATELIMIT_EVICTED);
     bg_ratelimit_decided(wk, x, &r);
@@ -189,7 +202,7 @@ static void rl_local(bg_wk *wk, bg_xchg *x)
 
 void bg_ratelimit_route(bg_wk *wk, bg_xchg *x)
 {
-    if (x->rl_rule == NULL) {
+    if (x->rl_spec == NULL) {
         bg_dispatch_send(wk->dispatch, x);
         return;
     }

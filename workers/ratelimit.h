@@ -11,15 +11,16 @@
 /* The rule that counts method on the route with template tmpl, or NULL: the longest
  * prefix (whole segments) wins, then a named method over "*", then the earlier line. */
 const bg_rate_rule *bg_ratelimit_match(const bg_config *cfg, const char *method, const char *tmpl);
-/* At plan time (route FOUND): the rule that covers x, if any, and x's bucket key from
- * the rule, the route and the client key (address, or a header's value). */
+/* At plan time (route FOUND): the limit of x, if any (the ini rule that covers it, else
+ * the limit its route's service declared), and x's bucket key from the limit, the route
+ * and the client key (address, or a header's value). */
 void bg_ratelimit_plan(bg_wk *wk, bg_xchg *x, const bg_http_request *req);
 /* The connection's route handler: x is complete. Takes a token and dispatches x, or
  * answers 429. In cluster mode the answer comes from Valkey first, on the loop. */
 void bg_ratelimit_route(bg_wk *wk, bg_xchg *x);
 
-/* ratelimit.c, for ratelimit_cluster.c: the rule's bucket, and acting on a decision. */
-void bg_ratelimit_policy(const bg_rate_rule *rule, bg_rl_policy *p);
+/* ratelimit.c, for ratelimit_cluster.c: the limit's bucket, and acting on a decision. */
+void bg_ratelimit_policy(const bg_rate_spec *rule, bg_rl_policy *p);
 void bg_ratelimit_decided(bg_wk *wk, bg_xchg *x, const bg_rl_result *r);
 /* Valkey did not answer: let x through uncounted, and say so (metric, rate-limited log). */
 void bg_ratelimit_fail_open(bg_wk *wk, bg_xchg *x, const char *why);

@@ -52,8 +52,8 @@ static int rl_send(bg_wk *wk, bg_xchg *x, int eval)
 
     snprintf(key, sizeof(key), "%s:ratelimit:%016llx", wk->cfg->messaging.key_prefix,
              (unsigned long long)x->rl_key);
-    snprintf(iv, sizeof(iv), "%lld", (long long)x->rl_rule->interval_us);
-    snprintf(burst, sizeof(burst), "%lld", (long long)x->rl_rule->burst);
+    snprintf(iv, sizeof(iv), "%lld", (long long)x->rl_spec->interval_us);
+    snprintf(burst, sizeof(burst), "%lld", (long long)x->rl_spec->burst);
     argv[0] = eval ? "EVAL" : "EVALSHA";
     argv[1] = eval ? rl_script : rl_sha;
     argv[2] = "1";
@@ -78,7 +78,7 @@ static int rl_parse(const bg_xchg *x, const redisReply *reply, bg_rl_result *r)
         reply->element[0]->type != REDIS_REPLY_INTEGER ||
         reply->element[1]->type != REDIS_REPLY_INTEGER || reply->element[1]->integer < 0)
         return BG_ERR;
-    bg_ratelimit_policy(x->rl_rule, &p);
+    bg_ratelimit_policy(x->rl_spec, &p);
     /* The same arithmetic from the same state: "now" is 0, the TAT relative to it. */
     bg_rl_take(&p, reply->element[1]->integer, 0, r);
     r->allowed = reply->element[0]->integer == 1; /* the script's word is final */

@@ -156,6 +156,12 @@ typedef struct busgate_endpoint_opts {
      * it runs on the request reader's thread right after the read, which also writes its
      * answer: no hand-over to a handler thread and the responder. See "INLINE HANDLERS". */
     int run_inline;
+    /* A rate limit the gateway applies to this route, "<n>/<s|m|h> [burst=<n>]
+     * [key=client|key=header:<Name>]" (e.g. "100/s burst=20", "2/m key=header:X-Api-Key"):
+     * a token bucket per client key, answered 429 with Retry-After. The gateway's own
+     * [limits] rate_limit rules override it; when instances declare different limits the
+     * strictest applies. Checked when the endpoint is added. */
+    const char *rate_limit;
 } busgate_endpoint_opts;
 
 /* ---- lifecycle ---- */

@@ -11,6 +11,7 @@ void bg_reg_endpoints_free(bg_reg_endpoint *eps, size_t n)
     for (size_t i = 0; i < n; i++) {
         free(eps[i].path);
         free(eps[i].claims);
+        free(eps[i].rate_limit);
         json_decref(eps[i].openapi);
         json_decref(eps[i].request_schema);
         json_decref(eps[i].response_schema);
@@ -80,13 +81,16 @@ static int reg_convert_one(const bg_endpoint *e, size_t i, bg_reg_endpoint *out,
     in = (bg_rt_endpoint_in){.method = e->method_name,
                              .path_template = e->path,
                              .timeout_ms = e->timeout_ms,
-                             .claims = out->claims};
+                             .claims = out->claims,
+                             .rate_limit = e->rate_limit};
     if (bg_rt_endpoint_check(&in, why) != BG_OK)
         goto fail;
     memcpy(out->method, e->method_name, sizeof(out->method));
     out->timeout_ms = e->timeout_ms;
     out->path = strdup(e->path);
-    if (out->path == NULL) {
+    if (e->rate_limit != NULL)
+        out->rate_limit = strdup(e->rate_limit);
+    if (out->path == NULL || (e->rate_limit != NULL && out->rate_limit == NULL)) {
         bg_set_error(why, "out of memory");
         goto fail;
     }

@@ -29,7 +29,8 @@ static void reg_fill_conn(const bg_reg_conn *c, bg_rt_endpoint_in *ein, bg_rt_co
         ein[j] = (bg_rt_endpoint_in){.method = c->endpoints[j].method,
                                      .path_template = c->endpoints[j].path,
                                      .timeout_ms = c->endpoints[j].timeout_ms,
-                                     .claims = c->endpoints[j].claims};
+                                     .claims = c->endpoints[j].claims,
+                                     .rate_limit = c->endpoints[j].rate_limit};
     *out = (bg_rt_connection_in){.connection_id = c->id,
                                  .service = c->service,
                                  .instance = c->instance,

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "busgate/core/rate_spec.h"
+
 #define CLAIM_MAX 128
 
 void bg_endpoints_free(bg_endpoint_list *l)
@@ -14,6 +16,7 @@ void bg_endpoints_free(bg_endpoint_list *l)
         for (size_t c = 0; c < e->nclaims; c++)
             free(e->claims[c]);
         free(e->claims);
+        free(e->rate_limit);
         free(e->path);
     }
     free(l->items);
@@ -52,6 +55,33 @@ static int parse_claims(json_t *claims, size_t i, bg_endpoint *ep, char *err)
 oom:
     bg_set_error(err, "endpoints[%zu]: out of memory", i);
     return BG_ERR;
+}
+
+/* "100/s burst=20 key=client": the grammar of an ini rate_limit after its method and
+ * prefix, one parser for both (core/rate_spec.c). */
+static int parse_rate_limit(json_t *v, size_t i, bg_endpoint *ep, char *err)
+{
+    size_t len = json_string_length(v);
+    char why[BG_ERR_LEN];
+    bg_rate_spec spec;
+
+    if (v == NULL)
+        return BG_OK;
+    if (!json_is_string(v) || len == 0 || len > BG_RATE_SPEC_TEXT_MAX ||
+        memchr(json_string_value(v), '\0', len) != NULL) {
+        bg_set_error(err, "endpoints[%zu]: rate_limit is not a string of 1..%d bytes", i,
+                     BG_RATE_SPEC_TEXT_MAX);
+        return BG_ERR;
+    }
+    if (bg_rate_spec_parse(json_string_value(v), &spec, why) != BG_OK) {
+        bg_set_error(err, "endpoints[%zu]: rate_limit: %s", i, why);
+        return BG_ERR;
+    }
+    if ((ep->rate_limit = strdup(json_string_value(v))) == NULL) {
+        bg_set_error(err, "endpoints[%zu]: out of memory", i);
+        return BG_ERR;
+    }
+    return BG_OK;
 }
 
 /* A JSON Schema is an object or a boolean; an OpenAPI fragment is an object. */
@@ -108,7 +138,8 @@ static int parse_endpoint(json_t *e, size_t i, bg_endpoint *ep, char *err)
         bg_set_error(err, "endpoints[%zu]: out of memory", i);
         return BG_ERR;
     }
-    if (parse_claims(json_object_get(e, "claims"), i, ep, err) != BG_OK)
+    if (parse_claims(json_object_get(e, "claims"), i, ep, err) != BG_OK ||
+        parse_rate_limit(json_object_get(e, "rate_limit"), i, ep, err) != BG_OK)
         return BG_ERR;
     if (parse_json_part(e, "request_schema", 1, i, &ep->request_schema, err) != BG_OK ||
         parse_json_part(e, "response_schema", 1, i, &ep->response_schema, err) != BG_OK)
@@ -249,6 +280,8 @@ static json_t *endpoint_to_json(const bg_endpoint *ep)
         for (size_t c = 0; !bad && c < ep->nclaims; c++)
             bad |= json_array_append_new(claims, json_string(ep->claims[c]));
     }
+    if (!bad && ep->rate_limit != NULL)
+        bad |= json_object_set_new(o, "rate_limit", json_string(ep->rate_limit));
     if (!bad && ep->request_schema != NULL)
         bad |= json_object_set(o, "request_schema", ep->request_schema);
     if (!bad && ep->response_schema != NULL)

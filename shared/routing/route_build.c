@@ -244,6 +244,31 @@ static int rt_claims_union(rt_build *b, uint32_t ri, const char *add, char *err)
     return rt_place(b, sid, &r->claims, err);
 }
 
+/* The route's rate limit becomes declaration ce's: numbers, and the header name placed. */
+static int rt_rate_set(rt_build *b, uint32_t ri, const rt_cep *ce, char *err)
+{
+    bg_rt_route *r = &b->routes[ri];
+
+    b->s->route_rate[ri] = ce;
+    r->rate = (bg_rt_rate){.count = (uint32_t)ce->rspec.count,
+                           .per_ms = (uint32_t)ce->rspec.per_ms,
+                           .burst = (uint32_t)ce->rspec.burst,
+                           .key = (uint32_t)ce->rspec.key};
+    return rt_place(b, ce->rate_key, &r->rate.key_name, err);
+}
+
+/* The strictest limit any connection declares (bg_rate_spec_cmp): as with claims, one
+ * instance that asks for protection gets it, and the result does not depend on the
+ * order in which instances registered. */
+static int rt_rate_merge(rt_build *b, uint32_t ri, const rt_cep *ce, char *err)
+{
+    const rt_cep *cur = b->s->route_rate[ri];
+
+    if (cur->rate == ce->rate || bg_rate_spec_cmp(&ce->rspec, &cur->rspec) >= 0)
+        return BG_OK; /* the usual case: every instance agrees */
+    return rt_rate_set(b, ri, ce, err);
+}
+
 static void rt_report_conflict(rt_build *b, const bg_rt_route *winner, const bg_rt_connection_in *c,
                                const bg_rt_endpoint_in *ep)
 {
@@ -282,7 +307,7 @@ static int rt_add_route(rt_build *b, const rt_place_ctx *x, uint32_t k, const bg
         b->s->last_conn[b->nroutes] = x->ci;
         b->s->route_claims[b->nroutes] = ce->claims;
         *slot = b->nroutes++;
-        return BG_OK;
+        return rt_rate_set(b, *slot, ce, err);
     }
     r = &b->routes[*slot];
     if (r->service != x->svc) {
@@ -296,6 +321,8 @@ static int rt_add_route(rt_build *b, const rt_place_ctx *x, uint32_t k, const bg
     r->nup += x->in->up ? 1 : 0;
     if (placed->timeout_ms > r->timeout_ms)
         r->timeout_ms = placed->timeout_ms; /* the longest explicit timeout */
+    if (rt_rate_merge(b, *slot, ce, err) != BG_OK)
+        return BG_ERR;
     if (b->s->route_claims[*slot] == ce->claims)
         return BG_OK; /* the usual case: every instance agrees */
     return rt_claims_union(b, *slot, bg_rt_or_empty(x->in->endpoints[k].claims), err);
@@ -329,7 +356,8 @@ static int rt_place_endpoint(rt_build *b, const rt_place_ctx *x, uint32_t k, cha
     placed->method = ce->method;
     placed->timeout_ms = ce->timeout_ms;
     if (rt_place(b, ce->tmpl, &placed->tmpl, err) != BG_OK ||
-        rt_place(b, ce->claims, &placed->claims, err) != BG_OK)
+        rt_place(b, ce->claims, &placed->claims, err) != BG_OK ||
+        rt_place(b, ce->rate, &placed->rate, err) != BG_OK)
         return BG_ERR;
     return rt_add_route(b, x, k, placed, err);
 }

@@ -30,11 +30,12 @@ static bg_rt_scratch *rt_scratch_new(const bg_rt_layout *lay)
     s->node_edge = calloc(lay->cap_nodes, sizeof(bg_rt_edge));
     s->last_conn = calloc(lay->cap_routes, sizeof(uint32_t));
     s->route_claims = calloc(lay->cap_routes, sizeof(uint32_t));
+    s->route_rate = calloc(lay->cap_routes, sizeof(*s->route_rate));
     s->node_pnode = calloc(lay->cap_nodes, sizeof(uint32_t));
     s->edge_pnode[0] = calloc(lay->cap_edges, sizeof(uint32_t));
     s->edge_pnode[1] = calloc(lay->cap_edges, sizeof(uint32_t));
     if (!s->first_child || !s->next_sibling || !s->node_edge || !s->last_conn || !s->route_claims ||
-        !s->node_pnode || !s->edge_pnode[0] || !s->edge_pnode[1] ||
+        !s->route_rate || !s->node_pnode || !s->edge_pnode[0] || !s->edge_pnode[1] ||
         bg_rt_ptrie_reset(&s->trie) != BG_OK) {
         bg_rt_scratch_free(s);
         return NULL;
@@ -66,6 +67,7 @@ void bg_rt_scratch_free(bg_rt_scratch *s)
     free(s->node_edge);
     free(s->last_conn);
     free(s->route_claims);
+    free(s->route_rate);
     free(s->node_pnode);
     free(s->edge_pnode[0]);
     free(s->edge_pnode[1]);
@@ -118,7 +120,8 @@ static int rt_same_ep(const rt_dict *d, const rt_cep *ce, const bg_rt_endpoint_i
 {
     return e->timeout_ms == ce->timeout_ms &&
            strcmp(bg_rt_method_name(ce->method), bg_rt_or_empty(e->method)) == 0 &&
-           rt_same_str(d, ce->tmpl, e->path_template) && rt_same_str(d, ce->claims, e->claims);
+           rt_same_str(d, ce->tmpl, e->path_template) && rt_same_str(d, ce->claims, e->claims) &&
+           rt_same_str(d, ce->rate, e->rate_limit);
 }
 
 /* Same content as when compiled (the id matched already). up and the
@@ -175,10 +178,18 @@ static int rt_compile_tmpl(bg_rt_scratch *s, rt_cconn *cc, rt_cep *ce, const cha
 
 static int rt_compile_ep(bg_rt_scratch *s, rt_cconn *cc, rt_cep *ce, const bg_rt_endpoint_in *e)
 {
+    const char *rate = bg_rt_or_empty(e->rate_limit);
+
     ce->timeout_ms = e->timeout_ms;
     ce->method = bg_rt_method_bit(e->method, strlen(e->method));
+    /* Parsed here, once per changed connection: lookups copy the numbers. */
+    ce->rspec = (bg_rate_spec){0};
+    if (rate[0] != '\0' && bg_rate_spec_parse(rate, &ce->rspec, NULL) != BG_OK)
+        return BG_ERR; /* checked before: not reached */
     if (rt_intern_cstr(&s->dict, e->path_template, &ce->tmpl) != BG_OK ||
-        rt_intern_cstr(&s->dict, e->claims, &ce->claims) != BG_OK)
+        rt_intern_cstr(&s->dict, e->claims, &ce->claims) != BG_OK ||
+        rt_intern_cstr(&s->dict, rate, &ce->rate) != BG_OK ||
+        rt_intern_cstr(&s->dict, ce->rspec.key_name, &ce->rate_key) != BG_OK)
         return BG_ERR;
     return rt_compile_tmpl(s, cc, ce, e->path_template);
 }

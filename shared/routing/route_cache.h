@@ -75,6 +75,9 @@ typedef struct rt_cep {
     int64_t timeout_ms;
     uint32_t method;       /* bit */
     uint32_t tmpl, claims; /* string ids */
+    uint32_t rate;         /* string id of the declared rate_limit text */
+    uint32_t rate_key;     /* string id of its header name ("" for the client address) */
+    bg_rate_spec rspec;    /* the text parsed (count 0 = none) */
     uint32_t seg_first, nseg;
     uint32_t tail; /* the template ends in "{name*}" */
 } rt_cep;
@@ -104,6 +107,7 @@ struct bg_rt_scratch {
      * literal children as lists, each node's edge from its parent and its
      * private trie node. */
     uint32_t *first_child, *next_sibling, *last_conn, *route_claims, *node_pnode;
+    const rt_cep **route_rate; /* per route: the declaration its rate limit comes from */
     bg_rt_edge *node_edge;
     /* The private trie node of every edge, as laid out by the last two
      * builds (edge_pnode[edges_cur] is the newer, of build edges_epoch). */

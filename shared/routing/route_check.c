@@ -18,6 +18,22 @@ static int rt_check_len(const char *what, const char *conn, const char *s, size_
     return BG_OK;
 }
 
+static int rt_check_rate(const bg_rt_endpoint_in *ep, const char *m, char *err)
+{
+    const char *rate = bg_rt_or_empty(ep->rate_limit);
+    char why[BG_ERR_LEN];
+    bg_rate_spec spec;
+
+    if (rate[0] == '\0')
+        return BG_OK;
+    if (strlen(rate) > BG_RATE_SPEC_TEXT_MAX || bg_rate_spec_parse(rate, &spec, why) != BG_OK) {
+        bg_set_error(err, "rate_limit of %s %.64s: %s", m, ep->path_template,
+                     strlen(rate) > BG_RATE_SPEC_TEXT_MAX ? "too long" : why);
+        return BG_ERR;
+    }
+    return BG_OK;
+}
+
 int bg_rt_endpoint_check(const bg_rt_endpoint_in *ep, char *err)
 {
     char why[BG_ERR_LEN];
@@ -40,7 +56,7 @@ int bg_rt_endpoint_check(const bg_rt_endpoint_in *ep, char *err)
                      BG_RT_CLAIMS_MAX);
         return BG_ERR;
     }
-    return BG_OK;
+    return rt_check_rate(ep, m, err);
 }
 
 int bg_rt_conn_check(const bg_rt_connection_in *c, char *err)

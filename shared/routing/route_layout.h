@@ -11,7 +11,7 @@
 
 #define BG_RT_NONE UINT32_MAX
 #define BG_RT_MAGIC 0x42475254u /* "BGRT" */
-#define BG_RT_LAYOUT_VERSION 1u
+#define BG_RT_LAYOUT_VERSION 2u
 
 /* A string in the copy's string area: byte offset and length (no NUL kept). */
 typedef struct bg_rt_str {
@@ -35,14 +35,23 @@ typedef struct bg_rt_conn {
 typedef struct bg_rt_ep {
     uint32_t method; /* method bit */
     bg_rt_str tmpl, claims;
+    bg_rt_str rate; /* the declared rate_limit text, "" = none */
     int64_t timeout_ms;
 } bg_rt_ep;
+
+/* A route's rate limit, parsed by the writer: a bg_rate_spec without its derived fields
+ * (count 0 = none); the header name in the string area. */
+typedef struct bg_rt_rate {
+    uint32_t count, per_ms, burst, key;
+    bg_rt_str key_name;
+} bg_rt_rate;
 
 /* One routed method+template of one service, merged over its connections. */
 typedef struct bg_rt_route {
     uint32_t service;
     uint32_t method;
     bg_rt_str tmpl, claims;
+    bg_rt_rate rate; /* the strictest its connections declare */
     int64_t timeout_ms;
     uint32_t nconns, nup;
 } bg_rt_route;
@@ -194,5 +203,10 @@ static inline bg_rt_str bg_rt_read_str(const bg_rt_str *p)
 
 /* Bounds-checked string view into a copy; NULL when s lies outside the area. */
 const char *bg_rt_str_ptr(const bg_rt *rt, const bg_rt_copy *copy, bg_rt_str s);
+
+/* A route's rate limit as a spec (route_match.c), read once from copy (shared or a
+ * private snapshot). BG_ERR when it cannot be one: only in a torn read. */
+int bg_rt_rate_read(const bg_rt *rt, const bg_rt_copy *copy, const bg_rt_rate *in,
+                    bg_rate_spec *out);
 
 #endif

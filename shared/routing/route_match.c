@@ -372,6 +372,27 @@ static int rt_fill_params(const rt_walk *w, bg_rt_match *out)
     return rc == 0 && np == w->best_np ? BG_OK : BG_ERR;
 }
 
+int bg_rt_rate_read(const bg_rt *rt, const bg_rt_copy *copy, const bg_rt_rate *in,
+                    bg_rate_spec *out)
+{
+    bg_rt_str name = bg_rt_read_str(&in->key_name);
+    const char *p = bg_rt_str_ptr(rt, copy, name);
+
+    out->count = bg_rt_read32(&in->count);
+    out->key_name[0] = '\0';
+    if (out->count == 0)
+        return BG_OK;
+    out->per_ms = bg_rt_read32(&in->per_ms);
+    out->burst = bg_rt_read32(&in->burst);
+    out->key =
+        bg_rt_read32(&in->key) == BG_RATE_KEY_HEADER ? BG_RATE_KEY_HEADER : BG_RATE_KEY_CLIENT;
+    if (p == NULL || name.len >= sizeof(out->key_name))
+        return BG_ERR;
+    memcpy(out->key_name, p, name.len);
+    out->key_name[name.len] = '\0';
+    return bg_rate_spec_finish(out); /* interval_us; refuses numbers a torn read made */
+}
+
 /* Copies the chosen route out. BG_ERR means the copy was inconsistent. */
 static int rt_copy_route(const rt_walk *w, bg_rt_match *out)
 {
@@ -383,7 +404,8 @@ static int rt_copy_route(const rt_walk *w, bg_rt_match *out)
     if (svc >= w->rt->lay.cap_services ||
         rt_copy_str(w, &svcs[svc].name, out->service, sizeof(out->service)) != BG_OK ||
         rt_copy_str(w, &r->tmpl, out->endpoint, sizeof(out->endpoint)) != BG_OK ||
-        rt_copy_str(w, &r->claims, out->claims, sizeof(out->claims)) != BG_OK)
+        rt_copy_str(w, &r->claims, out->claims, sizeof(out->claims)) != BG_OK ||
+        bg_rt_rate_read(w->rt, w->copy, &r->rate, &out->rate) != BG_OK)
         return BG_ERR;
     out->timeout_ms = bg_rt_read64(&r->timeout_ms);
     out->nup = (int)bg_rt_read32(&r->nup);
@@ -396,6 +418,7 @@ static void rt_match_reset(bg_rt_match *out, bg_rt_status status)
 {
     out->status = status;
     out->service[0] = out->endpoint[0] = out->claims[0] = '\0';
+    out->rate.count = 0;
     out->timeout_ms = 0;
     out->allow_mask = 0;
     out->nup = 0;

@@ -96,9 +96,22 @@ typedef struct rt_snap {
 
 static json_t *rt_json_ep(const rt_snap *s, const bg_rt_ep *e)
 {
-    return json_pack("{s:s, s:o, s:I, s:o}", "method", bg_rt_method_name(e->method), "path",
+    return json_pack("{s:s, s:o, s:I, s:o, s:o}", "method", bg_rt_method_name(e->method), "path",
                      rt_jstr(s->rt, s->c, e->tmpl), "timeout_ms", (json_int_t)e->timeout_ms,
-                     "claims", rt_jstr(s->rt, s->c, e->claims));
+                     "claims", rt_jstr(s->rt, s->c, e->claims), "rate_limit",
+                     rt_jstr(s->rt, s->c, e->rate));
+}
+
+/* The route's effective declared limit in its canonical text ("" = none). */
+static json_t *rt_json_rate(const rt_snap *s, const bg_rt_route *r)
+{
+    char text[BG_RATE_SPEC_TEXT_MAX + 1];
+    bg_rate_spec spec;
+
+    if (bg_rt_rate_read(s->rt, (const bg_rt_copy *)s->c, &r->rate, &spec) != BG_OK)
+        return NULL;
+    bg_rate_spec_format(&spec, text, sizeof(text));
+    return json_string(text);
 }
 
 static json_t *rt_json_conn(const rt_snap *s, const bg_rt_conn *c)
@@ -125,10 +138,10 @@ static json_t *rt_json_conn(const rt_snap *s, const bg_rt_conn *c)
 
 static json_t *rt_json_route(const rt_snap *s, const bg_rt_route *r)
 {
-    return json_pack("{s:s, s:o, s:I, s:o, s:i, s:i}", "method", bg_rt_method_name(r->method),
+    return json_pack("{s:s, s:o, s:I, s:o, s:o, s:i, s:i}", "method", bg_rt_method_name(r->method),
                      "path", rt_jstr(s->rt, s->c, r->tmpl), "timeout_ms", (json_int_t)r->timeout_ms,
-                     "claims", rt_jstr(s->rt, s->c, r->claims), "connections", (int)r->nconns, "up",
-                     (int)r->nup);
+                     "claims", rt_jstr(s->rt, s->c, r->claims), "rate_limit", rt_json_rate(s, r),
+                     "connections", (int)r->nconns, "up", (int)r->nup);
 }
 
 /* Adds version to the service's list once (a service has few versions). */

@@ -7,6 +7,7 @@
 
 #include "busgate/common.h"
 #include "busgate/core/log.h"
+#include "busgate/core/rate_spec.h"
 #include "busgate/core/url.h"
 
 #define BG_CONFIG_DEFAULT_PATH "/etc/busgate/busgate.ini"
@@ -41,13 +42,6 @@ enum { BG_OPENAPI_PUBLIC = 0, BG_OPENAPI_ADMIN = 1 };
 #define BG_TLS_DEFAULT_CIPHERSUITES                                                                \
     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 
-/* [limits] rate_limit lines: who a request is counted as. */
-typedef enum {
-    BG_RATE_KEY_CLIENT = 0, /* the client's address */
-    BG_RATE_KEY_HEADER,     /* a request header's value (the address when it is absent) */
-    BG_RATE_KEY_CLAIM,      /* a verified token claim: reserved for JWT auth, refused for now */
-} bg_rate_key_kind;
-
 typedef enum {
     BG_RATE_LOCAL = 0, /* counted in this gateway's shared memory */
     BG_RATE_CLUSTER,   /* counted in Valkey, shared by every gateway on it */
@@ -56,16 +50,13 @@ typedef enum {
 #define BG_RATE_MAX_RULES 64
 #define BG_RATE_PREFIX_MAX 255
 
-/* One rate_limit line: "<METHOD|*> <template-prefix> <n>/<s|m|h> [burst=<n>] [key=<src>]". */
+/* One rate_limit line: "<METHOD|*> <template-prefix> <n>/<s|m|h> [burst=<n>] [key=<src>]";
+ * the part after the prefix is a bg_rate_spec, the grammar services declare limits in. */
 typedef struct bg_rate_rule {
     char method[24];                     /* "*" = every method */
     char prefix[BG_RATE_PREFIX_MAX + 1]; /* a route template prefix, whole segments */
-    int64_t count, per_ms;               /* as written: count requests per per_ms */
-    int64_t interval_us;                 /* one token every interval_us */
-    int64_t burst;                       /* bucket size; default count */
-    bg_rate_key_kind key;
-    char key_name[64]; /* header (or claim) name */
-    int line;          /* in the ini, for messages */
+    bg_rate_spec spec;
+    int line; /* in the ini, for messages */
 } bg_rate_rule;
 
 typedef struct bg_config {

@@ -31,6 +31,7 @@ typedef struct bg_reg_endpoint {
     char *path;         /* validated template */
     int64_t timeout_ms; /* 0 = the gateway's request_timeout */
     char *claims;       /* required claims joined with ','; NULL = none */
+    char *rate_limit;   /* the declared rate limit as sent; NULL = none */
     json_t *openapi;    /* the endpoint's OpenAPI operation (a reference), NULL = none */
     json_t *request_schema, *response_schema; /* JSON Schemas (references), NULL = none */
     /* private to the OpenAPI build (openapi_ops.c): this endpoint's operation rendered for

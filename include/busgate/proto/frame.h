@@ -67,6 +67,9 @@ typedef struct bg_endpoint {
     int64_t timeout_ms; /* 0 = gateway default (request_timeout) */
     char **claims;      /* required claims, may be empty */
     size_t nclaims;
+    /* The declared rate limit, "<n>/<s|m|h> [burst=<n>] [key=<src>]" as sent (checked
+     * with bg_rate_spec_parse); NULL when absent. */
+    char *rate_limit;
     json_t *request_schema;  /* borrowed from the list's meta; NULL when absent */
     json_t *response_schema; /* idem */
     json_t *openapi;         /* idem: per-endpoint OpenAPI operation fragment */

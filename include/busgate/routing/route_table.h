@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "busgate/common.h"
+#include "busgate/core/rate_spec.h"
 
 /*
  * Concurrency scheme (details and the proof sketch in docs/routing.md)
@@ -101,6 +102,11 @@ typedef struct bg_rt_endpoint_in {
     const char *path_template; /* "/orders/{id}", "/files/{path*}" */
     int64_t timeout_ms;        /* 0 = the gateway's request_timeout */
     const char *claims;        /* comma-separated required claims; NULL or "" = none */
+    /* The service's declared rate limit, "<n>/<s|m|h> [burst=<n>] [key=<src>]" (the
+     * grammar of core/rate_spec.h); NULL or "" = none. A route's limit is the strictest
+     * its connections declare (bg_rate_spec_cmp): like claims, a declaration takes
+     * effect as soon as one instance makes it, whatever the order of registration. */
+    const char *rate_limit;
 } bg_rt_endpoint_in;
 
 typedef struct bg_rt_connection_in {
@@ -163,6 +169,7 @@ typedef struct bg_rt_match {
     char endpoint[BG_RT_TEMPLATE_MAX + 1]; /* the matched path template */
     int64_t timeout_ms;                    /* 0 = the gateway's request_timeout */
     char claims[BG_RT_CLAIMS_MAX + 1];
+    bg_rate_spec rate;   /* the route's declared limit, parsed; rate.count 0 = none */
     unsigned allow_mask; /* methods allowed at that path (405 Allow); set for FOUND too */
     int nup;             /* live connections serving the route */
     int nparams;
