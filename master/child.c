@@ -54,7 +54,7 @@ void bg_child_run(bg_master *m, int slot, int worker_chan)
     setproctitle("-%s", "busgate: worker process");
     snprintf(ident, sizeof(ident), "worker %d", slot);
     bg_log_set_ident(ident);
-    nfds = bg_listen_fds(&m->listen, fds, tls);
+    nfds = bg_listen_fds(&m->listen, m->slots[slot].lane, fds, tls);
     for (int i = 0; i < nfds; i++)
         keep[nkeep++] = fds[i];
     keep[nkeep++] = STDIN_FILENO;
