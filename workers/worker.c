@@ -416,6 +416,7 @@ int bg_worker_main(const bg_worker_ctx *ctx)
     w->wk.ctx = ctx;
     w->wk.cfg = ctx->cfg;
     signal(SIGPIPE, SIG_IGN); /* a client that leaves must not kill us mid-write */
+    bg_bus_alloc_cached();    /* before any connection: every reply object is allocated */
     if (worker_setup(w, err) != BG_OK) {
         bg_error("worker %d: setup failed: %s", ctx->slot, err);
         w->exit_code = BG_WORKER_EXIT_RUNTIME;
