@@ -19,6 +19,7 @@
 #                              with BENCH_SYSCALLS=strace), then perf record on one worker,
 #                              echo-1 and Valkey (perturbs nothing measured)
 #   HTTP_BENCH_ECHO_THREADS=N  handler threads of each echo-service (default: the SDK's)
+#   HTTP_BENCH_REUSEPORT=1     busgated with reuseport = on (one listen socket per worker)
 #   HTTP_BENCH_KEEP=1          keep the temp dir (configs, logs, wrk output) afterwards
 # shellcheck disable=SC2317 # functions called from traps and through wait_until
 set -u
@@ -136,7 +137,11 @@ bench_target() { # label url [groups]
 write_ini() {
     {
         echo "; busgate.ini for bench/http_bench.sh: private Valkey, 2 workers, no access log (no disk)."
-        gateway_ini httpbench "$gport" busgated
+        if [ "${HTTP_BENCH_REUSEPORT:-0}" = 1 ]; then
+            gateway_ini httpbench "$gport" busgated | sed '/^workers =/a reuseport = on'
+        else
+            gateway_ini httpbench "$gport" busgated
+        fi
         printf '\n[sandbox]\nseccomp = on\n'
     } >"$dir/busgate.ini"
 }

@@ -1,8 +1,11 @@
 /* child.c: the worker side of fork(): drop what belongs to the master, then run bg_worker_main. */
 #include <bsd/unistd.h>
+#include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "busgate/core/access_log.h"
@@ -37,6 +40,31 @@ static void child_close_fds(int *keep, int n)
  * watches its channel, which closes when the master dies, then finishes what it holds
  * and exits (worker.c). So no PR_SET_PDEATHSIG, which could only kill. A master that
  * died before we got here closed the channel too, but check the parent anyway. */
+/* worker_cpu_affinity auto: the lane-th CPU of those the master may use (round robin),
+ * so a worker keeps its caches and its lane's connections stay on one core. */
+static void child_pin(const bg_master *m, int lane)
+{
+    cpu_set_t allowed, one;
+    int n, cpu;
+
+    if (!m->cfg->gateway.cpu_affinity)
+        return;
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0 || (n = CPU_COUNT(&allowed)) < 1) {
+        bg_warn("worker_cpu_affinity: sched_getaffinity(): %s", strerror(errno));
+        return;
+    }
+    for (cpu = 0, n = lane % n;; cpu++) {
+        if (CPU_ISSET(cpu, &allowed) && n-- == 0)
+            break;
+    }
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (sched_setaffinity(0, sizeof(one), &one) != 0)
+        bg_warn("worker_cpu_affinity: CPU %d: %s", cpu, strerror(errno));
+    else
+        bg_info("bound to CPU %d", cpu);
+}
+
 static void child_check_parent(pid_t master)
 {
     if (getppid() != master)
@@ -54,7 +82,8 @@ void bg_child_run(bg_master *m, int slot, int worker_chan)
     setproctitle("-%s", "busgate: worker process");
     snprintf(ident, sizeof(ident), "worker %d", slot);
     bg_log_set_ident(ident);
-    nfds = bg_listen_fds(&m->listen, fds, tls);
+    child_pin(m, m->slots[slot].lane);
+    nfds = bg_listen_fds(&m->listen, m->slots[slot].lane, fds, tls);
     for (int i = 0; i < nfds; i++)
         keep[nkeep++] = fds[i];
     keep[nkeep++] = STDIN_FILENO;

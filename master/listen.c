@@ -30,7 +30,8 @@ static int listen_resolve(const bg_listen_addr *a, bg_listener *out, char *err)
         return BG_ERR;
     }
     memset(out, 0, sizeof(*out));
-    out->fd = -1;
+    for (int k = 0; k < BG_LISTEN_LANES_MAX; k++)
+        out->fd[k] = -1;
     memcpy(&out->addr, res->ai_addr, res->ai_addrlen);
     out->addrlen = res->ai_addrlen;
     snprintf(out->name, sizeof(out->name), res->ai_family == AF_INET6 ? "[%s]:%d" : "%s:%d",
@@ -39,13 +40,19 @@ static int listen_resolve(const bg_listen_addr *a, bg_listener *out, char *err)
     return BG_OK;
 }
 
-static int listen_set_opts(int fd, int family, char *err)
+static int listen_set_opts(int fd, int family, int reuseport, char *err)
 {
     int one = 1;
 
     /* Restarting must not wait for TIME_WAIT connections of the last run. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
         bg_set_error(err, "setsockopt(SO_REUSEADDR): %s", strerror(errno));
+        return BG_ERR;
+    }
+    /* One socket per worker: the kernel hashes each new connection to one of them, so
+     * the workers get even shares instead of racing for one backlog. */
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+        bg_set_error(err, "setsockopt(SO_REUSEPORT): %s", strerror(errno));
         return BG_ERR;
     }
     /* [::]:80 next to 0.0.0.0:80 must not collide over v4-mapped addresses. */
@@ -56,7 +63,7 @@ static int listen_set_opts(int fd, int family, char *err)
     return BG_OK;
 }
 
-static int listen_socket(bg_listener *l, char *err)
+static int listen_socket(bg_listener *l, int lane, int reuseport, char *err)
 {
     int family = l->addr.ss_family;
     int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -65,7 +72,7 @@ static int listen_socket(bg_listener *l, char *err)
         bg_set_error(err, "listen %s: socket(): %s", l->name, strerror(errno));
         return BG_ERR;
     }
-    if (listen_set_opts(fd, family, err) != BG_OK)
+    if (listen_set_opts(fd, family, reuseport, err) != BG_OK)
         goto err;
     if (bind(fd, (struct sockaddr *)&l->addr, l->addrlen) != 0) {
         bg_set_error(err, "listen %s: bind(): %s", l->name, strerror(errno));
@@ -75,7 +82,7 @@ static int listen_socket(bg_listener *l, char *err)
         bg_set_error(err, "listen %s: listen(): %s", l->name, strerror(errno));
         goto err;
     }
-    l->fd = fd;
+    l->fd[lane] = fd;
     return BG_OK;
 err:
     close(fd);
@@ -92,15 +99,34 @@ static int listen_find(const bg_listen_set *ls, const bg_listener *l)
     return -1;
 }
 
-/* Builds next from cfg, taking over sockets of cur with the same address
- * (their fd moves: cur's entry gets -1) and opening the others. */
+/* Fills next->l[i]'s lanes: takes over the sockets of cur's entry for the same address
+ * (their fd moves: cur's gets -1), opens the lanes cur did not have. */
+static int listen_lanes(bg_listen_set *next, bg_listener *l, bg_listen_set *cur, char *err)
+{
+    int old = cur ? listen_find(cur, l) : -1;
+
+    for (int k = 0; k < next->lanes; k++) {
+        if (old >= 0 && cur->l[old].fd[k] >= 0) {
+            l->fd[k] = cur->l[old].fd[k];
+            cur->l[old].fd[k] = -1;
+        } else if (listen_socket(l, k, next->reuseport, err) != BG_OK) {
+            return BG_ERR;
+        }
+    }
+    return BG_OK;
+}
+
+/* Builds next from cfg, taking over sockets of cur with the same address and lane
+ * and opening the others. */
 static int listen_build(bg_listen_set *next, bg_listen_set *cur, const bg_config *cfg, char *err)
 {
     next->n = 0;
+    next->reuseport = cur ? cur->reuseport : cfg->gateway.reuseport;
+    next->lanes = next->reuseport ? cfg->gateway.workers : 1;
+    if (next->lanes < 1 || next->lanes > BG_LISTEN_LANES_MAX)
+        next->lanes = next->lanes < 1 ? 1 : BG_LISTEN_LANES_MAX;
     for (int i = 0; i < cfg->gateway.nlisten; i++) {
         bg_listener *l = &next->l[next->n];
-        int old;
-
         int same;
 
         if (listen_resolve(&cfg->gateway.listen[i], l, err) != BG_OK)
@@ -113,14 +139,9 @@ static int listen_build(bg_listen_set *next, bg_listen_set *cur, const bg_config
         }
         if (same >= 0)
             continue; /* two spellings of one address ("*:80", "0.0.0.0:80") */
-        old = cur ? listen_find(cur, l) : -1;
-        if (old >= 0 && cur->l[old].fd >= 0) {
-            l->fd = cur->l[old].fd;
-            cur->l[old].fd = -1;
-        } else if (listen_socket(l, err) != BG_OK) {
+        next->n++;    /* counted now: listen_unbuild must see the lanes already opened */
+        if (listen_lanes(next, l, cur, err) != BG_OK)
             return BG_ERR;
-        }
-        next->n++;
     }
     return BG_OK;
 }
@@ -131,10 +152,16 @@ static void listen_unbuild(bg_listen_set *next, bg_listen_set *cur)
     for (int i = 0; i < next->n; i++) {
         int old = cur ? listen_find(cur, &next->l[i]) : -1;
 
-        if (old >= 0 && cur->l[old].fd < 0)
-            cur->l[old].fd = next->l[i].fd;
-        else
-            close(next->l[i].fd);
+        for (int k = 0; k < next->lanes; k++) {
+            int fd = next->l[i].fd[k];
+
+            if (fd < 0)
+                continue;
+            if (old >= 0 && cur->l[old].fd[k] < 0)
+                cur->l[old].fd[k] = fd;
+            else
+                close(fd);
+        }
     }
     next->n = 0;
 }
@@ -166,17 +193,21 @@ int bg_listen_update(bg_listen_set *ls, const bg_config *cfg, char *err)
 void bg_listen_close(bg_listen_set *ls)
 {
     for (int i = 0; i < ls->n; i++) {
-        if (ls->l[i].fd >= 0)
-            close(ls->l[i].fd);
-        ls->l[i].fd = -1;
+        for (int k = 0; k < BG_LISTEN_LANES_MAX; k++) {
+            if (ls->l[i].fd[k] >= 0)
+                close(ls->l[i].fd[k]);
+            ls->l[i].fd[k] = -1;
+        }
     }
     ls->n = 0;
 }
 
-int bg_listen_fds(const bg_listen_set *ls, int *out, int *tls)
+int bg_listen_fds(const bg_listen_set *ls, int lane, int *out, int *tls)
 {
+    int k = ls->lanes > 1 && lane >= 0 ? lane % ls->lanes : 0;
+
     for (int i = 0; i < ls->n; i++) {
-        out[i] = ls->l[i].fd;
+        out[i] = ls->l[i].fd[k];
         tls[i] = ls->l[i].tls;
     }
     return ls->n;

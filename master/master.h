@@ -39,8 +39,13 @@ struct pidfh;
 
 /* ---- listen.c: listening sockets, opened before fork, kept across reloads ---- */
 
+/* Sockets per address with reuseport: one per worker of a generation (workers max). */
+#define BG_LISTEN_LANES_MAX 256
+
 typedef struct bg_listener {
-    int fd;
+    /* fd[lane]: one socket, or with reuseport one per worker lane, all bound to addr
+     * (SO_REUSEPORT: the kernel spreads new connections over them) */
+    int fd[BG_LISTEN_LANES_MAX];
     struct sockaddr_storage addr;
     socklen_t addrlen;
     char name[300]; /* "0.0.0.0:8080", "[::1]:8080" for logs */
@@ -50,18 +55,21 @@ typedef struct bg_listener {
 typedef struct bg_listen_set {
     bg_listener l[BG_MAX_LISTEN];
     int n;
+    int lanes;     /* sockets per address: 1, or the worker count with reuseport */
+    int reuseport; /* fixed at start: a reload cannot switch it */
 } bg_listen_set;
 
 /* Opens every cfg->gateway.listen address (SO_REUSEADDR, non-blocking,
- * close-on-exec). All or nothing: on BG_ERR nothing stays open. */
+ * close-on-exec; with reuseport, one SO_REUSEPORT socket per worker lane). All or
+ * nothing: on BG_ERR nothing stays open. */
 int bg_listen_open(bg_listen_set *ls, const bg_config *cfg, char *err);
-/* Reload: keeps sockets whose address is still listed, opens new ones,
+/* Reload: keeps sockets whose address (and lane) is still listed, opens new ones,
  * closes removed ones. All or nothing: on BG_ERR ls is unchanged. */
 int bg_listen_update(bg_listen_set *ls, const bg_config *cfg, char *err);
 void bg_listen_close(bg_listen_set *ls);
-/* Copies the fds in order into out[BG_MAX_LISTEN] and their ssl flags into
- * tls[BG_MAX_LISTEN]; returns their count. */
-int bg_listen_fds(const bg_listen_set *ls, int *out, int *tls);
+/* Copies the fds of worker lane `lane` in order into out[BG_MAX_LISTEN] and their ssl
+ * flags into tls[BG_MAX_LISTEN]; returns their count. */
+int bg_listen_fds(const bg_listen_set *ls, int lane, int *out, int *tls);
 
 /* ---- tls.c: the server TLS context of a generation ---- */
 
@@ -89,6 +97,7 @@ typedef struct bg_slot {
     int64_t started_ms;   /* bg_mono_ms() at fork */
     int64_t deadline_ms;  /* exiting: SIGKILL at this time (0 = none) */
     int quick_deaths;     /* consecutive deaths within BG_RESPAWN_QUICK_MS */
+    int lane;             /* its index in its generation: which reuseport sockets it gets */
     bg_ev_timer *respawn_timer;
 } bg_slot;
 

@@ -109,6 +109,7 @@ int bg_proc_spawn_generation(bg_master *m, int n)
     for (int i = 0; i < BG_MAX_WORKER_SLOTS && started < n; i++) {
         if (m->slots[i].state != BG_SLOT_FREE)
             continue;
+        m->slots[i].lane = started; /* kept by its respawns */
         if (proc_spawn(m, i) != BG_OK)
             break;
         started++;

@@ -32,6 +32,11 @@ static void reload_keep_fixed(const bg_config *cur, bg_config *next)
         memcpy(next->gateway.instance_id, cur->gateway.instance_id,
                sizeof(next->gateway.instance_id));
     }
+    if (cur->gateway.reuseport != next->gateway.reuseport) {
+        bg_warn("reload: reuseport cannot change without a restart; keeping it %s",
+                cur->gateway.reuseport ? "on" : "off");
+        next->gateway.reuseport = cur->gateway.reuseport;
+    }
     if (strcmp(cur->gateway.pid_file, next->gateway.pid_file) != 0) {
         bg_warn("reload: pid_file cannot change without a restart; keeping '%s'",
                 cur->gateway.pid_file);

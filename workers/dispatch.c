@@ -108,16 +108,45 @@ static void dispatch_on_xadd(bg_abus *b, redisReply *reply, void *arg)
     bg_xchg_drop_bus(x);
 }
 
+/* snprintf(dst, size, "%s", src) without the format machinery (a hot path). */
+static void dispatch_copy(char *dst, const char *src, size_t size)
+{
+    size_t n = strnlen(src, size - 1);
+
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* The service's request stream key, worked out once per service (d->keys). */
+static const char *dispatch_stream_key(bg_dispatch *d, const char *service, char *err)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    struct bg_dispatch_key *k;
+
+    for (const char *p = service; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    k = &d->keys[h % BG_DISPATCH_KEYS];
+    if (k->service[0] != '\0' && strcmp(k->service, service) == 0)
+        return k->key;
+    k->service[0] = '\0';
+    if (bg_key_request_stream(&d->names, service, k->key, sizeof(k->key), err) != BG_OK)
+        return NULL;
+    /* A valid name fits: the route table holds it in a field of this size. */
+    if (bg_strlcpy_checked(k->service, service, sizeof(k->service)) != BG_OK)
+        k->service[0] = '\0';
+    return k->key;
+}
+
 static void dispatch_fill(bg_dispatch *d, const bg_xchg *x, int64_t timeout_ms, bg_frame *f)
 {
     bg_frame_init(f, BG_FRAME_REQUEST);
     memcpy(f->id, x->id, sizeof(x->id));
-    snprintf(f->service, sizeof(f->service), "%s", x->match.service);
+    dispatch_copy(f->service, x->match.service, sizeof(f->service));
     /* A method the frame cannot hold was never FOUND in the table; the encoder refuses "". */
     if (bg_strlcpy_checked(f->method, x->method, sizeof(f->method)) != BG_OK)
         f->method[0] = '\0';
-    snprintf(f->reply_to, sizeof(f->reply_to), "%s", d->reply_key);
-    snprintf(f->gateway, sizeof(f->gateway), "%s", d->wk->cfg->gateway.instance_id);
+    dispatch_copy(f->reply_to, d->reply_key, sizeof(f->reply_to));
+    dispatch_copy(f->gateway, d->wk->cfg->gateway.instance_id, sizeof(f->gateway));
     f->ts = bg_wall_ms();
     f->deadline_ms = f->ts + timeout_ms; /* wall clock: it crosses the bus */
     f->path = (bg_bytes){x->path, x->path_len};
@@ -135,7 +164,6 @@ static int dispatch_write(bg_dispatch *d, bg_xchg *x, int64_t timeout_ms, char *
 {
     /* No MAXLEN: it would trim unread requests. The master trims what was acknowledged. */
     const char *head[] = {"XADD", NULL, "*"};
-    char key[BG_KEY_MAX + 1];
     const char **argv;
     const size_t *argvlen;
     bg_frame_wire w = {0};
@@ -143,10 +171,9 @@ static int dispatch_write(bg_dispatch *d, bg_xchg *x, int64_t timeout_ms, char *
     int argc, rv = BG_ERR;
 
     dispatch_fill(d, x, timeout_ms, &f);
-    if (bg_key_request_stream(&d->names, x->match.service, key, sizeof(key), err) != BG_OK ||
+    if ((head[1] = dispatch_stream_key(d, x->match.service, err)) == NULL ||
         bg_frame_encode(&f, &w, err) != BG_OK)
         goto cleanup;
-    head[1] = key;
     bg_frame_wire_command(&w, head, NULL, (int)BG_ARRAY_LEN(head), &argc, &argv, &argvlen);
     if (bg_abus_command_argv(d->bus, dispatch_on_xadd, x, argc, argv, argvlen) != BG_OK) {
         bg_set_error(err, "bus connection down or %zu commands in flight",

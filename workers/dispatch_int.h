@@ -10,6 +10,8 @@
 #include "inflight.h"
 #include "reply_reader.h"
 
+#define BG_DISPATCH_KEYS 16
+
 struct bg_dispatch {
     bg_wk *wk;
     bg_abus *bus;
@@ -18,6 +20,13 @@ struct bg_dispatch {
     bg_messaging_names names;
     char reply_key[BG_KEY_MAX + 1];
     bg_xchg *holding; /* streams with pieces left on the reply stream (dispatch_held.c) */
+    /* request stream keys by service, direct-mapped: the name check and the template
+     * are worked out once per service, not per request (the names never change in a
+     * worker's life) */
+    struct bg_dispatch_key {
+        char service[BG_RT_SERVICE_MAX + 1]; /* "" = empty entry */
+        char key[BG_KEY_MAX + 1];
+    } keys[BG_DISPATCH_KEYS];
 };
 
 /* dispatch_guard.c: 1 when x may not go to its service now (stream full, backlog past

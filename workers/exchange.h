@@ -113,6 +113,8 @@ struct bg_xchg {
 
 /* A new exchange for connection c, held by its queue (the caller links it in). */
 bg_xchg *bg_xchg_new(bg_wk *wk, bg_conn *c);
+/* Frees the exchanges wk keeps for reuse (at worker exit). */
+void bg_xchg_cache_free(bg_wk *wk);
 /* The connection lets go: the response was written, or the client is gone. */
 void bg_xchg_drop_queue(bg_xchg *x);
 /* A bus command with x as its callback argument was queued / its callback is done. */

@@ -44,6 +44,10 @@ typedef struct bg_wk {
     int draining; /* graceful quit: no accepting, "Connection: close", exit when idle */
     int64_t drain_since_ms;
     uint64_t id_prefix, id_seq;
+    /* finished exchanges kept for the next requests (exchange.c): a calloc of one (a few
+     * KiB, so glibc consolidates its fast bins first) cost ~10% of a worker's CPU */
+    bg_xchg *xfree;
+    size_t nxfree;
     /* this process's copy of the OpenAPI document, renewed when its generation changes */
     char *openapi_body;
     size_t openapi_len;

@@ -196,6 +196,18 @@ int bg_config_parse_workers(bg_config_ctx *ctx, const bg_config_key *key, const 
     return BG_OK;
 }
 
+int bg_config_parse_affinity(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                             char *reason)
+{
+    (void)key;
+    if (strcmp(value, "auto") != 0 && strcmp(value, "off") != 0) {
+        bg_set_error(reason, "expected auto or off");
+        return BG_ERR;
+    }
+    ctx->cfg->gateway.cpu_affinity = strcmp(value, "auto") == 0;
+    return BG_OK;
+}
+
 int bg_config_parse_log_level(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
                               char *reason)
 {

@@ -107,6 +107,8 @@ int bg_config_resolve_path(const bg_config_ctx *ctx, const char *value, char *ou
 /* config_custom.c: parsers for the keys with their own syntax */
 int bg_config_parse_listen(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
                            char *reason);
+int bg_config_parse_affinity(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                             char *reason);
 int bg_config_parse_workers(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
                             char *reason);
 /* A list of HTTP methods (the seven a route may have), normalised to "A B C". */

@@ -40,6 +40,9 @@ static const bg_config_key keys[] = {
            "host:port, [ipv6]:port, :port or *:port, port 1..65535, optionally followed by ssl, "
            "up to 16 listen lines"),
     CUSTOM("gateway", "workers", gateway.workers, bg_config_parse_workers, 0, "auto or 1..256"),
+    KEY("gateway", "reuseport", BG_CONFIG_BOOL, gateway.reuseport, 0, 1, 0),
+    CUSTOM("gateway", "worker_cpu_affinity", gateway.cpu_affinity, bg_config_parse_affinity, 0,
+           "auto or off"),
     KEY("gateway", "user", BG_CONFIG_IDENT, gateway.user, 1, 63, 0),
     KEY("gateway", "group", BG_CONFIG_IDENT, gateway.group, 1, 63, 0),
     KEY("gateway", "pid_file", BG_CONFIG_PATH, gateway.pid_file, 1, 4095, BG_CONFIG_OFF_OK),

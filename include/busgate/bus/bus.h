@@ -23,6 +23,10 @@ typedef struct bg_bus_opts {
 
 /* Defaults: localhost:6379, connect 2 s, command 5 s, verify on. */
 void bg_bus_opts_init(bg_bus_opts *o);
+/* Process-wide: hiredict's calloc becomes malloc + memset, which glibc serves from its
+ * per-thread cache (calloc skips it). For a process that owns its hiredict use (a
+ * worker); a library must not call it behind its application's back. */
+void bg_bus_alloc_cached(void);
 /* Options from the [valkey] section of cfg (strings borrowed: cfg must outlive o). */
 struct bg_config;
 void bg_bus_opts_from_config(bg_bus_opts *o, const struct bg_config *cfg, const char *client_name);

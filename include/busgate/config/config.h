@@ -67,6 +67,8 @@ typedef struct bg_config {
         int nlisten; /* key may repeat; default 0.0.0.0:8080 */
         int workers; /* resolved count; "auto" = online CPUs */
         int workers_auto;
+        int reuseport;            /* one SO_REUSEPORT listen socket per worker (fixed at start) */
+        int cpu_affinity;         /* worker_cpu_affinity auto: worker i of a generation on CPU i */
         char user[64], group[64]; /* empty = do not drop privileges */
         char pid_file[4096], error_log[4096], access_log[4096];
         bg_log_level log_level; /* debug info notice warn error crit */
