@@ -116,16 +116,16 @@ Test(config_ratelimit, bad_rules_name_file_line_and_key)
     expect_err("[limits]\nrate_limit = GET / 1/s brust=3\n", 2, "unknown option 'brust=3'",
                "allowed: <METHOD|*>");
     expect_err("[limits]\nrate_limit = GET / 1/s key=header:\n", 2,
-               "is not client or header:<Name>", NULL);
-    expect_err("[limits]\nrate_limit = GET / 1/s key=cookie\n", 2, "is not client or header:<Name>",
-               NULL);
+               "is not client, header:<Name> or claim:<name>", NULL);
+    expect_err("[limits]\nrate_limit = GET / 1/s key=cookie\n", 2,
+               "is not client, header:<Name> or claim:<name>", NULL);
     expect_err("[limits]\nrate_limit = GET /\n", 2, "not a rate like", NULL);
 }
 
-Test(config_ratelimit, claim_keys_wait_for_jwt_auth)
+Test(config_ratelimit, claim_keys_name_a_token_claim)
 {
-    expect_err("[limits]\nrate_limit = GET / 1/s key=claim:sub\n", 2, "key=claim:sub",
-               "claims need verified JWT auth");
+    expect_err("[limits]\nrate_limit = GET / 1/s key=claim:\n", 2,
+               "key=claim:", "is not client, header:<Name> or claim:<name>");
 }
 
 Test(config_ratelimit, one_rule_per_method_and_prefix)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "gw_fixture.h"
+#include "jwt_mint.h"
 
 /* Each rule on a path of its own, none on GET /echo (the fixture polls it to start). */
 #define RULES                                                                                      \
@@ -444,4 +445,73 @@ Test(gateway_ratelimit_declared, counted_in_valkey_in_cluster_mode)
     cr_assert_eq(bgt_valkey_cmd(&f.v, out, sizeof(out), "KEYS router:ratelimit:*"), 0);
     cr_assert_str_eq(out, "*1", "one bucket key in Valkey: %s", out);
     bgt_fix_stop(&f);
+}
+
+/* key=claim:sub: each verified subject has its own bucket; a request without a token is
+ * counted by its address, in a space of its own. HS256 tokens from a secret file. */
+#define CLAIM_SECRET "a-secret-of-at-least-32-bytes-for-the-claim-key-test"
+
+static int get_as(int port, const char *token, bgt_resp *r)
+{
+    char req[1024];
+    bgt_conn c;
+    int st;
+
+    snprintf(req, sizeof(req), "GET /echo/7 HTTP/1.1\r\nHost: t\r\n%s%s%sConnection: close\r\n\r\n",
+             token != NULL ? "Authorization: Bearer " : "", token != NULL ? token : "",
+             token != NULL ? "\r\n" : "");
+    cr_assert_eq(bgt_conn_open(&c, port), 0);
+    st = send_read(&c, req, r);
+    bgt_conn_close(&c);
+    return st;
+}
+
+static char *token_for(const char *sub)
+{
+    char payload[160];
+    char *t;
+
+    snprintf(payload, sizeof(payload), "{\"sub\":\"%s\",\"exp\":%lld}", sub,
+             (long long)time(NULL) + 3600);
+    t = bgt_jwt_make("HS256", NULL, NULL, CLAIM_SECRET, strlen(CLAIM_SECRET), payload);
+    cr_assert_not_null(t, "no token for %s", sub);
+    return t;
+}
+
+Test(gateway_ratelimit_claim, each_subject_has_its_own_bucket)
+{
+    char dir[] = "/tmp/bg-rl-claim-XXXXXX", path[300], sections[600];
+    char *alice, *bob;
+    bgt_resp r;
+    bgt_fix f;
+    FILE *fp;
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/hmac.secret", dir);
+    cr_assert_not_null(fp = fopen(path, "w"));
+    fputs(CLAIM_SECRET, fp);
+    fclose(fp);
+    snprintf(sections, sizeof(sections),
+             "[auth]\nhmac_secret_file = %s\nalgorithm = HS256\n"
+             "[limits]\nrate_limit = GET /echo/{id} 1/h burst=2 key=claim:sub\n",
+             path);
+    cr_assert_eq(bgt_fix_start_ex(&f, NULL, sections, 1), 0, "fixture did not start");
+    alice = token_for("alice");
+    bob = token_for("bob");
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(get_as(f.port, alice, &r), 200, "alice %d: %s", i, r.head);
+        bgt_resp_free(&r);
+    }
+    cr_assert_eq(get_as(f.port, alice, &r), 429, "alice's third: %s", r.head);
+    cr_assert_not_null(strstr(r.body, "per sub"), "the detail names the claim: %s", r.body);
+    bgt_resp_free(&r);
+    cr_assert_eq(get_as(f.port, bob, &r), 200, "bob has a bucket of his own: %s", r.head);
+    bgt_resp_free(&r);
+    cr_assert_eq(get_as(f.port, NULL, &r), 200, "no token: counted by address: %s", r.head);
+    bgt_resp_free(&r);
+    free(alice);
+    free(bob);
+    bgt_fix_stop(&f);
+    unlink(path);
+    rmdir(dir);
 }

@@ -254,6 +254,7 @@ Test(rate_spec, parse_format_round_trip)
                                             "5/h burst=1",
                                             "100/s burst=200",
                                             "3/m key=header:X-Api-Key",
+                                            "5/s key=claim:sub",
                                             "1/s burst=4 key=header:X-Api-Key"};
     char out[BG_RATE_SPEC_TEXT_MAX + 1];
     bg_rate_spec s = spec("  2/m   burst=2 key=client ");
@@ -284,7 +285,8 @@ Test(rate_spec, refused_with_reason)
         {"5/s burst=", "burst must be 1..1000000"},
         {"5/s burst=-1", "burst must be 1..1000000"},
         {"5/s key=header:Bad Name", "unknown option 'Name'"},
-        {"5/s key=claim:sub", "claims need verified JWT auth"},
+        {"5/s key=claim:", "is not client, header:<Name> or claim:<name>"},
+        {"5/s key=cookie:sid", "is not client, header:<Name> or claim:<name>"},
     };
     char why[BG_ERR_LEN];
     bg_rate_spec s;

@@ -141,7 +141,7 @@ static void plan_found(bg_wk *wk, bg_xchg *x, const bg_http_request *req)
         if (bg_dispatch_build_meta(wk, x, req, &ar, detail, sizeof(detail)) != BG_OK) {
             plan_error(x, 400, 0, "%s", detail);
         } else {
-            bg_ratelimit_plan(wk, x, req);
+            bg_ratelimit_plan(wk, x, req, ar.claims);
             plan_idempotency(wk, x, req);
         }
     }

@@ -3,6 +3,7 @@
  * RateLimit headers). */
 #include "ratelimit.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -95,12 +96,31 @@ static uint64_t rl_mix(uint64_t h)
     return h ^ (h >> 31);
 }
 
-void bg_ratelimit_plan(bg_wk *wk, bg_xchg *x, const bg_http_request *req)
+/* The claim's value as text: a string as it is, a number or boolean as JSON writes it;
+ * NULL when the token lacks it (or there is no token) or it is an object or array. */
+static const char *rl_claim(const json_t *claims, const char *name, char *buf, size_t len)
+{
+    const json_t *v = claims != NULL ? json_object_get(claims, name) : NULL;
+
+    if (json_is_string(v))
+        return json_string_value(v);
+    if (json_is_integer(v))
+        snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    else if (json_is_boolean(v))
+        snprintf(buf, len, "%s", json_is_true(v) ? "true" : "false");
+    else
+        return NULL;
+    return buf;
+}
+
+void bg_ratelimit_plan(bg_wk *wk, bg_xchg *x, const bg_http_request *req, const json_t *claims)
 {
     const char *method = strcmp(x->method, "HEAD") == 0 ? "GET" : x->method;
     const bg_rate_rule *r = bg_ratelimit_match(wk->cfg, x->method, x->match.endpoint);
     const bg_rate_spec *s = r != NULL ? &r->spec : &x->match.rate;
     const bg_http_header *h = NULL;
+    const char *claim = NULL;
+    char num[32];
     uint64_t k;
 
     /* The operator's rule overrides what the service declared (parsed by the master when
@@ -112,10 +132,14 @@ void bg_ratelimit_plan(bg_wk *wk, bg_xchg *x, const bg_http_request *req)
     k = rl_hash_str(k, x->match.endpoint);
     if (s->key == BG_RATE_KEY_HEADER)
         h = bg_http_header_find(req, s->key_name);
-    /* Without the header the client is counted by its address, in a space of its own,
-     * so that requests without a key do not share one bucket. */
+    else if (s->key == BG_RATE_KEY_CLAIM)
+        claim = rl_claim(claims, s->key_name, num, sizeof(num));
+    /* Without the header or the claim the client is counted by its address, in a space
+     * of its own, so that requests without a key do not share one bucket. */
     if (h != NULL)
         k = rl_hash(rl_hash_str(k, "h"), h->value.ptr, h->value.len);
+    else if (claim != NULL)
+        k = rl_hash_str(rl_hash_str(k, "c"), claim);
     else
         k = rl_hash_str(rl_hash_str(k, "a"), x->client);
     x->rl_spec = s;
@@ -160,7 +184,7 @@ static void rl_deny(bg_wk *wk, bg_xchg *x, const bg_rl_result *r)
     snprintf(detail, sizeof(detail),
              "rate limit exceeded: %lld requests per %s (burst %lld) per %s; retry after %lld s",
              (long long)lim->count, unit[u], (long long)lim->burst,
-             lim->key == BG_RATE_KEY_HEADER ? lim->key_name : "client address",
+             lim->key != BG_RATE_KEY_CLIENT ? lim->key_name : "client address",
              (long long)(retry > 0 ? retry : 1));
     bg_xchg_problem(x, 429, detail, extra);
 }

@@ -3,6 +3,7 @@
 #ifndef BUSGATE_RATELIMIT_H
 #define BUSGATE_RATELIMIT_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "busgate/routing/rate_bucket.h"
@@ -14,7 +15,7 @@ const bg_rate_rule *bg_ratelimit_match(const bg_config *cfg, const char *method,
 /* At plan time (route FOUND): the limit of x, if any (the ini rule that covers it, else
  * the limit its route's service declared), and x's bucket key from the limit, the route
  * and the client key (address, or a header's value). */
-void bg_ratelimit_plan(bg_wk *wk, bg_xchg *x, const bg_http_request *req);
+void bg_ratelimit_plan(bg_wk *wk, bg_xchg *x, const bg_http_request *req, const json_t *claims);
 /* The connection's route handler: x is complete. Takes a token and dispatches x, or
  * answers 429. In cluster mode the answer comes from Valkey first, on the loop. */
 void bg_ratelimit_route(bg_wk *wk, bg_xchg *x);

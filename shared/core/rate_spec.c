@@ -63,7 +63,7 @@ static int rs_rate(bg_rate_spec *r, const char *w, char *reason)
     return BG_OK;
 }
 
-/* key=client | key=header:<Name> | key=claim:<name> (refused until JWT auth exists). */
+/* key=client | key=header:<Name> | key=claim:<name> (a claim of the verified token). */
 static int rs_key(bg_rate_spec *r, const char *v, char *reason)
 {
     const char *name = strchr(v, ':');
@@ -73,20 +73,13 @@ static int rs_key(bg_rate_spec *r, const char *v, char *reason)
         r->key_name[0] = '\0';
         return BG_OK;
     }
-    if (name != NULL && strncmp(v, "claim:", 6) == 0) {
-        bg_set_error(reason,
-                     "key=%.40s: claims need verified JWT auth, which this build does "
-                     "not have; use client or header:<Name>",
-                     v);
-        return BG_ERR;
-    }
-    if (name == NULL || strncmp(v, "header:", 7) != 0 || name[1] == '\0' ||
-        !bg_is_token(name + 1, strlen(name + 1)) ||
+    if (name == NULL || name[1] == '\0' || !bg_is_token(name + 1, strlen(name + 1)) ||
+        (strncmp(v, "header:", 7) != 0 && strncmp(v, "claim:", 6) != 0) ||
         bg_strlcpy_checked(r->key_name, name + 1, sizeof(r->key_name)) != BG_OK) {
-        bg_set_error(reason, "key=%.40s is not client or header:<Name>", v);
+        bg_set_error(reason, "key=%.40s is not client, header:<Name> or claim:<name>", v);
         return BG_ERR;
     }
-    r->key = BG_RATE_KEY_HEADER;
+    r->key = v[0] == 'h' ? BG_RATE_KEY_HEADER : BG_RATE_KEY_CLAIM;
     return BG_OK;
 }
 
@@ -147,8 +140,9 @@ void bg_rate_spec_format(const bg_rate_spec *s, char *out, size_t size)
     n = snprintf(out, size, "%lld/%c", (long long)s->count, unit);
     if (s->burst != s->count && n >= 0 && (size_t)n < size)
         n += snprintf(out + n, size - (size_t)n, " burst=%lld", (long long)s->burst);
-    if (s->key == BG_RATE_KEY_HEADER && n >= 0 && (size_t)n < size)
-        snprintf(out + n, size - (size_t)n, " key=header:%s", s->key_name);
+    if (s->key != BG_RATE_KEY_CLIENT && n >= 0 && (size_t)n < size)
+        snprintf(out + n, size - (size_t)n, " key=%s:%s",
+                 s->key == BG_RATE_KEY_HEADER ? "header" : "claim", s->key_name);
 }
 
 static int rs_sign(int64_t a, int64_t b)

@@ -384,8 +384,16 @@ int bg_rt_rate_read(const bg_rt *rt, const bg_rt_copy *copy, const bg_rt_rate *i
         return BG_OK;
     out->per_ms = bg_rt_read32(&in->per_ms);
     out->burst = bg_rt_read32(&in->burst);
-    out->key =
-        bg_rt_read32(&in->key) == BG_RATE_KEY_HEADER ? BG_RATE_KEY_HEADER : BG_RATE_KEY_CLIENT;
+    switch (bg_rt_read32(&in->key)) {
+    case BG_RATE_KEY_HEADER:
+        out->key = BG_RATE_KEY_HEADER;
+        break;
+    case BG_RATE_KEY_CLAIM:
+        out->key = BG_RATE_KEY_CLAIM;
+        break;
+    default:
+        out->key = BG_RATE_KEY_CLIENT;
+    }
     if (p == NULL || name.len >= sizeof(out->key_name))
         return BG_ERR;
     memcpy(out->key_name, p, name.len);

@@ -15,7 +15,7 @@
 typedef enum {
     BG_RATE_KEY_CLIENT = 0, /* the client's address */
     BG_RATE_KEY_HEADER,     /* a request header's value (the address when it is absent) */
-    BG_RATE_KEY_CLAIM,      /* a verified token claim: reserved, refused by the parser */
+    BG_RATE_KEY_CLAIM,      /* a claim of the verified token (the address when absent) */
 } bg_rate_key_kind;
 
 /* count == 0: no limit (a route that declares none). */
@@ -24,14 +24,14 @@ typedef struct bg_rate_spec {
     int64_t interval_us;   /* one token every interval_us */
     int64_t burst;         /* bucket size; default count */
     bg_rate_key_kind key;
-    char key_name[BG_RATE_KEY_NAME_MAX + 1]; /* the header's name */
+    char key_name[BG_RATE_KEY_NAME_MAX + 1]; /* the header's or the claim's name */
 } bg_rate_spec;
 
 /* The next blank-separated word of *p into out (size bytes), *p moved past it; "" at the
  * end. A word too long for out comes back as "\x01", which no valid word starts with. */
 void bg_rate_word(const char **p, char *out, size_t size);
 
-/* Parses "<n>/<s|m|h> [burst=<n>] [key=client|key=header:<Name>]" (blank-separated, in
+/* Parses "<n>/<s|m|h> [burst=<n>] [key=client|header:<Name>|claim:<name>]" (blank-separated, in
  * any order after the rate) into out. BG_OK, or BG_ERR with the reason in reason
  * (BG_ERR_LEN bytes), e.g. "'10/d' is not a rate like 10/s, 100/m or 1000/h". */
 int bg_rate_spec_parse(const char *text, bg_rate_spec *out, char *reason);
