@@ -1000,7 +1000,8 @@ Test(frame, endpoint_rate_limit_refused_with_reason)
     base_endpoints(&s, RL_META("\"5/s brust=3\""));
     expect_reject(&s, "endpoints[0]: rate_limit: unknown option 'brust=3'");
     base_endpoints(&s, RL_META("\"5/s key=cookie\""));
-    expect_reject(&s, "endpoints[0]: rate_limit: key=cookie is not client or header:<Name>");
+    expect_reject(
+        &s, "endpoints[0]: rate_limit: key=cookie is not client, header:<Name> or claim:<name>");
     base_endpoints(&s, RL_META("\"GET / 5/s\""));
     expect_reject(&s, "endpoints[0]: rate_limit: 'GET' is not a rate like");
     memset(long_text, 'x', sizeof(long_text) - 1);
@@ -1066,6 +1067,7 @@ static void expect_pairs_like_json(size_t n, int (*at)(const bg_frame *, size_t,
 static void expect_meta_like_jansson(const char *meta, int flat)
 {
     json_t *ref = json_loads(meta, JSON_REJECT_DUPLICATES, NULL), *fe, *h, *empty_a, *empty_o;
+    const char *claim;
     bg_frame f, g;
     fieldset s;
     size_t i, n;
@@ -1092,6 +1094,14 @@ static void expect_meta_like_jansson(const char *meta, int flat)
         cr_assert_null(bg_frame_client(&f));
     json_array_foreach(json_object_get(ref, "features"), i, fe)
         cr_assert(bg_frame_has_feature(&f, json_string_value(fe)));
+    json_object_foreach(json_object_get(ref, "claims"), claim, fe)
+    {
+        if (json_is_string(fe))
+            cr_assert_str_eq(bg_frame_claim_get(&f, claim), json_string_value(fe), "%s", claim);
+        else
+            cr_assert_null(bg_frame_claim_get(&f, claim), "%s", claim);
+    }
+    cr_assert_null(bg_frame_claim_get(&f, "absent"));
     cr_assert_not(bg_frame_has_feature(&f, "absent"));
     /* Sent on (a dead letter re-encodes it): the same meta. */
     round_trip(&f, &g);
@@ -1121,7 +1131,13 @@ Test(frame, flat_meta_reads_like_jansson)
     expect_meta_like_jansson("{\"headers\":[[\"X\",\"caf\xc3\xa9\"]]}", 0);
     expect_meta_like_jansson("{\"headers\":[[\"X\",\"\\u00e9\\ud83d\\ude00\"]]}", 0);
     expect_meta_like_jansson("{\"future\":[1,{\"a\":null}],\"params\":{\"id\":\"1\"}}", 0);
-    expect_meta_like_jansson("{\"claims\":{\"sub\":\"u1\"},\"headers\":[[\"A\",\"b\"]]}", 0);
+    /* Claims (the verified identity, any JSON object): jansson parses that member alone. */
+    expect_meta_like_jansson("{\"claims\":{\"sub\":\"u1\"},\"headers\":[[\"A\",\"b\"]]}", 1);
+    expect_meta_like_jansson(
+        "{\"headers\":[[\"A\",\"b\"]],\"claims\":{\"sub\":\"u\\\"}{\",\"roles\":"
+        "[\"a\",\"b\"],\"n\":1.5,\"o\":{\"x\":[{}]},\"t\":true},\"client\":\"c\"}",
+        1);
+    expect_meta_like_jansson("{\"claims\":{\"name\":\"caf\xc3\xa9 \\u00e9\"}}", 1);
 }
 
 Test(frame, flat_meta_claims_and_rejections_as_before)
@@ -1156,6 +1172,17 @@ Test(frame, flat_meta_claims_and_rejections_as_before)
     expect_reject(&s, "meta: features[1] is not a string");
     fs_set(&s, "meta", "[]");
     expect_reject(&s, "meta: not a JSON object");
+    /* claims the flat parser hands to jansson alone, and gives up on: the same reasons */
+    fs_set(&s, "meta", "{\"claims\":\"sub\"}");
+    expect_reject(&s, "meta: claims is not an object");
+    fs_set(&s, "meta", "{\"claims\":{\"a\":\"1\",\"a\":\"2\"}}");
+    expect_reject(&s, "meta: invalid JSON");
+    fs_set(&s, "meta", "{\"claims\":{},\"claims\":{}}");
+    expect_reject(&s, "meta: invalid JSON");
+    fs_set(&s, "meta", "{\"claims\":{\"a\":\"}");
+    expect_reject(&s, "meta: invalid JSON");
+    fs_set(&s, "meta", "{\"claims\":{\"a\":tru}}");
+    expect_reject(&s, "meta: invalid JSON");
 }
 
 Test(frame, meta_headers_text_reads_like_the_builder)

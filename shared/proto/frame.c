@@ -127,7 +127,7 @@ void bg_frame_free(bg_frame *f)
 
     json_decref(f->meta);
     free(f->owned_);
-    free(f->flat_);
+    bg_meta_flat_free(f->flat_);
     bg_endpoints_free(&f->endpoints);
     bg_frame_init(f, type);
 }

@@ -2,6 +2,7 @@
 #ifndef BUSGATE_FRAME_INT_H
 #define BUSGATE_FRAME_INT_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "busgate/proto/frame.h"
@@ -88,12 +89,15 @@ typedef struct bg_meta_flat {
     const char **features;
     size_t nfeatures;
     const char *client; /* NULL when absent */
+    json_t *claims;     /* REQUEST claims, the one member parsed by jansson; NULL: absent */
     bg_bytes raw;       /* the meta text as decoded, for a re-encode */
 } bg_meta_flat;
 
 /* The meta text parsed flat when it has the common shape and passes bg_meta_check; NULL
- * otherwise (the caller then parses it with jansson, which decides and says why). Free. */
+ * otherwise (the caller then parses it with jansson, which decides and says why). Free
+ * with bg_meta_flat_free. */
 bg_meta_flat *bg_meta_flat_parse(bg_frame_type t, const char *text, size_t len);
+void bg_meta_flat_free(bg_meta_flat *m);
 
 /* Per-type checks of a parsed meta object; fills f->endpoints for ENDPOINTS_UPDATE
  * when f is not NULL. why gets "meta: ...". */

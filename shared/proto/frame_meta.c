@@ -303,7 +303,9 @@ const char *bg_frame_client(const bg_frame *f)
 
 const char *bg_frame_claim_get(const bg_frame *f, const char *name)
 {
-    return json_string_value(json_object_get(meta_member(f, "claims"), name));
+    json_t *claims = flat(f) != NULL ? flat(f)->claims : meta_member(f, "claims");
+
+    return json_string_value(json_object_get(claims, name));
 }
 
 int bg_frame_has_feature(const bg_frame *f, const char *feature)
@@ -336,7 +338,7 @@ static int meta_unflatten(bg_frame *f, char *err)
         return BG_ERR;
     }
     f->flat_ = NULL;
-    free(m);
+    bg_meta_flat_free(m);
     return BG_OK;
 }
 

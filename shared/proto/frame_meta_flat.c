@@ -4,10 +4,11 @@
  * "params":{...}, "client":"...", "features":[...]}); building a json_t tree for it cost
  * more than anything else in the codec (a malloc per string, array and member). This parser
  * takes only that common shape, printable ASCII strings with the simple escapes, and stores
- * it flat in one allocation. Anything else (another member such as claims, \u escapes,
- * non-ASCII bytes, numbers, a duplicate, a value the checks refuse) makes it give up, and
- * the decoder parses the text with jansson as before: the accepted language and every error
- * message stay exactly jansson's and bg_meta_check's. */
+ * it flat in one allocation. The verified identity's claims (any JSON object) are the one
+ * member handed to jansson, alone. Anything else (another member, \u escapes, non-ASCII
+ * bytes, numbers, a duplicate, a value the checks refuse, claims jansson refuses) makes it
+ * give up, and the decoder parses the whole text with jansson as before: the accepted
+ * language and every error message stay exactly jansson's and bg_meta_check's. */
 #include "frame_int.h"
 
 #include <stdlib.h>
@@ -152,6 +153,44 @@ static int features(flat_parser *fp)
     return expect(fp, ']');
 }
 
+/* Moves past one JSON object or array (strings and nesting respected, nothing else
+ * checked: jansson checks the span afterwards). */
+static int skip_value(flat_parser *fp)
+{
+    int depth = 0, in_string = 0;
+
+    for (; fp->p < fp->end; fp->p++) {
+        char c = *fp->p;
+        if (in_string) {
+            if (c == '\\' && fp->p + 1 < fp->end)
+                fp->p++;
+            else if (c == '"')
+                in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if ((c == '}' || c == ']') && --depth == 0) {
+            fp->p++;
+            return BG_OK;
+        }
+    }
+    return BG_ERR;
+}
+
+/* "claims": {...}, parsed by jansson on its own (a few members, not the whole meta). */
+static int claims(flat_parser *fp)
+{
+    const char *start;
+
+    skip_ws(fp);
+    start = fp->p;
+    if (fp->m->claims != NULL || fp->p >= fp->end || *fp->p != '{' || skip_value(fp) != BG_OK)
+        return BG_ERR;
+    fp->m->claims = json_loadb(start, (size_t)(fp->p - start), JSON_REJECT_DUPLICATES, NULL);
+    return json_is_object(fp->m->claims) ? BG_OK : BG_ERR;
+}
+
 static int member(flat_parser *fp, bg_frame_type t)
 {
     const char *key;
@@ -170,6 +209,8 @@ static int member(flat_parser *fp, bg_frame_type t)
         return features(fp);
     if (strcmp(key, "client") == 0 && fp->m->client == NULL)
         return string(fp, &fp->m->client, &len);
+    if (strcmp(key, "claims") == 0)
+        return claims(fp);
     return BG_ERR;
 }
 
@@ -215,7 +256,7 @@ bg_meta_flat *bg_meta_flat_parse(bg_frame_type t, const char *text, size_t len)
                       fp.cap_features);
     raw = fp.out + len; /* the text as received, re-sent verbatim by a re-encode */
     if (parse(&fp, t) != BG_OK) {
-        free(fp.m);
+        bg_meta_flat_free(fp.m);
         return NULL;
     }
     if (len > 0)
@@ -223,4 +264,12 @@ bg_meta_flat *bg_meta_flat_parse(bg_frame_type t, const char *text, size_t len)
     fp.m->raw.ptr = raw;
     fp.m->raw.len = len;
     return fp.m;
+}
+
+void bg_meta_flat_free(bg_meta_flat *m)
+{
+    if (m == NULL)
+        return;
+    json_decref(m->claims);
+    free(m);
 }
