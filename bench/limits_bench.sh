@@ -75,7 +75,7 @@ run_config() { # label, extra ini sections, [wrk script]
     spawn "busgated-$label" "$build/busgated" -g -c "$dir/busgate.ini"
     gw_pid=$last_pid
     if ! wait_until 150 http_ok "http://127.0.0.1:$gport/echo/1"; then
-        say "$label: busgated did not answer GET /echo/1 with 200 within 15 s"
+        say "$label: busgated did not answer GET /echo/1 with 200 within 15 s (last: $(http_status "http://127.0.0.1:$gport/echo/1"))"
         tail -n 10 "$dir/busgated.log" 2>/dev/null
         stop_group "$gw_pid"
         gw_pid=""
