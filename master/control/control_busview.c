@@ -10,10 +10,13 @@
 
 #include "busgate/core/log.h"
 
-/* Samples and trims one request stream. KEYS: request stream, its dead-letter stream.
- * ARGV: stream_maxlen (0 = never trim), the most unread entries counted when Valkey
- * cannot say a group's lag. Returns {lag, pending, consumers, groups, dead added,
- * trimmed, oldest age ms}. MINID keeps every entry at or after the oldest one some group
+/* Samples and trims one request stream. KEYS: the request stream only (its dead-letter
+ * stream is read by a command of its own: a script naming both would be refused with
+ * TRYAGAIN for as long as a slot migration has moved one and not the other, and the
+ * backlog estimate would go stale meanwhile). ARGV: stream_maxlen (0 = never trim), the
+ * most unread entries counted when Valkey cannot say a group's lag. Returns {lag,
+ * pending, consumers, groups, 0, trimmed, oldest age ms}. MINID keeps every entry at or
+ * after the oldest one some group
  * still needs (its oldest pending entry, or its last delivered one): nothing unread or
  * pending goes. The oldest age is that of the oldest request still waiting or pending
  * (the oldest pending id of a group, or the first entry after its last delivered one),
@@ -28,11 +31,8 @@ static const char sample_lua[] =
     "  return as < bs\n"
     "end\n"
     "local function ms(id) return tonumber(string.match(id, '^(%d+)-')) end\n"
-    "local dead, oldest = 0, nil\n"
-    "if redis.call('EXISTS', KEYS[2]) == 1 then\n"
-    "  dead = f(redis.call('XINFO', 'STREAM', KEYS[2]), 'entries-added') or 0\n"
-    "end\n"
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, 0, 0, dead, 0, 0} end\n"
+    "local oldest = nil\n"
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, 0, 0, 0, 0, 0} end\n"
     "local groups = redis.call('XINFO', 'GROUPS', KEYS[1])\n"
     "local lag, pending, consumers, keep = 0, 0, 0, nil\n"
     "for _, g in ipairs(groups) do\n"
@@ -64,12 +64,16 @@ static const char sample_lua[] =
     "  local t = redis.call('TIME')\n"
     "  age = math.max(0, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - oldest)\n"
     "end\n"
-    "return {lag, pending, consumers, #groups, dead, trimmed, age}\n";
+    "return {lag, pending, consumers, #groups, 0, trimmed, age}\n";
 
 typedef struct sample_call {
     bg_control *c;
     int evaled;       /* the body was sent (after NOSCRIPT): no second retry */
+    int waiting;      /* replies still to come: the script's and the dead letters' */
+    int ok;           /* v holds the script's answer */
+    int dead_unknown; /* the dead-letter count was not read: keep the last one */
     int64_t added_at; /* the workers' REQUEST count before the sample */
+    bg_bv_sample v;
     char service[BG_NAME_MAX + 1];
     char key[BG_KEY_MAX + 1], dead[BG_KEY_MAX + 1];
 } sample_call;
@@ -100,7 +104,7 @@ static void ctl_sample_dead(bg_control *c, const char *service, uint64_t dead_ad
 
 static void ctl_sample_store(sample_call *s, const redisReply *r)
 {
-    bg_bv_sample v = {0};
+    bg_bv_sample *v = &s->v;
 
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 7) {
         bg_warn("control: backlog sample of '%s': unexpected reply", s->service);
@@ -109,20 +113,50 @@ static void ctl_sample_store(sample_call *s, const redisReply *r)
     for (size_t i = 0; i < 7; i++)
         if (r->element[i]->type != REDIS_REPLY_INTEGER)
             return;
-    v.lag = r->element[0]->integer;
-    v.pending = r->element[1]->integer;
-    v.consumers = r->element[2]->integer;
-    v.groups = r->element[3]->integer;
-    v.dead_added = (uint64_t)r->element[4]->integer;
-    v.oldest_ms = r->element[6]->integer;
-    v.sampled_ms = bg_mono_ms();
-    v.added_at = s->added_at;
-    ctl_sample_dead(s->c, s->service, v.dead_added);
-    if (bg_bv_put(s->c->busview, s->service, &v) != BG_OK)
-        bg_debug("control: no room to show the backlog of '%s' to workers", s->service);
+    v->lag = r->element[0]->integer;
+    v->pending = r->element[1]->integer;
+    v->consumers = r->element[2]->integer;
+    v->groups = r->element[3]->integer;
+    v->oldest_ms = r->element[6]->integer;
+    v->sampled_ms = bg_mono_ms();
+    v->added_at = s->added_at;
+    s->ok = 1;
     if (r->element[5]->integer > 0)
         bg_debug("control: trimmed %lld acknowledged requests from %s",
                  (long long)r->element[5]->integer, s->key);
+}
+
+/* Both replies are in: the workers see the sample. */
+static void ctl_sample_done(sample_call *s)
+{
+    if (--s->waiting > 0)
+        return;
+    if (s->ok) {
+        bg_bv_sample prev;
+        if (s->dead_unknown && bg_bv_get(s->c->busview, s->service, &prev) == BG_OK)
+            s->v.dead_added = prev.dead_added;
+        ctl_sample_dead(s->c, s->service, s->v.dead_added);
+        if (bg_bv_put(s->c->busview, s->service, &s->v) != BG_OK)
+            bg_debug("control: no room to show the backlog of '%s' to workers", s->service);
+    }
+    s->c->samples_inflight--;
+    free(s);
+}
+
+/* XINFO STREAM of the dead-letter stream: its entries-added ("no such key": none yet). */
+static void ctl_on_dead(bg_abus *b, redisReply *r, void *arg)
+{
+    sample_call *s = arg;
+
+    (void)b;
+    if (r == NULL || (r->type == REDIS_REPLY_ERROR && strstr(r->str, "no such key") == NULL))
+        s->dead_unknown = 1;
+    for (size_t i = 0; r != NULL && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2)
+        if (r->element[i]->type == REDIS_REPLY_STRING &&
+            strcmp(r->element[i]->str, "entries-added") == 0 &&
+            r->element[i + 1]->type == REDIS_REPLY_INTEGER)
+            s->v.dead_added = (uint64_t)r->element[i + 1]->integer;
+    ctl_sample_done(s);
 }
 
 static void ctl_on_sample(bg_abus *b, redisReply *r, void *arg)
@@ -140,8 +174,7 @@ static void ctl_on_sample(bg_abus *b, redisReply *r, void *arg)
         bg_warn("control: backlog sample of %s failed: %s", s->key, r->str);
     else if (r != NULL)
         ctl_sample_store(s, r);
-    s->c->samples_inflight--;
-    free(s);
+    ctl_sample_done(s);
 }
 
 static void ctl_sample_send(sample_call *s)
@@ -150,19 +183,16 @@ static void ctl_sample_send(sample_call *s)
     char maxlen[24], count[24];
     const char *argv[] = {s->evaled ? "EVAL" : "EVALSHA",
                           s->evaled ? sample_lua : c->sample_sha,
-                          "2",
+                          "1",
                           s->key,
-                          s->dead,
                           maxlen,
                           count};
 
     snprintf(maxlen, sizeof(maxlen), "%zu", c->cfg.messaging.stream_maxlen);
     snprintf(count, sizeof(count), "%zu",
              c->cfg.messaging.stream_maxlen > 0 ? c->cfg.messaging.stream_maxlen + 1 : 100001);
-    if (bg_abus_command_argv(c->wr, ctl_on_sample, s, 7, argv, NULL) == BG_OK)
-        return;
-    c->samples_inflight--;
-    free(s);
+    if (bg_abus_command_argv(c->wr, ctl_on_sample, s, 6, argv, NULL) != BG_OK)
+        ctl_sample_done(s);
 }
 
 static void ctl_sample_service(bg_control *c, const char *service)
@@ -182,6 +212,9 @@ static void ctl_sample_service(bg_control *c, const char *service)
         return;
     }
     c->samples_inflight++;
+    s->waiting = 2;
+    if (bg_abus_command(c->wr, ctl_on_dead, s, "XINFO STREAM %s", s->dead) != BG_OK)
+        ctl_sample_done(s);
     ctl_sample_send(s);
     if (c->breaker != NULL && bg_brk_ensure(c->breaker, service) != BG_OK)
         bg_debug("control: no room for a circuit breaker of '%s'", service);
