@@ -936,34 +936,42 @@ Test(sdk, lease_is_extended_while_a_handler_runs_longer)
     svc_stop(&t);
 }
 
-Test(sdk, killed_instance_requests_are_served_by_another_after_the_lease)
+/* a takes the request and is killed with it; b, started after, serves it once the lease
+ * ran out (a second delivery). Leaves b running in t. */
+static void killed_instance_is_replaced(const svc_opts *a, const svc_opts *b, svc_thread *t)
 {
-    svc_opts a = {.instance = "inst-a", .threads = 1, .lease_ms = 300};
-    svc_opts b = {.instance = "inst-b", .threads = 1, .lease_ms = 300};
     long long deliveries, idle;
     char consumer[65] = "";
-    svc_thread t;
     pid_t pid;
     bg_frame f;
     json_t *j;
     int ok;
 
     make_reply_stream();
-    pid = svc_fork(&a);
+    pid = svc_fork(a);
     send_request(&(req_spec){.id = "orphan", .path = "/slow"});
-    WAIT_FOR(ok, pending_entry(consumer, &deliveries, &idle) && strcmp(consumer, "inst-a") == 0,
+    WAIT_FOR(ok, pending_entry(consumer, &deliveries, &idle) && strcmp(consumer, a->instance) == 0,
              10000);
     cr_assert(ok, "instance a never took the request");
     kill(pid, SIGKILL);
     cr_assert_neq(child_wait(pid, 10000), -1, "instance a did not die");
-    svc_start(&t, &b);
+    svc_start(t, b);
     expect_response("orphan", &f);
-    cr_assert_str_eq(f.instance, "inst-b");
+    cr_assert_str_eq(f.instance, b->instance);
     j = body_json(&f);
     cr_assert_geq(json_integer_value(json_object_get(j, "deliveries")), 2);
     json_decref(j);
     bg_frame_free(&f);
     expect_all_acked();
+}
+
+Test(sdk, killed_instance_requests_are_served_by_another_after_the_lease)
+{
+    svc_opts a = {.instance = "inst-a", .threads = 1, .lease_ms = 300};
+    svc_opts b = {.instance = "inst-b", .threads = 1, .lease_ms = 300};
+    svc_thread t;
+
+    killed_instance_is_replaced(&a, &b, &t);
     svc_stop(&t);
 }
 
@@ -1370,30 +1378,9 @@ Test(sdk, killed_inline_instance_requests_are_served_by_another_after_the_lease)
 {
     svc_opts a = {.instance = "inl-a", .lease_ms = 300, .inline_mode = 2};
     svc_opts b = {.instance = "inl-b", .lease_ms = 300, .inline_mode = 2};
-    long long deliveries, idle;
-    char consumer[65] = "";
     svc_thread t;
-    pid_t pid;
-    bg_frame f;
-    json_t *j;
-    int ok;
 
-    make_reply_stream();
-    pid = svc_fork(&a);
-    send_request(&(req_spec){.id = "orphan", .path = "/slow"});
-    WAIT_FOR(ok, pending_entry(consumer, &deliveries, &idle) && strcmp(consumer, "inl-a") == 0,
-             10000);
-    cr_assert(ok, "instance a never took the request");
-    kill(pid, SIGKILL);
-    cr_assert_neq(child_wait(pid, 10000), -1, "instance a did not die");
-    svc_start(&t, &b);
-    expect_response("orphan", &f);
-    cr_assert_str_eq(f.instance, "inl-b");
-    j = body_json(&f);
-    cr_assert_geq(json_integer_value(json_object_get(j, "deliveries")), 2);
-    json_decref(j);
-    bg_frame_free(&f);
-    expect_all_acked();
+    killed_instance_is_replaced(&a, &b, &t);
     cr_assert_eq(count_responses("orphan"), 1);
     svc_stop(&t);
 }

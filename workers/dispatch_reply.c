@@ -163,7 +163,7 @@ static void reply_answer(bg_dispatch *d, bg_xchg *x, const bg_field *fields, siz
     }
     snprintf(x->instance, sizeof(x->instance), "%s", f.instance);
     x->out.len = 0;
-    if (!replayed) { /* the decoder keeps meta parsed: the record needs its text */
+    if (x->idem == BG_IDEM_OWNED) { /* the decoder keeps meta parsed: the record needs its text */
         const bg_field *meta = reply_field(fields, n, "meta");
         if (meta != NULL)
             f.meta_json = (bg_bytes){meta->value.ptr, meta->value.len};

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "busgate/bus/bus_async.h"
+#include "busgate/core/text.h"
 #include "dispatch.h"
 
 /* bg_rl_take in Lua, on Valkey's own clock (TIME), so gateways with skewed clocks share
@@ -36,8 +37,7 @@ void bg_ratelimit_setup(void)
     if (rl_sha[0] != '\0')
         return;
     SHA1((const unsigned char *)rl_script, sizeof(rl_script) - 1, d);
-    for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
-        snprintf(rl_sha + 2 * i, 3, "%02x", d[i]);
+    bg_hex_encode(d, sizeof(d), rl_sha);
 }
 
 static void rl_on_reply(bg_abus *b, redisReply *reply, void *arg);

@@ -1,6 +1,7 @@
 /* control_busview.c: what the master tells workers about the bus: warm-up after the startup
- * resync, and each service's request backlog, sampled with one script call per service that
- * also trims what was acknowledged (never an unread or pending request). */
+ * resync, and each service's request backlog, sampled with one script call per service (plus
+ * an XINFO STREAM of its dead letters) that also trims what was acknowledged (never an unread
+ * or pending request). */
 #include "control_int.h"
 
 #include <openssl/sha.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "busgate/core/log.h"
+#include "busgate/core/text.h"
 
 /* Samples and trims one request stream. KEYS: the request stream only (its dead-letter
  * stream is read by a command of its own: a script naming both would be refused with
@@ -85,8 +87,7 @@ static void ctl_sample_sha(bg_control *c)
     unsigned char md[SHA_DIGEST_LENGTH];
 
     SHA1((const unsigned char *)sample_lua, sizeof(sample_lua) - 1, md);
-    for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
-        snprintf(c->sample_sha + 2 * i, 3, "%02x", md[i]);
+    bg_hex_encode(md, sizeof(md), c->sample_sha);
 }
 
 /* A dead-letter stream that grew since the last sample counts in busgate_dead_letters_total;

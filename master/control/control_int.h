@@ -47,7 +47,7 @@
  * took (10k endpoints: ~20-45 ms per build on the master's loop, ~0.25 s the first time;
  * bench/bench_openapi). */
 #define BG_CONTROL_OPENAPI_GAP 20
-/* Backlogs are sampled this often (one script call per service). */
+/* Backlogs are sampled this often (one script call and one XINFO STREAM per service). */
 #define BG_CONTROL_SAMPLE_MS 250
 /* After the startup resync, the fleet answers within its random delay (at most 1 s,
  * docs/protocol.md section 5) plus a margin: until then an unknown path may belong to a

@@ -8,18 +8,6 @@
 
 #include "config_internal.h"
 
-static int store(bg_config_ctx *ctx, const bg_config_key *key, const char *value, char *reason)
-{
-    size_t len = strlen(value);
-
-    if (len >= key->size) {
-        bg_set_error(reason, "too long (%zu characters)", len);
-        return BG_ERR;
-    }
-    memcpy((char *)ctx->cfg + key->offset, value, len + 1);
-    return BG_OK;
-}
-
 /* The realm goes into WWW-Authenticate as a quoted-string: no quote, backslash or control. */
 int bg_config_parse_realm(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
                           char *reason)
@@ -30,7 +18,7 @@ int bg_config_parse_realm(bg_config_ctx *ctx, const bg_config_key *key, const ch
             return BG_ERR;
         }
     }
-    return store(ctx, key, value, reason);
+    return bg_config_store_text(ctx, key, value, reason);
 }
 
 int bg_config_parse_jwt_alg(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
@@ -41,7 +29,7 @@ int bg_config_parse_jwt_alg(bg_config_ctx *ctx, const bg_config_key *key, const 
 
     for (size_t i = 0; i < BG_ARRAY_LEN(algs); i++) {
         if (strcmp(value, algs[i]) == 0)
-            return store(ctx, key, value, reason);
+            return bg_config_store_text(ctx, key, value, reason);
     }
     bg_set_error(reason, "unknown algorithm");
     return BG_ERR;
@@ -107,7 +95,7 @@ int bg_config_parse_claim_list(bg_config_ctx *ctx, const bg_config_key *key, con
         used += (size_t)snprintf(out + used, sizeof(out) - used, "%s%.*s", used ? "," : "",
                                  (int)len, item);
     }
-    return store(ctx, key, out, reason);
+    return bg_config_store_text(ctx, key, out, reason);
 }
 
 /* "X-User-Email: email, X-Tenant: tid", stored as "X-User-Email:email,X-Tenant:tid". */
@@ -141,5 +129,5 @@ int bg_config_parse_claim_headers(bg_config_ctx *ctx, const bg_config_key *key, 
         used += (size_t)snprintf(out + used, sizeof(out) - used, "%s%.*s:%.*s", used ? "," : "",
                                  (int)hlen, item, (int)clen, claim);
     }
-    return store(ctx, key, out, reason);
+    return bg_config_store_text(ctx, key, out, reason);
 }

@@ -12,18 +12,6 @@
 
 #define BG_MAX_WORKERS 256
 
-static int copy_field(bg_config_ctx *ctx, const bg_config_key *key, const char *value, char *reason)
-{
-    size_t len = strlen(value);
-
-    if (len >= key->size) {
-        bg_set_error(reason, "too long (%zu characters)", len);
-        return BG_ERR;
-    }
-    memcpy((char *)ctx->cfg + key->offset, value, len + 1);
-    return BG_OK;
-}
-
 static int listen_port(const char *s, int *port, char *reason)
 {
     int64_t v;
@@ -226,7 +214,7 @@ int bg_config_parse_url(bg_config_ctx *ctx, const bg_config_key *key, const char
 
     if (bg_valkey_url_parse(value, &addr, reason) != BG_OK)
         return BG_ERR;
-    if (copy_field(ctx, key, value, reason) != BG_OK)
+    if (bg_config_store_text(ctx, key, value, reason) != BG_OK)
         return BG_ERR;
     ctx->cfg->valkey.addr = addr;
     return BG_OK;
@@ -260,7 +248,7 @@ int bg_config_parse_template(bg_config_ctx *ctx, const bg_config_key *key, const
         bg_set_error(reason, "contains {service} more than once");
         return BG_ERR;
     }
-    return copy_field(ctx, key, value, reason);
+    return bg_config_store_text(ctx, key, value, reason);
 }
 
 int bg_config_parse_maxlen(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
@@ -322,7 +310,7 @@ int bg_config_parse_headers(bg_config_ctx *ctx, const bg_config_key *key, const 
                                  (int)len, p);
         p = *end ? end + 1 : end;
     }
-    return copy_field(ctx, key, out, reason);
+    return bg_config_store_text(ctx, key, out, reason);
 }
 
 int bg_config_parse_header_prefix(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
@@ -332,7 +320,7 @@ int bg_config_parse_header_prefix(bg_config_ctx *ctx, const bg_config_key *key, 
         bg_set_error(reason, "not a header name prefix");
         return BG_ERR;
     }
-    return copy_field(ctx, key, value, reason);
+    return bg_config_store_text(ctx, key, value, reason);
 }
 
 int bg_config_parse_methods(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
@@ -358,5 +346,5 @@ int bg_config_parse_methods(bg_config_ctx *ctx, const bg_config_key *key, const 
         used += (size_t)snprintf(out + used, sizeof(out) - used, "%s%s", used ? " " : "", known[i]);
         p += len;
     }
-    return copy_field(ctx, key, out, reason);
+    return bg_config_store_text(ctx, key, out, reason);
 }

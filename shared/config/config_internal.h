@@ -101,6 +101,9 @@ void bg_config_key_allowed(const bg_config_key *key, char *buf, size_t len);
 int bg_config_parse_value(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
                           char *reason);
 int bg_config_valid_chars(const bg_config_key *key, const char *value, char *reason);
+/* Copies value into key's string field; BG_ERR "too long (N characters)" when it does not fit. */
+int bg_config_store_text(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                         char *reason);
 int bg_config_resolve_path(const bg_config_ctx *ctx, const char *value, char *out, size_t size,
                            char *reason);
 

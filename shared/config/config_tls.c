@@ -64,8 +64,6 @@ int bg_config_parse_protocols(bg_config_ctx *ctx, const bg_config_key *key, cons
 int bg_config_parse_cipher_list(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
                                 char *reason)
 {
-    size_t len = strlen(value);
-
     for (const char *p = value; *p != '\0'; p++) {
         if (!isalnum((unsigned char)*p) && strchr(":-_+!@=.,", *p) == NULL) {
             bg_set_error(reason, "character '%c' is not allowed",
@@ -73,12 +71,7 @@ int bg_config_parse_cipher_list(bg_config_ctx *ctx, const bg_config_key *key, co
             return BG_ERR;
         }
     }
-    if (len >= key->size) {
-        bg_set_error(reason, "too long (%zu characters)", len);
-        return BG_ERR;
-    }
-    memcpy((char *)ctx->cfg + key->offset, value, len + 1);
-    return BG_OK;
+    return bg_config_store_text(ctx, key, value, reason);
 }
 
 typedef struct tls_ref {

@@ -64,6 +64,19 @@ int bg_config_resolve_path(const bg_config_ctx *ctx, const char *value, char *ou
     return BG_OK;
 }
 
+int bg_config_store_text(bg_config_ctx *ctx, const bg_config_key *key, const char *value,
+                         char *reason)
+{
+    size_t len = strlen(value);
+
+    if (len >= key->size) {
+        bg_set_error(reason, "too long (%zu characters)", len);
+        return BG_ERR;
+    }
+    memcpy(field_ptr(ctx, key), value, len + 1);
+    return BG_OK;
+}
+
 static int parse_text(bg_config_ctx *ctx, const bg_config_key *key, const char *value, char *reason)
 {
     if (bg_config_valid_chars(key, value, reason) != BG_OK)

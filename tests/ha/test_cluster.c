@@ -610,18 +610,10 @@ static void gw_all_routes(void)
 /* `busgatectl -c INI ARGS` (the ini holds the cluster url); exit status, output in out. */
 static int cl_ctl(const char *args, char *out, size_t len)
 {
-    char bin[512], cmd[2048];
-    size_t n = 0;
-    FILE *p;
+    int rc = bgt_ctl_run(fix.g.ini, args, out, len);
 
-    cr_assert_eq(bgt_build_path("busgatectl", bin, sizeof(bin)), 0, "busgatectl not built");
-    snprintf(cmd, sizeof(cmd), "timeout 15 '%s' -c '%s' %s 2>&1", bin, fix.g.ini, args);
-    p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    while (n + 1 < len && fgets(out + n, (int)(len - n), p) != NULL)
-        n += strlen(out + n);
-    out[n] = '\0';
-    return pclose(p);
+    cr_assert_neq(rc, -1, "busgatectl not built or not started");
+    return rc;
 }
 
 static void assert_never(const chaos_sum *s)

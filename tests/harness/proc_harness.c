@@ -673,3 +673,21 @@ int bgt_wait_http(int port, const char *path, int want_status, int timeout_ms)
         sleep_ms(50);
     }
 }
+
+int bgt_ctl_run(const char *ini, const char *args, char *out, size_t len)
+{
+    char bin[512], cmd[2048];
+    size_t n = 0;
+    FILE *p;
+
+    out[0] = '\0';
+    if (bgt_build_path("busgatectl", bin, sizeof(bin)) != 0)
+        return -1;
+    snprintf(cmd, sizeof(cmd), "timeout 15 '%s' -c '%s' %s 2>&1", bin, ini, args);
+    if ((p = popen(cmd, "r")) == NULL)
+        return -1;
+    while (n + 1 < len && fgets(out + n, (int)(len - n), p) != NULL)
+        n += strlen(out + n);
+    out[n] = '\0';
+    return pclose(p);
+}

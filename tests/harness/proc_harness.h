@@ -69,6 +69,11 @@ int bgt_gw_start_args(bgt_gw *g, const char *const *extra_args);
  * (killed) or a signal. */
 int bgt_gw_run(const bgt_gw *g, const char *const *args, char *out, size_t outlen, int timeout_ms);
 
+/* Runs `busgatectl -c INI ARGS` (args: one shell-quoted string) to completion, bounded to
+ * 15 s; stdout and stderr together into out. Returns its wait status as pclose gives it,
+ * or -1 when busgatectl is not built or cannot be started. */
+int bgt_ctl_run(const char *ini, const char *args, char *out, size_t len);
+
 /* Sends sig to the master. Returns 0 or -1. */
 int bgt_gw_signal(const bgt_gw *g, int sig);
 /* Waits up to timeout_ms for the master (our child) to exit; returns its exit
