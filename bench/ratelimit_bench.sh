@@ -2,7 +2,7 @@
 # ratelimit_bench.sh BUILD: what rate limits cost. wrk -t2 -c64 against busgated (2 workers)
 # in front of two echo-service instances, three times on one private Valkey: no rate_limit
 # line, a rule that covers every request with a limit never reached in local mode (shared
-# memory), and the same rule in cluster mode (one Valkey script per request). Prints
+# memory), and the same rule in cluster mode (a Valkey script per lease of tokens). Prints
 # requests/s, p50, p99 and non-2xx counts per run and the ratios to the run without limits;
 # never judges the figures. Exits 1 when a run could not be made.
 #

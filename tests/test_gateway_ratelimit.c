@@ -373,6 +373,79 @@ Test(gateway_ratelimit_cluster, two_gateways_share_one_limit, .timeout = 120)
     bgt_fix_stop(&f);
 }
 
+/* ---- cluster mode with leases: many tokens per script call ---- */
+
+#define LEASE_LIMITS                                                                               \
+    "[limits]\nrate_mode = cluster\nrate_lease = 20\nrate_limit = PUT /echo/{id} 1/h "             \
+    "burst=1000 key=header:X-Api-Key\n"
+#define LEASE_REQUESTS 100
+
+/* Calls of the bucket script so far (EVALSHA and EVAL), from INFO commandstats. */
+static long script_calls(redisContext *c)
+{
+    redisReply *r = redisCommand(c, "INFO commandstats");
+    const char *names[] = {"cmdstat_evalsha:calls=", "cmdstat_eval:calls="};
+    long n = 0;
+
+    cr_assert(r != NULL && (r->type == REDIS_REPLY_VERB || r->type == REDIS_REPLY_STRING));
+    for (int i = 0; i < 2; i++) {
+        const char *p = strstr(r->str, names[i]);
+        if (p != NULL)
+            n += strtol(p + strlen(names[i]), NULL, 10);
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+/* Tokens taken from the one bucket in Valkey: its TAT ahead of Valkey's clock, in tokens
+ * (one per hour, so the refill during the test is far less than one). */
+static long tokens_taken(redisContext *c)
+{
+    redisReply *keys = redisCommand(c, "KEYS router:ratelimit:*"), *tat, *now;
+    long long ahead;
+
+    cr_assert(keys != NULL && keys->type == REDIS_REPLY_ARRAY && keys->elements == 1);
+    tat = redisCommand(c, "GET %s", keys->element[0]->str);
+    now = redisCommand(c, "TIME");
+    cr_assert(tat != NULL && tat->type == REDIS_REPLY_STRING);
+    cr_assert(now != NULL && now->type == REDIS_REPLY_ARRAY && now->elements == 2);
+    ahead = strtoll(tat->str, NULL, 10) - (strtoll(now->element[0]->str, NULL, 10) * 1000000 +
+                                           strtoll(now->element[1]->str, NULL, 10));
+    freeReplyObject(keys);
+    freeReplyObject(tat);
+    freeReplyObject(now);
+    return (long)((ahead + 3600000000LL - 1) / 3600000000LL);
+}
+
+Test(gateway_ratelimit_cluster, a_lease_serves_many_requests_per_call, .timeout = 120)
+{
+    bgt_fix f;
+    redisContext *c;
+    long before, calls, taken, rem = -1;
+
+    cr_assert_eq(bgt_fix_start_ex(&f, NULL, LEASE_LIMITS, 1), 0, "fixture did not start");
+    c = redisConnect("127.0.0.1", f.v.port);
+    cr_assert(c != NULL && c->err == 0, "connect to valkey");
+    before = script_calls(c);
+    for (int i = 0; i < LEASE_REQUESTS; i++)
+        cr_assert_eq(put_key_at(f.port, "leased", &rem), 200, "request %d", i);
+    calls = script_calls(c) - before;
+    taken = tokens_taken(c);
+    /* A call takes up to 20 tokens, the next one goes out when half are spent: about one
+     * call per ten requests; a quarter leaves room for two workers and forfeited leases. */
+    cr_assert_leq(calls, LEASE_REQUESTS / 4, "%ld script calls for %d requests", calls,
+                  LEASE_REQUESTS);
+    cr_assert_geq(calls, LEASE_REQUESTS / 20, "%ld calls: a lease holds at most 20", calls);
+    /* Never more spent than taken from the shared bucket; at most a lease and a half held
+     * by each of the two workers besides. */
+    cr_assert_geq(taken, LEASE_REQUESTS, "%ld tokens taken for %d requests", taken, LEASE_REQUESTS);
+    cr_assert_leq(taken, LEASE_REQUESTS + 2 * 30 + 2 * 20, "%ld tokens taken", taken);
+    cr_assert(rem >= 1000 - taken && rem < 1000 - LEASE_REQUESTS + 30,
+              "RateLimit-Remaining %ld: the bucket's count and the tokens held", rem);
+    redisFree(c);
+    bgt_fix_stop(&f);
+}
+
 /* ---- limits declared by the service (echo-service: GET /echo/limited, "2/m burst=2") ---- */
 
 #define LIMITED "GET /echo/limited HTTP/1.1\r\nHost: t\r\n\r\n"

@@ -78,6 +78,7 @@ struct bg_xchg {
     /* NULL: no limit. An ini rule's spec, or x->match.rate (the route's declared one). */
     const bg_rate_spec *rl_spec;
     uint64_t rl_key;      /* the bucket: limit, route and client key hashed */
+    int64_t rl_want;      /* cluster mode: tokens asked of Valkey (a lease when > 1) */
     char rl_headers[192]; /* RateLimit-* lines for the service's response, or "" */
 
     /* error answer (BG_XK_ERROR) */

@@ -32,4 +32,19 @@ void bg_ratelimit_cluster(bg_wk *wk, bg_xchg *x);
 /* Worker setup, before the sandbox: the script's SHA1 for EVALSHA. */
 void bg_ratelimit_setup(void);
 
+/* ratelimit_lease.c: tokens a worker took from a cluster bucket and has not spent yet. */
+/* How many tokens one script call takes for a limit: [limits] rate_lease, or with 0 (auto)
+ * a sixteenth of the burst, at most 64; 1 means exact counting, one call per request. */
+int64_t bg_rl_lease_size(const bg_config *cfg, const bg_rate_spec *s);
+/* 1 and the result to report when the bucket key's lease had a token (now spent). */
+int bg_rl_lease_take(uint64_t key, int64_t burst, int64_t now_us, bg_rl_result *r);
+/* Tokens left in the key's lease (0 when none or expired). */
+int64_t bg_rl_lease_left(uint64_t key, int64_t now_us);
+/* Adds granted tokens to the key's lease, renewing its life; r is the bucket's state after
+ * the grant (for the headers of the requests that spend them). */
+void bg_rl_lease_put(uint64_t key, int64_t tokens, const bg_rl_result *r, int64_t now_us);
+/* Whether a call for a whole lease of the key is on the bus; set and cleared around it. */
+int bg_rl_lease_fetching(uint64_t key);
+void bg_rl_lease_set_fetching(uint64_t key, int on);
+
 #endif

@@ -148,6 +148,7 @@ static const bg_config_key keys[] = {
     CUSTOM("limits", "rate_mode", ratelimit.mode, bg_config_parse_rate_mode, 0, "local or cluster"),
     KEY("limits", "rate_headers", BG_CONFIG_BOOL, ratelimit.headers, 0, 1, 0),
     KEY("limits", "rate_buckets", BG_CONFIG_INT, ratelimit.buckets, 1024, 16777216, 0),
+    KEY("limits", "rate_lease", BG_CONFIG_INT, ratelimit.lease, 0, 100000, 0),
     CUSTOM("limits", "rate_limit", ratelimit.rules, bg_config_parse_rate_limit, BG_CONFIG_REPEAT,
            "<METHOD|*> </template/prefix> <n>/<s|m|h> [burst=<n>] [key=client|header:<Name>], "
            "n and burst 1..1000000, up to 64 lines, one per method and prefix"),

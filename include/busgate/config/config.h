@@ -131,6 +131,7 @@ typedef struct bg_config {
         bg_rate_mode mode; /* rate_mode, default local */
         int headers;       /* rate_headers: allowed responses carry RateLimit-*, default on */
         int buckets;       /* rate_buckets: local table slots, default 65536 (restart) */
+        int lease;         /* rate_lease: tokens per Valkey call in cluster mode; 0 = auto */
         int nrules;        /* rate_limit lines */
         bg_rate_rule rules[BG_RATE_MAX_RULES];
     } ratelimit;
