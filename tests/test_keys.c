@@ -163,3 +163,22 @@ Test(keys, gateway_state_pattern_and_name)
     KEY_OK(bg_key_gateway_state_pattern(&odd, out, sizeof(out), err),
            "r\\*\\[x\\]\\?:gateway:*:state");
 }
+
+Test(keys, idempotency_record)
+{
+    bg_messaging_names m = defaults();
+    char small[24], err[BG_ERR_LEN] = "";
+
+    KEY_OK(bg_key_idempotency(&m, "orders", "0a1b", out, sizeof(out), err),
+           "router:idem:{orders}:0a1b");
+    m.key_prefix = "site7";
+    KEY_OK(bg_key_idempotency(&m, "orders", "ff", out, sizeof(out), err), "site7:idem:{orders}:ff");
+    KEY_ERR(bg_key_idempotency(&m, "bad/name", "ff", out, sizeof(out), err), "service");
+    KEY_ERR(bg_key_idempotency(&m, "orders", "0A1B", out, sizeof(out), err), "hex");
+    /* One byte short of "site7:idem:{orders}:ff" and its NUL: refused, the buffer left empty. */
+    cr_assert_eq(bg_key_idempotency(&m, "orders", "ff", small, 22, err), BG_ERR);
+    cr_assert(strstr(err, "longer than 21") != NULL, "%s", err);
+    cr_assert_str_eq(small, "");
+    cr_assert_eq(bg_key_idempotency(&m, "orders", "ff", small, 23, err), BG_OK, "%s", err);
+    cr_assert_str_eq(small, "site7:idem:{orders}:ff");
+}

@@ -20,13 +20,18 @@
 #define IDEM_LUA_RELEASE                                                                           \
     "if redis.call('GET',KEYS[1])==ARGV[1] then return redis.call('DEL',KEYS[1]) end return 0"
 
-static EVP_MD *idem_sha256; /* fetched once: an implicit fetch per digest is slow */
+/* Fetched and allocated once: an implicit fetch per digest is slow, and one context is
+ * initialised again for each digest. */
+static EVP_MD *idem_sha256;
+static EVP_MD_CTX *idem_ctx;
 
 int bg_dispatch_idem_setup(char *err)
 {
     if (idem_sha256 == NULL)
         idem_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (idem_sha256 == NULL) {
+    if (idem_ctx == NULL)
+        idem_ctx = EVP_MD_CTX_new();
+    if (idem_sha256 == NULL || idem_ctx == NULL) {
         bg_set_error(err, "OpenSSL has no SHA-256");
         return BG_ERR;
     }
@@ -39,14 +44,13 @@ static int idem_digest(const bg_bytes *parts, size_t n, char out[BG_IDEM_FP_LEN 
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_MD_CTX *ctx = idem_ctx;
     int ok = ctx != NULL && idem_sha256 != NULL && EVP_DigestInit_ex(ctx, idem_sha256, NULL) == 1;
 
     for (size_t i = 0; ok && i < n; i++)
         ok = (parts[i].len == 0 || EVP_DigestUpdate(ctx, parts[i].ptr, parts[i].len) == 1) &&
              EVP_DigestUpdate(ctx, "", 1) == 1;
     ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen * 2 == BG_IDEM_FP_LEN;
-    EVP_MD_CTX_free(ctx);
     if (!ok)
         return BG_ERR;
     bg_hex_encode(md, mdlen, out);

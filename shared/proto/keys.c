@@ -86,6 +86,30 @@ static int key_format(char *out, size_t outlen, char *err, const char *fmt, ...)
     return BG_OK;
 }
 
+/* key_format without printf, for keys made on every request: the parts end to end. */
+static int key_join(char *out, size_t outlen, char *err, const char *const *parts, size_t n)
+{
+    size_t cap = outlen - 1 < BG_KEY_MAX ? outlen - 1 : (size_t)BG_KEY_MAX, len = 0;
+
+    if (out == NULL || outlen == 0) {
+        bg_set_error(err, "key buffer is empty");
+        return BG_ERR;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t k = strlen(parts[i]);
+
+        if (k > cap - len) {
+            bg_set_error(err, "key is longer than %zu bytes", cap);
+            out[0] = '\0';
+            return BG_ERR;
+        }
+        memcpy(out + len, parts[i], k);
+        len += k;
+    }
+    out[len] = '\0';
+    return BG_OK;
+}
+
 static const char *or_default(const char *v, const char *def)
 {
     return v != NULL && v[0] != '\0' ? v : def;
@@ -170,7 +194,9 @@ int bg_key_idempotency(const bg_messaging_names *m, const char *service, const c
         bg_set_error(err, "idempotency digest is empty or not lowercase hex");
         return BG_ERR;
     }
-    return key_format(out, outlen, err, "%s:idem:{%s}:%s", prefix_of(m), service, digest);
+    const char *parts[] = {prefix_of(m), ":idem:{", service, "}:", digest};
+
+    return key_join(out, outlen, err, parts, BG_ARRAY_LEN(parts));
 }
 
 int bg_key_dead_letter(const char *stream, char *out, size_t outlen, char *err)
