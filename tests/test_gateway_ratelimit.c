@@ -376,9 +376,10 @@ Test(gateway_ratelimit_cluster, two_gateways_share_one_limit, .timeout = 120)
 /* ---- cluster mode with leases: many tokens per script call ---- */
 
 #define LEASE_LIMITS                                                                               \
-    "[limits]\nrate_mode = cluster\nrate_lease = 20\nrate_limit = PUT /echo/{id} 1/h "             \
+    "[limits]\nrate_mode = cluster\nrate_lease = 20\nrate_limit = PUT /echo/{id} 20/s "            \
     "burst=1000 key=header:X-Api-Key\n"
 #define LEASE_REQUESTS 100
+#define LEASE_IV_US 50000 /* 20/s */
 
 /* Calls of the bucket script so far (EVALSHA and EVAL), from INFO commandstats. */
 static long script_calls(redisContext *c)
@@ -397,51 +398,69 @@ static long script_calls(redisContext *c)
     return n;
 }
 
-/* Tokens taken from the one bucket in Valkey: its TAT ahead of Valkey's clock, in tokens
- * (one per hour, so the refill during the test is far less than one). */
-static long tokens_taken(redisContext *c)
+/* Valkey's clock, in microseconds. */
+static long long valkey_now_us(redisContext *c)
 {
-    redisReply *keys = redisCommand(c, "KEYS router:ratelimit:*"), *tat, *now;
-    long long ahead;
+    redisReply *now = redisCommand(c, "TIME");
+    long long us;
+
+    cr_assert(now != NULL && now->type == REDIS_REPLY_ARRAY && now->elements == 2);
+    us =
+        strtoll(now->element[0]->str, NULL, 10) * 1000000 + strtoll(now->element[1]->str, NULL, 10);
+    freeReplyObject(now);
+    return us;
+}
+
+/* The one bucket's TAT (theoretical arrival time, Valkey's clock). A bucket that started
+ * full at t0 and was taken from faster than it refills has TAT = t0 + tokens * interval. */
+static long long bucket_tat(redisContext *c)
+{
+    redisReply *keys = redisCommand(c, "KEYS router:ratelimit:*"), *tat;
+    long long v;
 
     cr_assert(keys != NULL && keys->type == REDIS_REPLY_ARRAY && keys->elements == 1);
     tat = redisCommand(c, "GET %s", keys->element[0]->str);
-    now = redisCommand(c, "TIME");
     cr_assert(tat != NULL && tat->type == REDIS_REPLY_STRING);
-    cr_assert(now != NULL && now->type == REDIS_REPLY_ARRAY && now->elements == 2);
-    ahead = strtoll(tat->str, NULL, 10) - (strtoll(now->element[0]->str, NULL, 10) * 1000000 +
-                                           strtoll(now->element[1]->str, NULL, 10));
+    v = strtoll(tat->str, NULL, 10);
     freeReplyObject(keys);
     freeReplyObject(tat);
-    freeReplyObject(now);
-    return (long)((ahead + 3600000000LL - 1) / 3600000000LL);
+    return v;
 }
 
 Test(gateway_ratelimit_cluster, a_lease_serves_many_requests_per_call, .timeout = 120)
 {
     bgt_fix f;
     redisContext *c;
-    long before, calls, taken, rem = -1;
+    long before, calls, rem = -1;
+    long long t0, t1;
+    double taken, refilled;
 
     cr_assert_eq(bgt_fix_start_ex(&f, NULL, LEASE_LIMITS, 1), 0, "fixture did not start");
     c = redisConnect("127.0.0.1", f.v.port);
     cr_assert(c != NULL && c->err == 0, "connect to valkey");
     before = script_calls(c);
+    t0 = valkey_now_us(c);
     for (int i = 0; i < LEASE_REQUESTS; i++)
         cr_assert_eq(put_key_at(f.port, "leased", &rem), 200, "request %d", i);
     calls = script_calls(c) - before;
-    taken = tokens_taken(c);
+    t1 = valkey_now_us(c);
+    taken = (double)(bucket_tat(c) - t0) / LEASE_IV_US;
+    refilled = (double)(t1 - t0) / LEASE_IV_US;
     /* A call takes up to 20 tokens, the next one goes out when half are spent: about one
      * call per ten requests; a quarter leaves room for two workers and forfeited leases. */
     cr_assert_leq(calls, LEASE_REQUESTS / 4, "%ld script calls for %d requests", calls,
                   LEASE_REQUESTS);
     cr_assert_geq(calls, LEASE_REQUESTS / 20, "%ld calls: a lease holds at most 20", calls);
-    /* Never more spent than taken from the shared bucket; at most a lease and a half held
-     * by each of the two workers besides. */
-    cr_assert_geq(taken, LEASE_REQUESTS, "%ld tokens taken for %d requests", taken, LEASE_REQUESTS);
-    cr_assert_leq(taken, LEASE_REQUESTS + 2 * 30 + 2 * 20, "%ld tokens taken", taken);
-    cr_assert(rem >= 1000 - taken && rem < 1000 - LEASE_REQUESTS + 30,
-              "RateLimit-Remaining %ld: the bucket's count and the tokens held", rem);
+    /* Never more spent than taken from the shared bucket (t0 was read just before the
+     * first call: up to one token of slack); at most a lease and a half held by each of
+     * the two workers besides. */
+    cr_assert_geq(taken, LEASE_REQUESTS - 1, "%.1f tokens taken for %d requests", taken,
+                  LEASE_REQUESTS);
+    cr_assert_leq(taken, LEASE_REQUESTS + 2 * 30 + 1, "%.1f tokens taken", taken);
+    /* What the client was told: the bucket's count at its worker's grant plus the tokens
+     * that worker holds; never more than an exact count would show after the refill. */
+    cr_assert(rem >= 1000 - taken - 1 && rem <= 1000 - (LEASE_REQUESTS - 1) + refilled + 1,
+              "RateLimit-Remaining %ld (%.1f taken, %.1f refilled)", rem, taken, refilled);
     redisFree(c);
     bgt_fix_stop(&f);
 }

@@ -314,3 +314,64 @@ Test(rate_spec, stricter_order)
     cr_assert_eq(bg_rate_spec_cmp(&a, &a), 0);
     cr_assert_eq(bg_rate_spec_cmp(&a, &d) < 0, bg_rate_spec_cmp(&d, &a) > 0, "antisymmetric");
 }
+
+/* ---- cluster-mode leases (workers/ratelimit_lease.c) ---- */
+
+static bg_rate_spec lease_spec(const char *text)
+{
+    bg_rate_spec s;
+    char err[BG_ERR_LEN] = "";
+
+    cr_assert_eq(bg_rate_spec_parse(text, &s, err), BG_OK, "%s: %s", text, err);
+    return s;
+}
+
+Test(ratelimit_lease, size_follows_burst_refill_and_setting)
+{
+    bg_config cfg;
+    bg_rate_spec fast = lease_spec("1000000/s burst=1000000"), mid = lease_spec("100/s burst=200");
+    bg_rate_spec slow = lease_spec("10/m burst=100"), small = lease_spec("1000/s burst=6");
+
+    memset(&cfg, 0, sizeof(cfg));
+    cr_assert_eq(bg_rl_lease_size(&cfg, &fast), 64, "auto: a sixteenth, at most 64");
+    cr_assert_eq(bg_rl_lease_size(&cfg, &mid), 12, "auto: 200 / 16");
+    cr_assert_eq(bg_rl_lease_size(&cfg, &slow), 1, "refills under one token a second: exact");
+    cr_assert_eq(bg_rl_lease_size(&cfg, &small), 1, "a burst under 32: exact");
+    cfg.ratelimit.lease = 1000;
+    cr_assert_eq(bg_rl_lease_size(&cfg, &mid), 100, "set, but at most one second's refill");
+    cr_assert_eq(bg_rl_lease_size(&cfg, &small), 6, "set, but at most the burst");
+    cfg.ratelimit.lease = 1;
+    cr_assert_eq(bg_rl_lease_size(&cfg, &fast), 1, "1: exact counting");
+}
+
+Test(ratelimit_lease, tokens_are_spent_once_and_expire)
+{
+    bg_rl_result got = {.remaining = 40, .reset_us = 5000000}, r;
+    uint64_t key = 0xabcdef12345ULL, other = key + 1024; /* the same slot */
+    int64_t now = 1000000000;
+
+    cr_assert_eq(bg_rl_lease_take(key, 100, now, &r), 0, "nothing leased yet");
+    bg_rl_lease_put(key, 3, &got, now);
+    cr_assert_eq(bg_rl_lease_left(key, now), 3);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(bg_rl_lease_take(key, 100, now + 1000, &r), 1, "token %d", i);
+        cr_assert(r.allowed);
+        cr_assert_eq(r.limit, 100);
+        cr_assert_eq(r.remaining, 40 + 2 - i, "the bucket's 40 and the tokens still held");
+        cr_assert_eq(r.reset_us, 5000000 - 1000);
+    }
+    cr_assert_eq(bg_rl_lease_take(key, 100, now + 1000, &r), 0, "spent");
+    bg_rl_lease_put(key, 2, &got, now);
+    cr_assert_eq(bg_rl_lease_take(key, 100, now + 1000001, &r), 0, "forfeited after 1 s");
+    now += 2000000;
+    bg_rl_lease_put(key, 2, &got, now); /* the forfeited tokens are not added */
+    bg_rl_lease_put(key, 5, &got, now + 10);
+    cr_assert_eq(bg_rl_lease_left(key, now + 10), 7, "a second grant adds to the first");
+    bg_rl_lease_set_fetching(key, 1);
+    cr_assert(bg_rl_lease_fetching(key));
+    bg_rl_lease_put(other, 1, &got, now);
+    cr_assert_eq(bg_rl_lease_left(key, now), 0, "a key on the same slot took it");
+    cr_assert_not(bg_rl_lease_fetching(other));
+    bg_rl_lease_set_fetching(key, 0); /* the slot is other's now: nothing changes */
+    cr_assert_eq(bg_rl_lease_left(other, now), 1);
+}

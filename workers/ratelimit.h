@@ -34,7 +34,8 @@ void bg_ratelimit_setup(void);
 
 /* ratelimit_lease.c: tokens a worker took from a cluster bucket and has not spent yet. */
 /* How many tokens one script call takes for a limit: [limits] rate_lease, or with 0 (auto)
- * a sixteenth of the burst, at most 64; 1 means exact counting, one call per request. */
+ * a sixteenth of the burst, at most 64; never more than the burst or than the bucket refills
+ * in a lease's life (1 s); 1 means exact counting, one call per request. */
 int64_t bg_rl_lease_size(const bg_config *cfg, const bg_rate_spec *s);
 /* 1 and the result to report when the bucket key's lease had a token (now spent). */
 int bg_rl_lease_take(uint64_t key, int64_t burst, int64_t now_us, bg_rl_result *r);

@@ -40,6 +40,10 @@ int64_t bg_rl_lease_size(const bg_config *cfg, const bg_rate_spec *s)
     }
     if (n > s->burst)
         n = s->burst;
+    /* No more than the bucket refills while a lease lives: a forfeited lease then costs its
+     * key at most that much (10/m with a burst of 100 is counted exactly). */
+    if (s->interval_us > 0 && n > LEASE_LIFE_US / s->interval_us)
+        n = LEASE_LIFE_US / s->interval_us;
     return n < 1 ? 1 : n;
 }
 
