@@ -457,9 +457,11 @@ Test(gateway_ratelimit_cluster, a_lease_serves_many_requests_per_call, .timeout 
     cr_assert_geq(taken, LEASE_REQUESTS - 1, "%.1f tokens taken for %d requests", taken,
                   LEASE_REQUESTS);
     cr_assert_leq(taken, LEASE_REQUESTS + 2 * 30 + 1, "%.1f tokens taken", taken);
-    /* What the client was told: the bucket's count at its worker's grant plus the tokens
-     * that worker holds; never more than an exact count would show after the refill. */
-    cr_assert(rem >= 1000 - taken - 1 && rem <= 1000 - (LEASE_REQUESTS - 1) + refilled + 1,
+    /* What the client was told: the bucket's count at its worker's last grant plus the
+     * tokens that worker holds. Never below what is left in Valkey; the other worker's
+     * later grants are not in it, so it may be above an exact count, never above the
+     * burst less this request. */
+    cr_assert(rem >= 1000 - taken - 1 && rem <= 1000 - 1 + refilled,
               "RateLimit-Remaining %ld (%.1f taken, %.1f refilled)", rem, taken, refilled);
     redisFree(c);
     bgt_fix_stop(&f);
