@@ -183,14 +183,17 @@ static void reader_refused(bgs_reader *r, bgs_job *job, bgs_submit_rc rc)
 }
 
 /* Inline jobs of the batch, run here one after the other (the pool holds them as running,
- * so a CANCEL finds them), then their answers written from here as one pipelined round. */
-static void reader_run_inline(bgs_reader *r, bgs_job **jobs, size_t n, const bgs_submit_rc *rcs)
+ * so a CANCEL finds them), then their answers written from here as one pipelined round.
+ * inl[i] is jobs[i]->run_inline read before the batch was submitted: a job the handler
+ * threads took may already be answered and freed, so jobs[i] is not read again for it. */
+static void reader_run_inline(bgs_reader *r, bgs_job **jobs, size_t n, const bgs_submit_rc *rcs,
+                              const unsigned char *inl)
 {
     bgs_pool *p = &r->svc->pool;
     size_t ran = 0;
 
     for (size_t i = 0; i < n; i++) {
-        if (rcs[i] != BGS_SUBMIT_OK || !jobs[i]->run_inline)
+        if (rcs[i] != BGS_SUBMIT_OK || !inl[i])
             continue;
         bgs_job_run(&p->inline_worker, jobs[i]);
         jobs[ran++] = jobs[i]; /* the pool owns it now: jobs[] is only our list */
@@ -207,23 +210,28 @@ static void reader_take_batch(bgs_reader *r)
     size_t n = 0, count = r->batch.count;
     bgs_job **jobs = calloc(count > 0 ? count : 1, sizeof(*jobs));
     bgs_submit_rc *rcs = calloc(count > 0 ? count : 1, sizeof(*rcs));
+    unsigned char *inl = calloc(count > 0 ? count : 1, sizeof(*inl));
 
-    if (jobs == NULL || rcs == NULL) {
+    if (jobs == NULL || rcs == NULL || inl == NULL) {
         bg_error("%s/%s: out of memory taking %zu request(s); they are delivered again later",
                  r->svc->name, r->svc->instance, count);
         goto cleanup;
     }
     for (size_t i = 0; i < count; i++)
-        if ((jobs[n] = reader_prepare(r, &r->batch.entries[i])) != NULL)
+        if ((jobs[n] = reader_prepare(r, &r->batch.entries[i])) != NULL) {
+            inl[n] = (unsigned char)jobs[n]->run_inline;
             n++;
+        }
+    /* From here the handler threads own the jobs they take: see reader_run_inline. */
     bgs_pool_submit_many(&r->svc->pool, jobs, n, rcs);
     for (size_t i = 0; i < n; i++)
         if (rcs[i] != BGS_SUBMIT_OK)
             reader_refused(r, jobs[i], rcs[i]);
-    reader_run_inline(r, jobs, n, rcs);
+    reader_run_inline(r, jobs, n, rcs, inl);
 cleanup:
     free(jobs);
     free(rcs);
+    free(inl);
     bg_queue_batch_free(&r->batch);
 }
 

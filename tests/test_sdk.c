@@ -157,6 +157,14 @@ static int h_where(const busgate_request *req, busgate_response *res, void *arg)
     return send_json(res, 200, json_pack("{s:I}", "deliveries", (json_int_t)req->deliveries));
 }
 
+/* An inline handler that takes a while: the pool's jobs of its batch finish meanwhile. */
+static int h_nap(const busgate_request *req, busgate_response *res, void *arg)
+{
+    (void)arg;
+    usleep(30 * 1000);
+    return send_json(res, 200, json_pack("{s:I}", "deliveries", (json_int_t)req->deliveries));
+}
+
 static int h_poison(const busgate_request *req, busgate_response *res, void *arg)
 {
     (void)req;
@@ -172,8 +180,8 @@ typedef struct svc_opts {
     int threads;
     int64_t lease_ms, heartbeat_ms;
     int max_deliveries;
-    /* 1: adds GET /where (run_inline) and GET /where/pool (on the pool); 2: the same two,
-     * and busgate_service_set_inline(s, 1) runs every endpoint inline. */
+    /* 1: adds GET /where and GET /where/nap (run_inline) and GET /where/pool (on the pool);
+     * 2: the same, and busgate_service_set_inline(s, 1) runs every endpoint inline. */
     int inline_mode;
 } svc_opts;
 
@@ -184,7 +192,8 @@ static int svc_add_where(busgate_service *s, const svc_opts *o, char *why)
     if (o->inline_mode == 0)
         return BG_OK;
     busgate_service_set_inline(s, o->inline_mode == 2);
-    if (busgate_service_add_endpoint(s, "GET", "/where", h_where, NULL, &quick, why) != BG_OK)
+    if (busgate_service_add_endpoint(s, "GET", "/where", h_where, NULL, &quick, why) != BG_OK ||
+        busgate_service_add_endpoint(s, "GET", "/where/nap", h_nap, NULL, &quick, why) != BG_OK)
         return BG_ERR;
     return busgate_service_add_endpoint(s, "GET", "/where/pool", h_where, NULL, NULL, why);
 }
@@ -1297,6 +1306,34 @@ Test(sdk, orders_service_example_status_codes)
 }
 
 /* ---- inline handlers ---- */
+
+/* One batch of inline and pool jobs: while the reader runs a slow inline job, the pool's
+ * jobs behind it are answered and freed; the reader must not read them again (it did:
+ * a use after free, which ran freed memory as a job and hung the service in a bench). The
+ * requests are queued before the service starts, so its first reads are whole batches. */
+Test(sdk, pool_jobs_answered_while_an_inline_job_runs_are_not_touched_again)
+{
+    svc_opts o = {.instance = "mix1", .inline_mode = 1, .threads = 4};
+    char id[32];
+    svc_thread t;
+    bg_frame f;
+
+    make_reply_stream();
+    for (int i = 0; i < 24; i++) {
+        snprintf(id, sizeof(id), "mix-%d", i);
+        send_request(&(req_spec){.id = id, .path = i % 4 == 0 ? "/where/nap" : "/where/pool"});
+    }
+    svc_start(&t, &o);
+    for (int i = 0; i < 24; i++) {
+        snprintf(id, sizeof(id), "mix-%d", i);
+        expect_response(id, &f);
+        cr_assert_eq(f.status, 200, "%s: %d", id, f.status);
+        bg_frame_free(&f);
+        cr_assert_eq(count_responses(id), 1, "%s answered more than once", id);
+    }
+    expect_all_acked();
+    svc_stop(&t);
+}
 
 Test(sdk, inline_handlers_run_on_the_reader_thread_and_are_answered_and_acked)
 {
