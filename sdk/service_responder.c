@@ -120,7 +120,7 @@ static int responder_exchange(bgs_responder *r, size_t n, char *err)
         if (bg_bus_get_reply(r->bus, &reply, err) != BG_OK)
             return BG_ERR;
         r->written[i] = responder_xadd_result(r, r->batch[i], reply);
-        freeReplyObject(reply);
+        bg_bus_reply_free(reply);
     }
     if (r->nacks == 0)
         return BG_OK;
@@ -129,12 +129,12 @@ static int responder_exchange(bgs_responder *r, size_t n, char *err)
     if (reply->type == REDIS_REPLY_ERROR)
         bg_error("%s/%s: XACK of %zu request(s) failed, they will be delivered again: %s",
                  r->svc->name, r->svc->instance, r->nacks, reply->str);
-    freeReplyObject(reply);
+    bg_bus_reply_free(reply);
     return BG_OK;
 drain:
     /* What was appended must be read (or the connection dropped) before the retry. */
     while (bg_bus_get_reply(r->bus, &reply, ignored) == BG_OK)
-        freeReplyObject(reply);
+        bg_bus_reply_free(reply);
     return BG_ERR;
 }
 

@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 
 #include "bus_async_cluster.h"
+#include "bus_reply.h"
 #include "bus_sentinel.h"
 #include "bus_tls.h"
 #include "busgate/core/log.h"
@@ -398,6 +399,7 @@ static void abus_connect(bg_abus *b)
     ac->data = b;
     ac->dataCleanup = abus_on_context_gone;
     abus_cloexec(ac->c.fd);
+    bg_bus_reply_blocks(&ac->c); /* hiredict frees them through the reader, after each callback */
     if (abus_prepare(b, ac) != BG_OK)
         redisAsyncFree(ac);
 }

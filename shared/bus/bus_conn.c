@@ -18,6 +18,7 @@
 #include "busgate/core/log.h"
 
 #include "bus_cluster.h"
+#include "bus_reply.h"
 #include "bus_sentinel.h"
 #include "bus_tls.h"
 
@@ -168,10 +169,10 @@ static int bus_setup_cmd(bg_bus *bus, redisContext *c, const char *what, char *e
     }
     if (r->type == REDIS_REPLY_ERROR) {
         bg_set_error(err, "%s: %s", what, r->str);
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
         return BG_ERR;
     }
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return BG_OK;
 }
 
@@ -215,7 +216,7 @@ static int bus_check_role(bg_bus *bus, redisContext *c, char *err)
         return BG_ERR;
     }
     ok = bg_bus_sentinel_role_ok(r, bus->where, err);
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return ok ? BG_OK : BG_ERR;
 }
 
@@ -298,6 +299,8 @@ static redisContext *bus_open(bg_bus *bus, char *err)
         bg_set_error(err, "connect %s: %s", bus->where, c->errstr);
         goto fail;
     }
+    if (bus->opts.reply_blocks)
+        bg_bus_reply_blocks(c);
     if (bus->ssl_ctx != NULL && bus_tls_start(bus, c, err) != BG_OK)
         goto fail;
     if (bus_handshake(bus, c, err) != BG_OK)
@@ -474,7 +477,7 @@ static redisReply *bus_roundtrip(bg_bus *bus, const char *cmd, long long len, ch
         redisGetReply(bus->ctx, &reply) != REDIS_OK) {
         bus_io_error(bus, "command on", err);
         if (reply != NULL)
-            freeReplyObject(reply);
+            bg_bus_reply_free(reply);
         return NULL;
     }
     return reply;
@@ -562,7 +565,7 @@ static redisReply *bus_run(bg_bus *bus, const char *cmd, long long len, char *er
         if (retried || bus->in_hook)
             return NULL;
         if (r != NULL)
-            freeReplyObject(r);
+            bg_bus_reply_free(r);
         retried = 1;
         if (bg_bus_reconnect(bus, err) != BG_OK)
             return NULL;
@@ -651,7 +654,7 @@ int bg_bus_get_reply(bg_bus *bus, redisReply **reply, char *err)
         bus_io_error(bus, "pipeline on", err);
         bus->inflight = 0; /* the rest died with the connection */
         if (r != NULL)
-            freeReplyObject(r);
+            bg_bus_reply_free(r);
         return BG_ERR;
     }
     bus->inflight--;

@@ -79,12 +79,12 @@ static int read_finish(bg_queue *q, redisReply *r, bg_queue_batch *out, char *er
 {
     if (r->type == REDIS_REPLY_ERROR) {
         bg_set_error(err, "XREADGROUP %s %s: %s", q->stream, q->group, r->str);
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
         return BG_ERR;
     }
     if (r->type != REDIS_REPLY_NIL && read_entries(r) == NULL) {
         bg_set_error(err, "XREADGROUP %s: unexpected reply type %d", q->stream, r->type);
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
         return BG_ERR;
     }
     if (bg_queue_batch_fill(out, r, read_entries(r), NULL, err) != BG_OK) {
@@ -110,7 +110,7 @@ static int read_recover(bg_queue *q, int count, int64_t block_ms, bg_queue_batch
         return BG_ERR;
     if (!reply_is_nogroup(r))
         return read_finish(q, r, out, err);
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     bg_set_error(err, "XREADGROUP %s: NOGROUP again right after creating group %s", q->stream,
                  q->group);
 wait:
@@ -137,6 +137,6 @@ int bg_queue_read(bg_queue *q, int count, int64_t block_ms, bg_queue_batch *out,
         return BG_ERR;
     if (!reply_is_nogroup(r))
         return read_finish(q, r, out, err);
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return read_recover(q, count, block_ms, out, err);
 }
