@@ -67,7 +67,7 @@ static int bench_xadd_endpoints(bench *b, const char *svc, const char *inst, jso
     else if (r != NULL)
         bg_set_error(err, "XADD: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
     if (r != NULL)
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
 cleanup:
     bg_frame_wire_free(&w);
     bg_frame_free(&f);
@@ -192,7 +192,7 @@ static int bench_open(bench *b, const bgt_valkey *v, char *err)
         redisReply *r = bg_bus_command(b->cli, err, "XLEN router:broadcast");
         long long n = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
         if (r != NULL)
-            freeReplyObject(r);
+            bg_bus_reply_free(r);
         if (n > 0) {
             b->running = pthread_create(&b->thread, NULL, bench_loop, b) == 0;
             return b->running ? BG_OK : BG_ERR;

@@ -74,7 +74,7 @@ static redisReply *bgctl_vcommand(bgctl *x, bg_bus *bus, char *err, const char *
     }
     if (r->type == REDIS_REPLY_ERROR) {
         bg_set_error(err, "Valkey %s: %s", bg_bus_where(x->bus), r->str);
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
         return NULL;
     }
     return r;
@@ -117,13 +117,13 @@ json_t *bgctl_state_load(bgctl *x, char *err)
     if (r->type != REDIS_REPLY_STRING) {
         bg_set_error(err, "no running gateway '%s' found (state key %s missing or expired)",
                      x->cfg.gateway.instance_id, key);
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
         return NULL;
     }
     doc = json_loadb(r->str, r->len, 0, &jerr);
     if (doc == NULL)
         bg_set_error(err, "state key %s: invalid JSON: %s", key, jerr.text);
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return doc;
 }
 

@@ -67,7 +67,7 @@ static long long key_exists(bgctl *x, const char *key, char *err)
     if (r == NULL)
         return -1;
     n = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return n;
 }
 
@@ -158,7 +158,7 @@ static redisReply *dead_range(dead_ctx *d, const char *start, const char *end, c
         return r;
 bad:
     bg_set_error(err, "XRANGE %s: unexpected reply", d->dead);
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return NULL;
 }
 
@@ -169,7 +169,7 @@ static redisReply *dead_one(dead_ctx *d, const char *id, char *err)
 
     if (r != NULL && r->elements == 0) {
         bg_set_error(err, "no dead letter %s in %s", id, d->dead);
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
         return NULL;
     }
     return r;
@@ -231,14 +231,14 @@ static int dead_list(dead_ctx *d, long count, int json, char *err)
     if ((len = bgctl_command(d->x, err, "XLEN %s", d->dead)) == NULL)
         return BG_ERR;
     total = len->type == REDIS_REPLY_INTEGER ? len->integer : 0;
-    freeReplyObject(len);
+    bg_bus_reply_free(len);
     if ((r = dead_range(d, "-", "+", n, err)) == NULL)
         return BG_ERR;
     if (json)
         list_print_json(d, r, total);
     else
         list_print_text(d, r, total);
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return BG_OK;
 }
 
@@ -274,7 +274,7 @@ static int dead_show(dead_ctx *d, const char *id, char *err)
         printf("%-16s ", kv->element[i]->str);
         show_value(kv->element[i + 1]);
     }
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return BG_OK;
 }
 
@@ -367,7 +367,7 @@ static int replay_entry(dead_ctx *d, const redisReply *e, char *err)
     rc = BG_OK;
 cleanup:
     if (r != NULL)
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
     free(a);
     return rc;
 }
@@ -380,7 +380,7 @@ static int replay_one(dead_ctx *d, const char *id, char *err)
     if (r == NULL)
         return BG_ERR;
     rc = replay_entry(d, r->element[0], err);
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return rc;
 }
 
@@ -398,15 +398,15 @@ static int replay_all(dead_ctx *d, char *err)
             break;
         for (size_t i = 0; i < r->elements; i++) {
             if (replay_entry(d, r->element[i], err) != BG_OK) {
-                freeReplyObject(r);
+                bg_bus_reply_free(r);
                 return BG_ERR;
             }
             done++;
         }
         snprintf(start, sizeof(start), "(%s", r->element[r->elements - 1]->element[0]->str);
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
     }
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     printf("replayed %zu dead letter(s) to %s\n", done, d->stream);
     return BG_OK;
 }
@@ -423,7 +423,7 @@ static long long int_command(dead_ctx *d, char *err, const char *cmd, const char
     if (r == NULL)
         return -1;
     n = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return n;
 }
 

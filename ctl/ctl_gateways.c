@@ -39,7 +39,7 @@ static int gateways_add(bgctl *x, const char *key, json_t *out, char *err)
     if (r == NULL)
         return BG_ERR;
     doc = r->type == REDIS_REPLY_STRING ? json_loadb(r->str, r->len, 0, &jerr) : NULL;
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     if (doc == NULL)
         return BG_OK;
     sum = gateway_summary(gateway, doc);
@@ -90,18 +90,18 @@ static int gateways_scan(bgctl *x, bg_bus *node, const char *pattern, json_t *li
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
             r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
             bg_set_error(err, "SCAN: unexpected reply");
-            freeReplyObject(r);
+            bg_bus_reply_free(r);
             return BG_ERR;
         }
         snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
         for (size_t i = 0; i < r->element[1]->elements; i++) {
             const redisReply *k = r->element[1]->element[i];
             if (k->type == REDIS_REPLY_STRING && gateways_add(x, k->str, list, err) != BG_OK) {
-                freeReplyObject(r);
+                bg_bus_reply_free(r);
                 return BG_ERR;
             }
         }
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
         if (strcmp(cursor, "0") == 0)
             return BG_OK;
     }

@@ -29,7 +29,7 @@ static long long key_xlen(bgctl *x, const char *key, char *err)
     if (r == NULL)
         return -1;
     n = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return n;
 }
 
@@ -62,7 +62,7 @@ static void row_group(bgctl *x, qrow *row)
     }
 cleanup:
     if (r != NULL)
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
 }
 
 static int row_fill(bgctl *x, qrow *row, char *err)
@@ -148,14 +148,14 @@ static int scan_round(bgctl *x, bg_bus *node, const char *pattern, size_t plen, 
         return BG_ERR;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
         bg_set_error(err, "SCAN: unexpected reply");
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
         return BG_ERR;
     }
     snprintf(cursor, 32, "%s", r->element[0]->str);
     for (size_t i = 0; i < r->element[1]->elements && rc == BG_OK; i++)
         if (service_of_key(x, r->element[1]->element[i]->str, plen, slen, svc))
             rc = names_add(ns, svc);
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return rc;
 }
 

@@ -38,10 +38,10 @@ static int resync_xadd(bgctl *x, const char *key, const char *maxlen, const char
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         bg_set_error(err, "XADD %s: %s", key, r != NULL ? r->str : why);
         if (r != NULL)
-            freeReplyObject(r);
+            bg_bus_reply_free(r);
         goto cleanup;
     }
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     snprintf(id, BG_FRAME_ID_MAX + 1, "%s", f.id);
     rc = BG_OK;
 cleanup:
@@ -109,7 +109,7 @@ static int resync_connection(bgctl *x, const char *id)
     r = bgctl_command(x, err, "PEXPIRE %s %" PRId64, key,
                       (int64_t)CTL_INSTANCE_TTL_EXPIRIES * x->cfg.messaging.heartbeat_expiry_ms);
     if (r != NULL)
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
     printf("resync %s sent to connection %s (%s)\n", rid, id, key);
     return BGCTL_EXIT_OK;
 }

@@ -15,6 +15,7 @@
 static void bus_opts_from_config(const busgate_service *s, const char *client, bg_bus_opts *o)
 {
     bg_bus_opts_from_config(o, &s->cfg, client);
+    o->reply_blocks = 1; /* every reply of the SDK's own buses is freed with bg_bus_reply_free */
 }
 
 /* A new connection, retried with backoff until it works or the service is
@@ -121,10 +122,10 @@ static int control_xadd(busgate_service *s, bg_bus *bus, bg_frame_wire *w, char 
         return BG_ERR;
     if (r->type == REDIS_REPLY_ERROR) {
         bg_set_error(err, "XADD %s: %s", s->k_control, r->str);
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
         return BG_ERR;
     }
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return BG_OK;
 }
 
@@ -174,7 +175,7 @@ int bgs_stream_last_id(bg_bus *bus, const char *key, char *out, char *err)
         bg_set_error(err, "XREVRANGE %s: %s", key,
                      r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
     }
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return rc;
 }
 

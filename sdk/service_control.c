@@ -242,12 +242,12 @@ static void control_read_some(bgs_control *c, const int *idx, int n, int64_t blo
     }
     if (r->type == REDIS_REPLY_ERROR) {
         bg_warn("%s/%s: XREAD: %s", s->name, s->instance, r->str);
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
         bgs_sleep_ms(s, BGS_ERROR_PAUSE_MS);
         return;
     }
     control_reply(c, r);
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
 }
 
 /* On a cluster one XREAD may only name streams of one slot (docs/protocol.md section 3):

@@ -186,6 +186,12 @@ typedef struct bgs_responder {
     int borrowed_bus; /* the reader's own writer: bus is the reader's */
     int *write;       /* per batch job: 1 when its RESPONSE is to be written */
     int *written;     /* per batch job: 1 written (or dropped by NOMKSTREAM), 0 failed */
+    /* The reader's own writer only: read_count > 0 appends a read of the next batch (of
+     * read_queue) behind the round's XADDs and XACK, so that it shares their round trip;
+     * read_pending says its reply is on the connection, for the reader to take. */
+    bg_queue *read_queue;
+    int read_count, read_pending;
+    int64_t read_block_ms;
 } bgs_responder;
 
 typedef struct bgs_reader {
@@ -313,10 +319,14 @@ void bgs_stream_thread_end(bgs_worker *w);
 int bgs_responder_init(bgs_responder *r, busgate_service *s, bg_bus *bus, char *err);
 int bgs_responder_start(bgs_responder *r, char *err);
 /* On the reader's thread, for jobs it ran inline: the same rounds (answers, then the acks
- * of the previous round), then their slots are released. */
-void bgs_responder_write_now(bgs_responder *r, bgs_job *const *jobs, size_t n);
+ * of the previous round), then their slots are released. read_count > 0: the last round
+ * also carries a read of that many requests (r->read_pending when it went out). */
+void bgs_responder_write_now(bgs_responder *r, bgs_job *const *jobs, size_t n, int read_count);
 /* Sends the acks still waiting for a round. */
 void bgs_responder_flush_acks(bgs_responder *r);
+/* The same with a read of count requests behind the XACK, which may block block_ms
+ * (r->read_pending when it went out). */
+void bgs_responder_flush_acks_read(bgs_responder *r, int count, int64_t block_ms);
 /* Writes everything answered, acks it, and joins the thread. Call after bgs_pool_shutdown. */
 void bgs_responder_finish(bgs_responder *r);
 void bgs_responder_destroy(bgs_responder *r);

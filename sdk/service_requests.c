@@ -22,6 +22,7 @@ int bgs_reader_init(bgs_reader *r, busgate_service *s, bg_bus *bus, char *err)
     if (bgs_responder_init(&r->writer, s, bus, err) != BG_OK)
         return BG_ERR;
     r->writer.borrowed_bus = 1;
+    r->writer.read_queue = r->queue;
     /* Reclaim and check leases every quarter lease, so a lease is extended well
      * before it runs out and a dead instance's requests wait at most ~1.25 leases. */
     r->period_ms = c->messaging.lease_duration_ms / 4;
@@ -182,12 +183,29 @@ static void reader_refused(bgs_reader *r, bgs_job *job, bgs_submit_rc rc)
     bgs_job_free(job);
 }
 
+/* How many requests the round of answers may read for the next batch (0: none). Only when
+ * nothing else must run on the connection before that read (timers due, stopping), and
+ * only what free slots take now: the inline jobs still hold theirs, so the pool cannot
+ * refuse any of the batch, which would leave it pending until the lease runs out. */
+static int reader_next_read(bgs_reader *r, int pipeline)
+{
+    busgate_service *s = r->svc;
+    int64_t now = bg_mono_ms();
+    int free_slots = bgs_pool_free_slots(&s->pool);
+    int count = free_slots < s->cfg.messaging.batch_size ? free_slots : s->cfg.messaging.batch_size;
+
+    if (!pipeline || bgs_stopping(s) || now >= r->next_extend_ms || now >= r->next_reclaim_ms)
+        return 0;
+    return count >= s->pool.low_water && count > 0 ? count : 0;
+}
+
 /* Inline jobs of the batch, run here one after the other (the pool holds them as running,
- * so a CANCEL finds them), then their answers written from here as one pipelined round.
- * inl[i] is jobs[i]->run_inline read before the batch was submitted: a job the handler
- * threads took may already be answered and freed, so jobs[i] is not read again for it. */
+ * so a CANCEL finds them), then their answers written from here as one pipelined round,
+ * which with pipeline set also reads the next batch (r->writer.read_pending). inl[i] is
+ * jobs[i]->run_inline read before the batch was submitted: a job the handler threads took
+ * may already be answered and freed, so jobs[i] is not read again for it. */
 static void reader_run_inline(bgs_reader *r, bgs_job **jobs, size_t n, const bgs_submit_rc *rcs,
-                              const unsigned char *inl)
+                              const unsigned char *inl, int pipeline)
 {
     bgs_pool *p = &r->svc->pool;
     size_t ran = 0;
@@ -199,13 +217,14 @@ static void reader_run_inline(bgs_reader *r, bgs_job **jobs, size_t n, const bgs
         jobs[ran++] = jobs[i]; /* the pool owns it now: jobs[] is only our list */
     }
     if (ran > 0)
-        bgs_responder_write_now(&r->writer, jobs, ran);
-    else
+        bgs_responder_write_now(&r->writer, jobs, ran, reader_next_read(r, pipeline));
+    else if (!pipeline)
         bgs_responder_flush_acks(&r->writer); /* no round to ride with */
+    /* else the reader's next read carries them (bgs_reader_loop) */
 }
 
-/* The whole batch goes to the pool under one lock. */
-static void reader_take_batch(bgs_reader *r)
+/* The whole batch goes to the pool under one lock. pipeline: see reader_run_inline. */
+static void reader_take_batch(bgs_reader *r, int pipeline)
 {
     size_t n = 0, count = r->batch.count;
     bgs_job **jobs = calloc(count > 0 ? count : 1, sizeof(*jobs));
@@ -227,7 +246,7 @@ static void reader_take_batch(bgs_reader *r)
     for (size_t i = 0; i < n; i++)
         if (rcs[i] != BGS_SUBMIT_OK)
             reader_refused(r, jobs[i], rcs[i]);
-    reader_run_inline(r, jobs, n, rcs, inl);
+    reader_run_inline(r, jobs, n, rcs, inl, pipeline);
 cleanup:
     free(jobs);
     free(rcs);
@@ -255,7 +274,7 @@ static void reader_reclaim(bgs_reader *r, int count)
     if (r->batch.count > 0)
         bg_info("%s/%s: reclaimed %zu request(s) idle past the lease", s->name, s->instance,
                 r->batch.count);
-    reader_take_batch(r);
+    reader_take_batch(r, 0); /* the timers go on with this connection: no read left pending */
 }
 
 /* Keep the lease of every request held longer than half of it. */
@@ -317,25 +336,43 @@ void bgs_reader_loop(bgs_reader *r)
     int free_slots, count;
     int64_t wait;
 
-    while (!bgs_stopping(s)) {
+    for (;;) {
+        /* A read that went out with the last round of answers: its reply comes first. */
+        if (r->writer.read_pending) {
+            r->writer.read_pending = 0;
+            if (bg_queue_read_reply(r->queue, &r->batch, err) != BG_OK) {
+                bg_warn("%s/%s: reading %s: %s", s->name, s->instance, s->k_requests, err);
+                bgs_sleep_ms(s, BGS_ERROR_PAUSE_MS);
+                continue;
+            }
+            reader_take_batch(r, 1);
+            continue;
+        }
+        if (bgs_stopping(s))
+            break;
         wait = clamp_block(reader_timers(r, 1));
         /* Read only what a thread can start soon (held requests age toward their lease),
          * and only once half a batch fits: a read per freed slot costs a round trip each. */
         free_slots = bgs_pool_free_slots(&s->pool);
         if (free_slots < s->pool.low_water) {
+            bgs_responder_flush_acks(&r->writer); /* an ack must not wait for a slot */
             bgs_pool_wait_slot(&s->pool, wait);
             continue;
         }
         count = free_slots < s->cfg.messaging.batch_size ? free_slots : s->cfg.messaging.batch_size;
-        /* Acks waiting for a round: look without blocking, and send them alone when
-         * nothing came (an ack must not wait for the next request). */
-        if (bg_queue_read(r->queue, count, r->writer.nacks > 0 ? 0 : wait, &r->batch, err) !=
-            BG_OK) {
+        /* Acks waiting for a round go now, with the read behind them in the same write: an
+         * ack must not wait for the next request, nor take a round trip of its own. */
+        if (r->writer.nacks > 0) {
+            bgs_responder_flush_acks_read(&r->writer, count, wait);
+            if (r->writer.read_pending)
+                continue;
+        }
+        if (bg_queue_read(r->queue, count, wait, &r->batch, err) != BG_OK) {
             bg_warn("%s/%s: reading %s: %s", s->name, s->instance, s->k_requests, err);
             bgs_sleep_ms(s, BGS_ERROR_PAUSE_MS);
             continue;
         }
-        reader_take_batch(r);
+        reader_take_batch(r, 1);
     }
     bgs_responder_flush_acks(&r->writer);
 }

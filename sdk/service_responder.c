@@ -100,41 +100,54 @@ static int responder_xadd_result(bgs_responder *r, const bgs_job *job, const red
     return 1;
 }
 
+/* The connection failed mid-exchange: every reply still expected died with it. */
+static int responder_lost(bgs_responder *r)
+{
+    r->read_pending = 0;
+    return BG_ERR;
+}
+
 /* One pipelined exchange: the XADDs of the batch jobs whose r->write is set, then the
- * XACK of r->acks. Fills r->written with each XADD's result. BG_ERR on a connection
- * failure (nothing known about what was applied). */
+ * XACK of r->acks, then the reader's next read when asked (left pending). Fills r->written
+ * with each XADD's result. BG_ERR on a connection failure (nothing known about what was
+ * applied). */
 static int responder_exchange(bgs_responder *r, size_t n, char *err)
 {
     char ignored[BG_ERR_LEN];
     redisReply *reply;
     size_t i;
 
+    r->read_pending = 0;
     for (i = 0; i < n; i++)
         if (r->write[i] && responder_append_xadd(r, r->batch[i], err) != BG_OK)
             goto drain;
     if (r->nacks > 0 && responder_append_xack(r, err) != BG_OK)
         goto drain;
+    /* Last, so that a drain never reads it; when it cannot go, the reader reads alone. */
+    if (r->read_count > 0 &&
+        bg_queue_read_append(r->read_queue, r->read_count, r->read_block_ms, ignored) == BG_OK)
+        r->read_pending = 1;
     for (i = 0; i < n; i++) {
         if (!r->write[i])
             continue;
         if (bg_bus_get_reply(r->bus, &reply, err) != BG_OK)
-            return BG_ERR;
+            return responder_lost(r);
         r->written[i] = responder_xadd_result(r, r->batch[i], reply);
-        freeReplyObject(reply);
+        bg_bus_reply_free(reply);
     }
     if (r->nacks == 0)
         return BG_OK;
     if (bg_bus_get_reply(r->bus, &reply, err) != BG_OK)
-        return BG_ERR;
+        return responder_lost(r);
     if (reply->type == REDIS_REPLY_ERROR)
         bg_error("%s/%s: XACK of %zu request(s) failed, they will be delivered again: %s",
                  r->svc->name, r->svc->instance, r->nacks, reply->str);
-    freeReplyObject(reply);
+    bg_bus_reply_free(reply);
     return BG_OK;
 drain:
     /* What was appended must be read (or the connection dropped) before the retry. */
     while (bg_bus_get_reply(r->bus, &reply, ignored) == BG_OK)
-        freeReplyObject(reply);
+        bg_bus_reply_free(reply);
     return BG_ERR;
 }
 
@@ -200,14 +213,19 @@ static void responder_round(bgs_responder *r, size_t n)
 
 /* ---- the reader as its own responder (inline handlers) ---- */
 
-void bgs_responder_write_now(bgs_responder *r, bgs_job *const *jobs, size_t n)
+void bgs_responder_write_now(bgs_responder *r, bgs_job *const *jobs, size_t n, int read_count)
 {
     bgs_pool *p = &r->svc->pool;
 
     for (size_t at = 0; at < n; at += BGS_ROUND_MAX) {
         size_t k = n - at < BGS_ROUND_MAX ? n - at : BGS_ROUND_MAX;
         memcpy(r->batch, jobs + at, k * sizeof(*jobs));
+        /* The last round carries the read. Its own acks wait for the next round, so the
+         * read may block only a little: if nothing comes, they go with the next read. */
+        r->read_count = at + k == n ? read_count : 0;
+        r->read_block_ms = BGS_ACK_LINGER_MS;
         responder_round(r, k);
+        r->read_count = 0;
         bgs_pool_release_many(p, r->release, r->nrelease);
         r->nrelease = 0;
     }
@@ -219,6 +237,14 @@ void bgs_responder_flush_acks(bgs_responder *r)
         return;
     responder_send(r, 0);
     r->nacks = 0; /* acked, or left to redelivery when the ack failed */
+}
+
+void bgs_responder_flush_acks_read(bgs_responder *r, int count, int64_t block_ms)
+{
+    r->read_count = count;
+    r->read_block_ms = block_ms;
+    bgs_responder_flush_acks(r);
+    r->read_count = 0;
 }
 
 static void *responder_main(void *arg)

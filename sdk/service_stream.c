@@ -40,7 +40,7 @@ static int stream_xadd(busgate_response *res, const bg_frame *f, char *why)
     else
         rc = BG_OK;
 cleanup:
-    freeReplyObject(reply);
+    bg_bus_reply_free(reply);
     bg_frame_wire_free(&w);
     return rc;
 }

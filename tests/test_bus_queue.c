@@ -722,3 +722,54 @@ Test(queue, blocking_read_outlasts_a_short_command_timeout)
     bg_queue_batch_free(&b);
     bg_queue_free(q);
 }
+
+/* A read appended behind other commands shares their round trip: its reply comes after
+ * theirs; one that blocks outlasts a shorter command timeout; after NOGROUP the batch is
+ * empty and the next plain read makes the group again. */
+Test(queue, pipelined_read_behind_other_commands)
+{
+    const char *stream = "router:requests:{piped}";
+    const char *ping[] = {"PING"};
+    bg_queue *q = make_queue(bus, stream, "c1", 60000, 5);
+    bg_queue_batch b = {0};
+    redisReply *r;
+    char reply[64];
+    int64_t t0;
+
+    cr_assert_eq(bg_queue_ensure_group(q, err), BG_OK, "%s", err);
+    enqueue_text(q, "n", "1", NULL);
+    enqueue_text(q, "n", "2", NULL);
+    cr_assert_eq(bg_bus_append_argv(bus, 1, ping, NULL, err), BG_OK, "%s", err);
+    cr_assert_eq(bg_queue_read_append(q, 10, 0, err), BG_OK, "%s", err);
+    cr_assert_eq(bg_bus_get_reply(bus, &r, err), BG_OK, "%s", err);
+    cr_assert_str_eq(r->str, "PONG", "the read's reply came before the PING's");
+    bg_bus_reply_free(r);
+    cr_assert_eq(bg_queue_read_reply(q, &b, err), BG_OK, "%s", err);
+    cr_assert_eq(b.count, 2);
+    cr_assert_eq(bg_queue_ack(q, b.entries[0].id, err), BG_OK, "%s", err);
+    cr_assert_eq(bg_queue_ack(q, b.entries[1].id, err), BG_OK, "%s", err);
+
+    /* Blocking: 800 ms against a 300 ms command timeout. */
+    bg_bus_set_command_timeout(bus, 300);
+    t0 = bg_mono_ms();
+    cr_assert_eq(bg_queue_read_append(q, 10, 800, err), BG_OK, "%s", err);
+    cr_assert_eq(bg_queue_read_reply(q, &b, err), BG_OK, "a quiet stream timed out: %s", err);
+    cr_assert_eq(b.count, 0);
+    cr_assert_geq(bg_mono_ms() - t0, 700, "the read did not block");
+    cr_assert_eq(bg_bus_reconnect_count(bus), 0, "the read reconnected");
+    bg_bus_set_command_timeout(bus, 5000);
+
+    cr_assert_eq(bgt_valkey_cmd(&srv, reply, sizeof(reply), "XGROUP DESTROY %s %s", stream, GROUP),
+                 0);
+    cr_assert_eq(bg_queue_read_append(q, 10, 0, err), BG_OK, "%s", err);
+    cr_assert_eq(bg_queue_read_reply(q, &b, err), BG_OK, "NOGROUP is no error here: %s", err);
+    cr_assert_eq(b.count, 0);
+    cr_assert_eq(bg_queue_read_append(q, 10, 0, err), BG_ERR, "appended without a group");
+    usleep((BG_QUEUE_GROUP_RETRY_MS + 50) * 1000);
+    enqueue_text(q, "n", "3", NULL);
+    cr_assert_eq(bg_queue_read(q, 10, 100, &b, err), BG_OK, "%s", err);
+    /* Made again from start_id 0: the new group sees the whole stream. */
+    cr_assert_eq(b.count, 3, "the group was not made again: %zu entries", b.count);
+    bg_queue_batch_free(&b);
+    bg_queue_free(q);
+}

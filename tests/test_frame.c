@@ -1224,3 +1224,30 @@ Test(frame, meta_headers_text_reads_like_the_builder)
     cr_assert(strstr(err, "more than") != NULL, "%s", err);
     bg_meta_headers_free(&m);
 }
+
+/* Integer fields are written as "%lld" writes them (the encoder has its own formatter). */
+Test(frame, integers_are_encoded_in_decimal)
+{
+    static const int64_t values[] = {0, 7, 10, 1700000000123, INT64_MAX};
+    char err[BG_ERR_LEN] = "", want[32];
+    bg_frame_wire w;
+    bg_frame f;
+
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        bg_frame_init(&f, BG_FRAME_HELLO);
+        strcpy(f.id, "hello-1");
+        f.ts = values[i];
+        strcpy(f.service, "orders");
+        strcpy(f.instance, "orders-7f3a");
+        strcpy(f.svc_version, "1");
+        cr_assert_eq(bg_frame_encode(&f, &w, err), BG_OK, "encode: %s", err);
+        snprintf(want, sizeof(want), "%lld", (long long)values[i]);
+        for (int a = 0; a + 1 < w.argc; a += 2)
+            if (w.argvlen[a] == 2 && memcmp(w.argv[a], "ts", 2) == 0)
+                cr_assert(w.argvlen[a + 1] == strlen(want) &&
+                              memcmp(w.argv[a + 1], want, strlen(want)) == 0,
+                          "ts %s written as %.*s", want, (int)w.argvlen[a + 1], w.argv[a + 1]);
+        bg_frame_wire_free(&w);
+        bg_frame_free(&f);
+    }
+}

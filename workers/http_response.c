@@ -56,6 +56,18 @@ int bg_buf_puts(bg_buf *b, const char *s)
     return bg_buf_append(b, s, strlen(s));
 }
 
+int bg_buf_put_u64(bg_buf *b, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+
+    do {
+        tmp[sizeof(tmp) - ++n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return bg_buf_append(b, tmp + sizeof(tmp) - n, n);
+}
+
 int bg_buf_printf(bg_buf *b, const char *fmt, ...)
 {
     va_list ap;
@@ -80,9 +92,15 @@ void bg_buf_free(bg_buf *b)
     b->len = b->cap = 0;
 }
 
+/* Without printf, like the rest of a response's head: every answer writes these. */
 int bg_resp_status(bg_buf *out, int status)
 {
-    return bg_buf_printf(out, "HTTP/1.1 %d %s\r\n", status, bg_http_reason(status));
+    if (status < 0)
+        return bg_buf_printf(out, "HTTP/1.1 %d %s\r\n", status, bg_http_reason(status));
+    if (bg_buf_puts(out, "HTTP/1.1 ") != BG_OK || bg_buf_put_u64(out, (uint64_t)status) != BG_OK ||
+        bg_buf_append(out, " ", 1) != BG_OK || bg_buf_puts(out, bg_http_reason(status)) != BG_OK)
+        return BG_ERR;
+    return bg_buf_append(out, "\r\n", 2);
 }
 
 int bg_resp_header(bg_buf *out, const char *name, size_t nlen, const char *value, size_t vlen)
@@ -100,8 +118,11 @@ static int resp_common(bg_buf *out, const bg_resp_ctx *rc)
 {
     int rv = BG_OK;
 
-    if (rc->request_id != NULL)
-        rv |= bg_buf_printf(out, "X-Request-Id: %s\r\n", rc->request_id);
+    if (rc->request_id != NULL) {
+        rv |= bg_buf_puts(out, "X-Request-Id: ");
+        rv |= bg_buf_puts(out, rc->request_id);
+        rv |= bg_buf_append(out, "\r\n", 2);
+    }
     if (!rc->keep_alive)
         rv |= bg_buf_puts(out, "Connection: close\r\n");
     else if (rc->version == 10)
@@ -111,8 +132,8 @@ static int resp_common(bg_buf *out, const bg_resp_ctx *rc)
 
 int bg_resp_finish_sized(bg_buf *out, const bg_resp_ctx *rc, const void *body, size_t len)
 {
-    if (resp_common(out, rc) != BG_OK ||
-        bg_buf_printf(out, "Content-Length: %zu\r\n\r\n", len) != BG_OK)
+    if (resp_common(out, rc) != BG_OK || bg_buf_puts(out, "Content-Length: ") != BG_OK ||
+        bg_buf_put_u64(out, len) != BG_OK || bg_buf_append(out, "\r\n\r\n", 4) != BG_OK)
         return BG_ERR;
     return rc->head ? BG_OK : bg_buf_append(out, body, len);
 }

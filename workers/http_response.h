@@ -17,6 +17,8 @@ typedef struct bg_buf {
 int bg_buf_reserve(bg_buf *b, size_t extra);
 int bg_buf_append(bg_buf *b, const void *p, size_t n);
 int bg_buf_puts(bg_buf *b, const char *s);
+/* v in decimal. */
+int bg_buf_put_u64(bg_buf *b, uint64_t v);
 int bg_buf_printf(bg_buf *b, const char *fmt, ...) BG_PRINTF(2, 3);
 void bg_buf_free(bg_buf *b);
 

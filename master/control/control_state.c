@@ -276,5 +276,5 @@ void bg_control_state_delete(bg_control *c)
     if (r == NULL)
         bg_warn("control: state key %s not deleted: %s", c->state_key, err);
     else
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
 }

@@ -90,7 +90,7 @@ static int cluster_map_from(bus_cluster *c, const char *host, int port, char *er
     if (r == NULL)
         return BG_ERR;
     rc = bg_slot_map_from_slots(&m, r, host, err);
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     if (rc != BG_OK)
         return BG_ERR;
     if (m.nnodes == 0) {
@@ -149,7 +149,7 @@ bus_cluster *bg_bus_cluster_new(const bg_bus_opts *opts, char *err)
 static void cluster_drop_queued(bus_cluster *c)
 {
     for (size_t i = c->next_queued; i < c->nqueued; i++)
-        freeReplyObject(c->queued[i]);
+        bg_bus_reply_free(c->queued[i]);
     free(c->queued);
     c->queued = NULL;
     c->nqueued = c->next_queued = 0;
@@ -195,7 +195,7 @@ static redisReply *cluster_asking(bg_bus *bus, const char *cmd, size_t len, char
 
     if (r == NULL)
         return NULL;
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return bg_bus_run_formatted(bus, cmd, len, err);
 }
 
@@ -256,12 +256,12 @@ redisReply *bg_bus_cluster_run(bus_cluster *c, const char *cmd, size_t len, char
             direct = !rd.ask;
             if (!rd.ask)
                 (void)cluster_refresh(c, err); /* MOVED: our map is stale */
-            freeReplyObject(r);
+            bg_bus_reply_free(r);
             continue;
         }
         if ((cluster_reply_is(r, "TRYAGAIN") || cluster_reply_is(r, "CLUSTERDOWN")) &&
             hop + 1 < CLUSTER_HOPS) {
-            freeReplyObject(r); /* a multi-key command mid-migration, or a node failing */
+            bg_bus_reply_free(r); /* a multi-key command mid-migration, or a node failing */
             cluster_pause();
             (void)cluster_refresh(c, err);
             continue;
@@ -356,7 +356,7 @@ static int cluster_fetch_one(const bg_bus_opts *opts, const char *host, int port
         rc = BG_ERR;
     }
     if (r != NULL)
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
     bg_bus_free(bus);
     return rc;
 }

@@ -18,6 +18,8 @@
 #include "busgate/core/log.h"
 
 #include "bus_cluster.h"
+#include "bus_reply.h"
+#include "bus_resp.h"
 #include "bus_sentinel.h"
 #include "bus_tls.h"
 
@@ -43,6 +45,8 @@ struct bg_bus {
     int stale; /* Sentinel mode: a pipelined reply said READONLY/UNBLOCKED: drop when drained */
     bus_cluster *cluster; /* Cluster mode: the nodes' connections; ctx stays NULL */
     int fail_fast;        /* a cluster node: do not sleep out the backoff, say the node is down */
+    char *wire;           /* reusable buffer for RESP-encoding pipelined commands */
+    size_t wire_cap;
 };
 
 void bg_bus_opts_init(bg_bus_opts *o)
@@ -168,10 +172,10 @@ static int bus_setup_cmd(bg_bus *bus, redisContext *c, const char *what, char *e
     }
     if (r->type == REDIS_REPLY_ERROR) {
         bg_set_error(err, "%s: %s", what, r->str);
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
         return BG_ERR;
     }
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return BG_OK;
 }
 
@@ -215,7 +219,7 @@ static int bus_check_role(bg_bus *bus, redisContext *c, char *err)
         return BG_ERR;
     }
     ok = bg_bus_sentinel_role_ok(r, bus->where, err);
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return ok ? BG_OK : BG_ERR;
 }
 
@@ -298,6 +302,8 @@ static redisContext *bus_open(bg_bus *bus, char *err)
         bg_set_error(err, "connect %s: %s", bus->where, c->errstr);
         goto fail;
     }
+    if (bus->opts.reply_blocks)
+        bg_bus_reply_blocks(c);
     if (bus->ssl_ctx != NULL && bus_tls_start(bus, c, err) != BG_OK)
         goto fail;
     if (bus_handshake(bus, c, err) != BG_OK)
@@ -370,6 +376,7 @@ void bg_bus_free(bg_bus *bus)
     bg_bus_cluster_free(bus->cluster);
     SSL_CTX_free(bus->ssl_ctx);
     bus_free_strings(bus);
+    free(bus->wire);
     free(bus);
 }
 
@@ -474,7 +481,7 @@ static redisReply *bus_roundtrip(bg_bus *bus, const char *cmd, long long len, ch
         redisGetReply(bus->ctx, &reply) != REDIS_OK) {
         bus_io_error(bus, "command on", err);
         if (reply != NULL)
-            freeReplyObject(reply);
+            bg_bus_reply_free(reply);
         return NULL;
     }
     return reply;
@@ -562,7 +569,7 @@ static redisReply *bus_run(bg_bus *bus, const char *cmd, long long len, char *er
         if (retried || bus->in_hook)
             return NULL;
         if (r != NULL)
-            freeReplyObject(r);
+            bg_bus_reply_free(r);
         retried = 1;
         if (bg_bus_reconnect(bus, err) != BG_OK)
             return NULL;
@@ -593,17 +600,35 @@ redisReply *bg_bus_command(bg_bus *bus, char *err, const char *fmt, ...)
 redisReply *bg_bus_command_argv(bg_bus *bus, int argc, const char **argv, const size_t *argvlen,
                                 char *err)
 {
-    char *cmd = NULL;
-    long long len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+    char stack[2048], *cmd = stack;
+    size_t need = bg_bus_resp_size(argc, argv, argvlen), len;
     redisReply *r;
 
-    if (len < 0) {
+    /* Not bus->wire: a reconnect hook may run commands while this one waits to be retried. */
+    if (need > sizeof(stack) && (cmd = malloc(need)) == NULL) {
         bg_set_error(err, "command: out of memory");
         return NULL;
     }
-    r = bus_dispatch(bus, cmd, len, err);
-    redisFreeCommand(cmd);
+    len = bg_bus_resp_encode(cmd, argc, argv, argvlen);
+    r = bus_dispatch(bus, cmd, (long long)len, err);
+    if (cmd != stack)
+        free(cmd);
     return r;
+}
+
+/* argv RESP-encoded into bus->wire; 0 when out of memory. */
+static size_t bus_encode(bg_bus *bus, int argc, const char **argv, const size_t *argvlen)
+{
+    size_t need = bg_bus_resp_size(argc, argv, argvlen);
+
+    if (need > bus->wire_cap) {
+        char *w = realloc(bus->wire, need);
+        if (w == NULL)
+            return 0;
+        bus->wire = w;
+        bus->wire_cap = need;
+    }
+    return bg_bus_resp_encode(bus->wire, argc, argv, argvlen);
 }
 
 redisReply *bg_bus_command_formatted(bg_bus *bus, const char *cmd, size_t len, char *err)
@@ -613,6 +638,8 @@ redisReply *bg_bus_command_formatted(bg_bus *bus, const char *cmd, size_t len, c
 
 int bg_bus_append_argv(bg_bus *bus, int argc, const char **argv, const size_t *argvlen, char *err)
 {
+    size_t len;
+
     if (bus->cluster != NULL)
         return bg_bus_cluster_append(bus->cluster, argc, argv, argvlen, err);
     if (bus->inflight >= BG_BUS_MAX_INFLIGHT) {
@@ -628,7 +655,8 @@ int bg_bus_append_argv(bg_bus *bus, int argc, const char **argv, const size_t *a
             bus_io_error(bus, "pipeline on", err);
         return BG_ERR;
     }
-    if (redisAppendCommandArgv(bus->ctx, argc, argv, argvlen) != REDIS_OK) {
+    if ((len = bus_encode(bus, argc, argv, argvlen)) == 0 ||
+        redisAppendFormattedCommand(bus->ctx, bus->wire, len) != REDIS_OK) {
         bg_set_error(err, "pipeline on %s: out of memory", bus->where);
         return BG_ERR;
     }
@@ -651,7 +679,7 @@ int bg_bus_get_reply(bg_bus *bus, redisReply **reply, char *err)
         bus_io_error(bus, "pipeline on", err);
         bus->inflight = 0; /* the rest died with the connection */
         if (r != NULL)
-            freeReplyObject(r);
+            bg_bus_reply_free(r);
         return BG_ERR;
     }
     bus->inflight--;

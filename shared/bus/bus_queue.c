@@ -145,7 +145,7 @@ redisReply *bg_queue_run(bg_queue *q, const char *what, int argc, const char **a
     if (r == NULL || r->type != REDIS_REPLY_ERROR)
         return r;
     bg_set_error(err, "%s %s: %s", what != NULL ? what : argv[0], q->stream, r->str);
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return NULL;
 }
 
@@ -163,7 +163,7 @@ int bg_queue_ensure_group(bg_queue *q, char *err)
         bg_set_error(err, "XGROUP CREATE %s %s: %s", q->stream, q->group, r->str);
         rc = BG_ERR;
     }
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     if (rc == BG_OK)
         q->need_group = 0;
     return rc;
@@ -208,7 +208,7 @@ static int xadd_reply(redisReply *r, const char *stream, char *id_out, char *err
             memcpy(id_out, r->str, r->len + 1);
         rc = BG_OK;
     }
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return rc;
 }
 
@@ -289,6 +289,6 @@ int bg_queue_ack_ids(bg_queue *q, const char *const *ids, size_t n, char *err)
     free(argv);
     if (r == NULL)
         return BG_ERR;
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return BG_OK;
 }

@@ -9,7 +9,7 @@ void bg_queue_batch_free(bg_queue_batch *b)
     if (b == NULL)
         return;
     if (b->reply != NULL)
-        freeReplyObject(b->reply);
+        bg_bus_reply_free(b->reply);
     free(b->entries);
     free(b->field_pool);
     memset(b, 0, sizeof(*b));

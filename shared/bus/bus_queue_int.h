@@ -20,6 +20,7 @@ struct bg_queue {
     int64_t next_create_ms;       /* monotonic: earliest next XGROUP CREATE after NOGROUP */
     int need_group;               /* set by the reconnect hook: create before the next read */
     char cursor[BG_QUEUE_ID_LEN]; /* XAUTOCLAIM start for the next reclaim */
+    int64_t pending_block_ms;     /* BLOCK of the read bg_queue_read_append left pending */
     unsigned long commands;
 };
 

@@ -25,36 +25,59 @@ static void sleep_until_ms(int64_t deadline)
     }
 }
 
-static redisReply *read_send(bg_queue *q, int count, int64_t block_ms, char *err)
+/* A quiet stream must not look like a dead server: while a read may block block_ms, the
+ * command timeout is raised above it when shorter. Returns the one to restore (0: none). */
+static int64_t read_timeout_raise(bg_queue *q, int64_t block_ms)
 {
-    char cnt[24], blk[24];
-    const char *argv[12];
-    int argc = 0;
     int64_t saved = block_ms > 0 ? bg_bus_command_timeout(q->bus) : 0;
-    int raise = saved > 0 && saved < block_ms + QUEUE_BLOCK_MARGIN_MS;
-    redisReply *r;
 
-    snprintf(cnt, sizeof(cnt), "%d", count);
-    snprintf(blk, sizeof(blk), "%" PRId64, block_ms);
+    if (saved <= 0 || saved >= block_ms + QUEUE_BLOCK_MARGIN_MS)
+        return 0;
+    bg_bus_set_command_timeout(q->bus, block_ms + QUEUE_BLOCK_MARGIN_MS);
+    return saved;
+}
+
+static void read_timeout_restore(bg_queue *q, int64_t saved)
+{
+    if (saved > 0)
+        bg_bus_set_command_timeout(q->bus, saved);
+}
+
+/* XREADGROUP's argv (12 at most) for COUNT cnt, with BLOCK blk unless blk is NULL. */
+static int read_args(const bg_queue *q, const char *cnt, const char *blk, const char **argv)
+{
+    int argc = 0;
+
     argv[argc++] = "XREADGROUP";
     argv[argc++] = "GROUP";
     argv[argc++] = q->group;
     argv[argc++] = q->consumer;
     argv[argc++] = "COUNT";
     argv[argc++] = cnt;
-    if (block_ms > 0) {
+    if (blk != NULL) {
         argv[argc++] = "BLOCK";
         argv[argc++] = blk;
     }
     argv[argc++] = "STREAMS";
     argv[argc++] = q->stream;
     argv[argc++] = ">";
-    /* A quiet stream must not look like a dead server: the read may take block_ms. */
-    if (raise)
-        bg_bus_set_command_timeout(q->bus, block_ms + QUEUE_BLOCK_MARGIN_MS);
+    return argc;
+}
+
+static redisReply *read_send(bg_queue *q, int count, int64_t block_ms, char *err)
+{
+    char cnt[24], blk[24];
+    const char *argv[12];
+    int argc;
+    int64_t saved;
+    redisReply *r;
+
+    snprintf(cnt, sizeof(cnt), "%d", count);
+    snprintf(blk, sizeof(blk), "%" PRId64, block_ms);
+    argc = read_args(q, cnt, block_ms > 0 ? blk : NULL, argv);
+    saved = read_timeout_raise(q, block_ms);
     r = bg_queue_send(q, NULL, argc, argv, NULL, err);
-    if (raise)
-        bg_bus_set_command_timeout(q->bus, saved);
+    read_timeout_restore(q, saved);
     return r;
 }
 
@@ -79,12 +102,12 @@ static int read_finish(bg_queue *q, redisReply *r, bg_queue_batch *out, char *er
 {
     if (r->type == REDIS_REPLY_ERROR) {
         bg_set_error(err, "XREADGROUP %s %s: %s", q->stream, q->group, r->str);
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
         return BG_ERR;
     }
     if (r->type != REDIS_REPLY_NIL && read_entries(r) == NULL) {
         bg_set_error(err, "XREADGROUP %s: unexpected reply type %d", q->stream, r->type);
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
         return BG_ERR;
     }
     if (bg_queue_batch_fill(out, r, read_entries(r), NULL, err) != BG_OK) {
@@ -110,7 +133,7 @@ static int read_recover(bg_queue *q, int count, int64_t block_ms, bg_queue_batch
         return BG_ERR;
     if (!reply_is_nogroup(r))
         return read_finish(q, r, out, err);
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     bg_set_error(err, "XREADGROUP %s: NOGROUP again right after creating group %s", q->stream,
                  q->group);
 wait:
@@ -137,6 +160,60 @@ int bg_queue_read(bg_queue *q, int count, int64_t block_ms, bg_queue_batch *out,
         return BG_ERR;
     if (!reply_is_nogroup(r))
         return read_finish(q, r, out, err);
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return read_recover(q, count, block_ms, out, err);
+}
+
+int bg_queue_read_append(bg_queue *q, int count, int64_t block_ms, char *err)
+{
+    char cnt[24], blk[24], why[BG_ERR_LEN];
+    const char *argv[12];
+    int argc, rc;
+    int64_t saved;
+
+    if (bg_queue_need_consumer(q, "XREADGROUP", err) != BG_OK)
+        return BG_ERR;
+    if (count <= 0 || q->need_group) {
+        bg_set_error(err, "XREADGROUP %s: %s", q->stream,
+                     count <= 0 ? "count must be > 0" : "the group must be made first");
+        return BG_ERR;
+    }
+    snprintf(cnt, sizeof(cnt), "%d", count);
+    snprintf(blk, sizeof(blk), "%" PRId64, block_ms);
+    argc = read_args(q, cnt, block_ms > 0 ? blk : NULL, argv);
+    q->commands++;
+    /* Cluster mode runs a pipelined command as it is appended: it may block right here. */
+    saved = read_timeout_raise(q, bg_bus_is_cluster(q->bus) ? block_ms : 0);
+    rc = bg_bus_append_argv(q->bus, argc, argv, NULL, why);
+    read_timeout_restore(q, saved);
+    if (rc != BG_OK) {
+        bg_set_error(err, "XREADGROUP %s: %s", q->stream, why);
+        return BG_ERR;
+    }
+    q->pending_block_ms = block_ms > 0 ? block_ms : 0;
+    return BG_OK;
+}
+
+int bg_queue_read_reply(bg_queue *q, bg_queue_batch *out, char *err)
+{
+    int64_t saved = read_timeout_raise(q, q->pending_block_ms);
+    char why[BG_ERR_LEN];
+    redisReply *r;
+    int rc;
+
+    bg_queue_batch_free(out);
+    rc = bg_bus_get_reply(q->bus, &r, why);
+    read_timeout_restore(q, saved);
+    q->pending_block_ms = 0;
+    if (rc != BG_OK) {
+        bg_set_error(err, "XREADGROUP %s: %s", q->stream, why);
+        return BG_ERR;
+    }
+    if (reply_is_nogroup(r)) {
+        /* Nothing was delivered; the next bg_queue_read makes the group again. */
+        bg_bus_reply_free(r);
+        q->need_group = 1;
+        return BG_OK;
+    }
+    return read_finish(q, r, out, err);
 }

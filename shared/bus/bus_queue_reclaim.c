@@ -79,7 +79,7 @@ int bg_queue_extend(bg_queue *q, const char *id, char *err)
     else
         bg_set_error(err, "extend %s %s: lease lost, the entry is not pending (acked?)", q->stream,
                      id);
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return rc;
 }
 
@@ -161,7 +161,7 @@ int bg_queue_dead_letter(bg_queue *q, const bg_queue_entry *e, const char *reaso
                      e->id, q->group);
 cleanup:
     if (r != NULL)
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
     free(argv);
     free(lens);
     return rc;
@@ -186,7 +186,7 @@ static redisReply *reclaim_round(bg_queue *q, int count, char *err)
         r->element[3]->type != REDIS_REPLY_ARRAY ||
         r->element[3]->elements != r->element[1]->elements) {
         bg_set_error(err, "XAUTOCLAIM %s: unexpected reply shape", q->stream);
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
         return NULL;
     }
     memcpy(q->cursor, r->element[0]->str, r->element[0]->len + 1);
@@ -239,7 +239,7 @@ int bg_queue_reclaim(bg_queue *q, int count, bg_queue_batch *out, size_t *dead_l
         gone += r->element[2]->elements;
         if (r->element[1]->elements > 0 || strcmp(q->cursor, "0-0") == 0)
             break;
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
         r = NULL;
     }
     if (r != NULL && bg_queue_batch_fill(out, r, r->element[1], r->element[3], err) != BG_OK)
@@ -269,11 +269,11 @@ int bg_queue_delete_idle_consumers(bg_queue *q, int64_t idle_ms, size_t *deleted
         return BG_ERR;
     if (r->type != REDIS_REPLY_INTEGER) {
         bg_set_error(err, "XGROUP DELCONSUMER %s: unexpected reply type %d", q->stream, r->type);
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
         return BG_ERR;
     }
     if (deleted != NULL)
         *deleted = (size_t)r->integer;
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return BG_OK;
 }

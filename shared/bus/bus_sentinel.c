@@ -94,7 +94,7 @@ static redisReply *sentinel_cmd(redisContext *c, const char *where, const char *
     }
     if (r->type == REDIS_REPLY_ERROR) {
         bg_set_error(err, "%s: %s: %s", where, what, r->str);
-        freeReplyObject(r);
+        bg_bus_reply_free(r);
         return NULL;
     }
     return r;
@@ -113,7 +113,7 @@ static int sentinel_auth(redisContext *c, const bg_valkey_addr *a, const char *w
         r = sentinel_cmd(c, where, "AUTH", 2, (const char *[]){"AUTH", a->sentinel_password}, err);
     if (r == NULL)
         return BG_ERR;
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
     return BG_OK;
 }
 
@@ -163,7 +163,7 @@ static int sentinel_ask(const bg_bus_opts *o, SSL_CTX *ctx, const bg_valkey_node
     if ((r = sentinel_cmd(c, where, "SENTINEL get-master-addr-by-name", 3, argv, err)) == NULL)
         goto done;
     rc = sentinel_answer(r, out, where, err);
-    freeReplyObject(r);
+    bg_bus_reply_free(r);
 done:
     redisFree(c);
     return rc;

@@ -1,7 +1,6 @@
 /* frame_encode.c: validates a bg_frame and lays it out as XADD field/value strings. */
 #include "frame_int.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +31,26 @@ static void wire_push(bg_frame_wire *w, const char *name, const char *value, siz
     w->argc += 2;
 }
 
+/* v in decimal into out (24 bytes), as "%lld" writes it, without printf: every frame
+ * carries a few integers (ts, deadline, status). Returns the length. */
+static size_t put_i64(char *out, int64_t v)
+{
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    char tmp[24];
+    size_t n = 0, len = 0;
+
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        out[len++] = '-';
+    while (n > 0)
+        out[len++] = tmp[--n];
+    out[len] = '\0';
+    return len;
+}
+
 /* Where the value of field fid lives in f; *present = 0 when the caller left it out. */
 static void field_value(const bg_frame *f, bg_field_id fid, bg_frame_wire *w, const char **p,
                         size_t *len, int *present)
@@ -50,7 +69,7 @@ static void field_value(const bg_frame *f, bg_field_id fid, bg_frame_wire *w, co
         char *num = w->num_[w->nnum_];
         if (!*present)
             return;
-        *len = (size_t)snprintf(num, sizeof(w->num_[0]), "%lld", (long long)v);
+        *len = put_i64(num, v);
         *p = num;
         w->nnum_++;
     } else if (d->kind == BG_K_META) {

@@ -19,9 +19,11 @@ typedef struct bg_bus_opts {
     const char *tls_ca_file, *tls_cert_file, *tls_key_file, *tls_server_name; /* NULL/"" = unset */
     int tls_verify;          /* 1 = verify server certificate (default) */
     const char *client_name; /* CLIENT SETNAME, optional */
+    int reply_blocks; /* 1 = replies built in blocks (shared/bus/bus_reply.c): cheaper to build
+                       * and free, and then only bg_bus_reply_free may free them */
 } bg_bus_opts;
 
-/* Defaults: localhost:6379, connect 2 s, command 5 s, verify on. */
+/* Defaults: localhost:6379, connect 2 s, command 5 s, verify on, hiredict's replies. */
 void bg_bus_opts_init(bg_bus_opts *o);
 /* Process-wide: hiredict's calloc becomes malloc + memset, which glibc serves from its
  * per-thread cache (calloc skips it). For a process that owns its hiredict use (a
@@ -59,7 +61,7 @@ int64_t bg_bus_command_timeout(const bg_bus *bus); /* 0 = none */
  * "-UNBLOCKED"/"-READONLY"/"-LOADING" error it reconnects (exponential backoff
  * with full jitter, 100 ms..5 s, so it may sleep that long) and retries once:
  * delivery is at-least-once, a retried write may have been applied. Returns the reply (caller frees
- * with freeReplyObject; a -ERR reply comes back as REDIS_REPLY_ERROR, not NULL) or NULL with err
+ * with bg_bus_reply_free; a -ERR reply comes back as REDIS_REPLY_ERROR, not NULL) or NULL with err
  * set when the server is unreachable. */
 redisReply *bg_bus_command(bg_bus *bus, char *err, const char *fmt, ...);
 redisReply *bg_bus_command_argv(bg_bus *bus, int argc, const char **argv, const size_t *argvlen,
@@ -71,6 +73,8 @@ redisReply *bg_bus_command_formatted(bg_bus *bus, const char *cmd, size_t len, c
  * I/O error the caller reconnects (bg_bus_reconnect) and resends what it needs. */
 int bg_bus_append_argv(bg_bus *bus, int argc, const char **argv, const size_t *argvlen, char *err);
 int bg_bus_get_reply(bg_bus *bus, redisReply **reply, char *err);
+/* Frees any reply: one built in blocks (reply_blocks) or by hiredict (freeReplyObject). */
+void bg_bus_reply_free(redisReply *r);
 
 /* Replace the context with a new one; honours the backoff schedule (sleeps
  * until the next attempt is due; a signal cuts the sleep short and returns

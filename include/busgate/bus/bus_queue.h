@@ -82,6 +82,14 @@ int bg_queue_enqueue_to(bg_bus *bus, const char *stream, size_t maxlen, const bg
  * group cannot be made it returns BG_ERR after waiting out the interval, so a
  * caller that loops on errors cannot spin. An empty batch is BG_OK. */
 int bg_queue_read(bg_queue *q, int count, int64_t block_ms, bg_queue_batch *out, char *err);
+/* The same read, pipelined: appended (bg_bus_append_argv) behind commands whose replies are
+ * still to be read, so that it shares their round trip; its reply, taken after theirs with
+ * bg_queue_read_reply (which raises the command timeout as bg_queue_read does), fills out.
+ * No retry, no group made here: after NOGROUP the batch is empty and the next
+ * bg_queue_read makes the group. BG_ERR (nothing appended) while the group is known to be
+ * missing. */
+int bg_queue_read_append(bg_queue *q, int count, int64_t block_ms, char *err);
+int bg_queue_read_reply(bg_queue *q, bg_queue_batch *out, char *err);
 
 int bg_queue_ack(bg_queue *q, const char *id, char *err);
 /* XACK of many ids in one command. */
