@@ -160,6 +160,7 @@ static void rl_on_eval(bg_abus *b, redisReply *reply, void *arg)
     rl_call c;
     bg_rl_result r;
     int64_t granted;
+    int gone = x->conn == NULL;
     char why[160];
 
     (void)b;
@@ -168,14 +169,16 @@ static void rl_on_eval(bg_abus *b, redisReply *reply, void *arg)
     if (c.want > 1)
         bg_rl_lease_set_fetching(c.key, 0);
     /* The client may have left: its tokens are not lost, the next requests spend them. */
-    if (x->conn == NULL && granted > 0)
+    if (gone && granted > 0)
         bg_rl_lease_put(c.key, granted, &r, bg_mono_us());
     else if (granted > 1) {
         bg_rl_lease_put(c.key, granted - 1, &r, bg_mono_us());
         r.remaining += granted - 1;
     }
-    bg_xchg_drop_bus(x); /* x is still held by its connection's queue when it has one */
-    if (x->conn == NULL)
+    /* Without a connection this was x's last hold: x is freed here, not read again. With
+     * one, its connection's queue still holds it. */
+    bg_xchg_drop_bus(x);
+    if (gone)
         return;
     if (reply == NULL) {
         bg_ratelimit_fail_open(x->wk, x, "Valkey did not answer the rate limit script");
