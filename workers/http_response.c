@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "busgate/core/text.h"
 #include "busgate/proto/frame.h"
 #include "http_parser.h"
 
@@ -59,13 +60,8 @@ int bg_buf_puts(bg_buf *b, const char *s)
 int bg_buf_put_u64(bg_buf *b, uint64_t v)
 {
     char tmp[20];
-    size_t n = 0;
 
-    do {
-        tmp[sizeof(tmp) - ++n] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    return bg_buf_append(b, tmp + sizeof(tmp) - n, n);
+    return bg_buf_append(b, tmp, bg_u64_decimal(v, tmp));
 }
 
 int bg_buf_printf(bg_buf *b, const char *fmt, ...)

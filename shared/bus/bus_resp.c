@@ -3,26 +3,13 @@
  * those were a quarter of the client's CPU in bench_bus and ~7% of an echo service's. */
 #include <string.h>
 
+#include "busgate/core/text.h"
 #include "bus_resp.h"
-
-static char *put_uint(char *p, size_t v)
-{
-    char tmp[24];
-    int n = 0;
-
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    while (n > 0)
-        *p++ = tmp[--n];
-    return p;
-}
 
 static char *put_header(char *p, char kind, size_t n)
 {
     *p++ = kind;
-    p = put_uint(p, n);
+    p += bg_u64_decimal(n, p);
     *p++ = '\r';
     *p++ = '\n';
     return p;

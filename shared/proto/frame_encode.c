@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "busgate/core/text.h"
+
 _Static_assert(BG_F_COUNT <= BG_WIRE_ARGV_MAX / 2, "a wire must hold every field");
 
 static void wire_init(bg_frame_wire *w)
@@ -35,18 +37,11 @@ static void wire_push(bg_frame_wire *w, const char *name, const char *value, siz
  * carries a few integers (ts, deadline, status). Returns the length. */
 static size_t put_i64(char *out, int64_t v)
 {
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    char tmp[24];
-    size_t n = 0, len = 0;
+    size_t len = 0;
 
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
     if (v < 0)
         out[len++] = '-';
-    while (n > 0)
-        out[len++] = tmp[--n];
+    len += bg_u64_decimal(v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, out + len);
     out[len] = '\0';
     return len;
 }

@@ -89,12 +89,13 @@ static int key_format(char *out, size_t outlen, char *err, const char *fmt, ...)
 /* key_format without printf, for keys made on every request: the parts end to end. */
 static int key_join(char *out, size_t outlen, char *err, const char *const *parts, size_t n)
 {
-    size_t cap = outlen - 1 < BG_KEY_MAX ? outlen - 1 : (size_t)BG_KEY_MAX, len = 0;
+    size_t cap, len = 0;
 
     if (out == NULL || outlen == 0) {
         bg_set_error(err, "key buffer is empty");
         return BG_ERR;
     }
+    cap = outlen - 1 < BG_KEY_MAX ? outlen - 1 : (size_t)BG_KEY_MAX;
     for (size_t i = 0; i < n; i++) {
         size_t k = strlen(parts[i]);
 

@@ -4,6 +4,7 @@
 #define BUSGATE_TEXT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The value of hex digit c (either case), or -1. */
 static inline int bg_hex_value(int c)
@@ -15,6 +16,22 @@ static inline int bg_hex_value(int c)
     if (c >= 'A' && c <= 'F')
         return c - 'A' + 10;
     return -1;
+}
+
+/* v in decimal at out (at most 20 characters, no NUL), without printf: for text written on
+ * every request or command. Returns how many characters. */
+static inline size_t bg_u64_decimal(uint64_t v, char *out)
+{
+    char tmp[20];
+    size_t n = 0, len = 0;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n > 0)
+        out[len++] = tmp[--n];
+    return len;
 }
 
 /* Lowercase hex of in[0..n) into out (2n characters and a NUL). */
